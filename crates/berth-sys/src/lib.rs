@@ -1,0 +1,1 @@
+//! The only crate with `unsafe`: thin, documented syscall wrappers.
