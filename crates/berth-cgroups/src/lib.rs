@@ -17,127 +17,43 @@
 //! - [`Resources`]: the limits berth sets (a Docker-shaped subset of the OCI `LinuxResources`).
 //! - [`CgroupStats`]: raw counters, shaped so the engine can build Docker's stats JSON.
 //!
+//! ## Worked example
+//!
+//! ```no_run
+//! use berth_cgroups::{open, CgroupPath, Resources};
+//! let cg = open(CgroupPath("/berth/abc123".into()))?; // v1 or v2, detected from mountinfo
+//! cg.create()?;
+//! cg.set(&Resources { memory_limit: Some(32 << 20), pids_limit: Some(64), ..Default::default() })?;
+//! cg.add_task(std::process::id() as i32)?; // normally the container's init, before exec
+//! let st = cg.stats()?;
+//! println!("working set {} of {}", st.memory_working_set(), st.memory_limit);
+//! # Ok::<(), berth_cgroups::CgroupError>(())
+//! ```
+//!
+//! ## Memory: usage vs working set
+//!
+//! The kernel's usage (`memory.usage_in_bytes` in v1, `memory.current` in v2) counts page
+//! cache too, which the kernel drops under pressure. Docker's `docker stats` shows the
+//! **working set = usage − inactive_file**, where inactive_file is `total_inactive_file` from
+//! v1's `memory.stat` (the hierarchical total) or `inactive_file` from v2's `memory.stat`
+//! (see [`CgroupStats::memory_working_set`]); the limit is the cgroup's limit, or the host's
+//! `MemTotal` when unlimited.
+//!
 //! Lifecycle: `create` (mkdir in every hierarchy, cpuset inherits cpus/mems) → `set` limits →
 //! `add_task(pid)` before the container's process execs → `stats` while it runs →
 //! `freeze`/`thaw` for pause → `destroy` after the last task is gone.
 
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+mod error;
+mod factory;
+mod fsutil;
+pub mod layout;
+mod manager;
+pub mod v1;
+pub mod v2;
 
-/// Errors from cgroup operations; each names the file involved.
-#[derive(Debug, thiserror::Error)]
-pub enum CgroupError {
-    #[error("cgroup file {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("no usable cgroup hierarchy found: {0}")]
-    NoHierarchy(String),
-    #[error("cgroup {path} is still in use by processes {pids:?}; stop them first")]
-    Busy { path: PathBuf, pids: Vec<i32> },
-    #[error("invalid cgroup value for {field}: {reason}")]
-    Invalid { field: &'static str, reason: String },
-    #[error("cannot parse {path}: {reason}")]
-    Parse { path: PathBuf, reason: String },
-}
-
-pub type Result<T> = std::result::Result<T, CgroupError>;
-
-/// Path of a container's cgroup relative to each hierarchy root (always starts with `/`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CgroupPath(pub String);
-
-/// Limits berth applies. `None` leaves the kernel default (unlimited / inherited).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Resources {
-    /// Hard memory limit in bytes (`memory.limit_in_bytes` / `memory.max`).
-    pub memory_limit: Option<i64>,
-    /// Soft limit in bytes (`memory.soft_limit_in_bytes` / `memory.low`).
-    pub memory_reservation: Option<i64>,
-    /// Memory + swap limit in bytes, Docker semantics (`-1` = unlimited swap).
-    pub memory_swap: Option<i64>,
-    /// Relative CPU weight, Docker's `--cpu-shares` scale (2..262144, default 1024).
-    pub cpu_shares: Option<u64>,
-    /// CFS quota in microseconds per period (`-1` = unlimited).
-    pub cpu_quota: Option<i64>,
-    /// CFS period in microseconds (default 100000).
-    pub cpu_period: Option<u64>,
-    /// cpuset CPU list, e.g. `0-1`.
-    pub cpuset_cpus: Option<String>,
-    /// cpuset memory node list, e.g. `0`.
-    pub cpuset_mems: Option<String>,
-    /// Max number of tasks (`-1` or `None` = unlimited).
-    pub pids_limit: Option<i64>,
-    /// Block IO weight 10..1000, where the kernel offers it.
-    pub blkio_weight: Option<u16>,
-}
-
-/// Raw counters of one container's cgroup, enough to build Docker's stats reply.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct CgroupStats {
-    /// Total CPU time in nanoseconds.
-    pub cpu_total_ns: u64,
-    /// Per-CPU time in nanoseconds (empty where the kernel does not report it, e.g. v2).
-    pub cpu_percpu_ns: Vec<u64>,
-    /// CPU time in user mode, nanoseconds.
-    pub cpu_user_ns: u64,
-    /// CPU time in kernel mode, nanoseconds.
-    pub cpu_system_ns: u64,
-    pub cpu_throttled_periods: u64,
-    pub cpu_periods: u64,
-    pub cpu_throttled_time_ns: u64,
-    /// Memory usage in bytes as the kernel counts it (includes page cache).
-    pub memory_usage: u64,
-    /// Peak usage where known.
-    pub memory_max_usage: u64,
-    /// The effective limit in bytes (host memory when unlimited).
-    pub memory_limit: u64,
-    /// Page cache: v1 `total_inactive_file`, v2 `inactive_file` — subtracted for the working set.
-    pub memory_inactive_file: u64,
-    /// Number of OOM kills in this cgroup.
-    pub memory_oom_kills: u64,
-    /// Memory controller's raw `memory.stat` key/values (Docker passes them through).
-    pub memory_stat: std::collections::BTreeMap<String, u64>,
-    pub pids_current: u64,
-    pub pids_limit: Option<u64>,
-    /// Bytes read / written per block device, summed.
-    pub blkio_read_bytes: u64,
-    pub blkio_write_bytes: u64,
-}
-
-impl CgroupStats {
-    /// Docker's "working set": usage minus inactive page cache (what `docker stats` shows).
-    pub fn memory_working_set(&self) -> u64 {
-        self.memory_usage.saturating_sub(self.memory_inactive_file)
-    }
-}
-
-/// One container's cgroup(s). Implemented by the v1 and v2 managers.
-pub trait CgroupManager: Send + Sync + std::fmt::Debug {
-    /// Which layout backs this manager (`"v1"` or `"v2"`).
-    fn version(&self) -> &'static str;
-    /// Create the cgroup directories (idempotent).
-    fn create(&self) -> Result<()>;
-    /// Write resource limits.
-    fn set(&self, resources: &Resources) -> Result<()>;
-    /// Move a process (and with it its future children) into the cgroup.
-    fn add_task(&self, pid: i32) -> Result<()>;
-    /// PIDs currently in the cgroup.
-    fn pids(&self) -> Result<Vec<i32>>;
-    /// Read counters.
-    fn stats(&self) -> Result<CgroupStats>;
-    /// Freeze every task (pause). v1 freezer: a frozen task ignores SIGKILL until thawed.
-    fn freeze(&self) -> Result<()>;
-    /// Thaw (resume).
-    fn thaw(&self) -> Result<()>;
-    /// Whether the cgroup is currently frozen.
-    fn is_frozen(&self) -> Result<bool>;
-    /// Remove the directories; fails with [`CgroupError::Busy`] while tasks remain.
-    fn destroy(&self) -> Result<()>;
-    /// Absolute directories per hierarchy (`"memory"` → `/sys/fs/cgroup/memory/berth/x`, or
-    /// `"unified"` → ... for v2), for `explain` and for joining the cgroup on exec.
-    fn paths(&self) -> Vec<(String, PathBuf)>;
-}
+pub use error::{CgroupError, Result};
+pub use factory::{open, open_at};
+pub use layout::{Layout, V1Hierarchy};
+pub use manager::{CgroupManager, CgroupPath, CgroupStats, Resources};
