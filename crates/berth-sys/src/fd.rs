@@ -1,0 +1,95 @@
+//! File descriptors: pass them over unix sockets (SCM_RIGHTS), close inherited ones on exec.
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+
+/// Send `fd` over the unix socket `sock` with a small payload (runc's console-socket protocol
+/// sends the terminal master this way, with the pty name as payload).
+pub fn send_fd(sock: BorrowedFd<'_>, payload: &[u8], fd: BorrowedFd<'_>) -> io::Result<()> {
+    let fds = [fd.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let payload = if payload.is_empty() {
+        b"\0" as &[u8]
+    } else {
+        payload
+    };
+    let iov = [IoSlice::new(payload)];
+    sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)?;
+    Ok(())
+}
+
+/// Receive one descriptor sent with [`send_fd`]; returns it with the payload.
+pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<(OwnedFd, Vec<u8>)> {
+    let mut buf = vec![0u8; 4096];
+    let mut cmsg_space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let (fds, len) = {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let msg = recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg_space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )?;
+        let mut fds = Vec::new();
+        for c in msg.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(r) = c {
+                fds.extend(r);
+            }
+        }
+        (fds, msg.bytes)
+    };
+    buf.truncate(len);
+    let mut owned: Vec<OwnedFd> = fds
+        .into_iter()
+        // SAFETY: SCM_RIGHTS installed these descriptors in our table just now; nobody else
+        // owns them, so each is wrapped exactly once.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect();
+    if owned.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no file descriptor received over the socket",
+        ));
+    }
+    Ok((owned.swap_remove(0), buf))
+}
+
+/// Mark every descriptor `>= from` close-on-exec (`close_range(CLOSE_RANGE_CLOEXEC)`), so a
+/// container process inherits only what is explicitly passed (stdio, preserved fds).
+pub fn mark_cloexec_from(from: u32) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes descriptor flags; no memory is passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            from,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn fd_roundtrip_over_socketpair() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let f = std::fs::File::open("/proc/self/status").unwrap();
+        send_fd(a.as_fd(), b"hello", f.as_fd()).unwrap();
+        let (got, payload) = recv_fd(b.as_fd()).unwrap();
+        assert_eq!(payload, b"hello");
+        let mut s = String::new();
+        use std::io::Read;
+        std::fs::File::from(got).read_to_string(&mut s).unwrap();
+        assert!(s.contains("Name:"));
+    }
+}
