@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod fakecgroup;
 pub mod unique;
 
 /// True when running as root; prints why a root-tier test is skipped otherwise.
