@@ -1,1 +1,79 @@
+//! # berth-engine: containers, images, volumes and events as services
+//!
+//! The daemon turns each HTTP request into one call on an [`Engine`]; the engine owns the
+//! state on disk and talks to the pieces below it:
+//!
+//! - **berth-image** pulls images and prepares each container's overlay rootfs;
+//! - **berth-shim** (a separate process per container, `berth shim ...`) creates the container
+//!   through berth-runtime, holds its stdio, writes its json-file log and records its exit;
+//!   it outlives the daemon, so a restarted engine *re-adopts* running containers;
+//! - **berth-cgroups** gives stats and the freezer for pause.
+//!
+//! Vocabulary:
+//! - a [`ContainerSpec`] is what the caller asks for; a [`ContainerRecord`] is what the
+//!   engine stores (`data_root/containers/<id>/config.json`, written atomically) and shows;
+//! - the *bundle* (`exec_root/containers/<id>/bundle`: OCI `config.json` + `rootfs`) is what
+//!   the runtime consumes; the shim's state dir is `exec_root/containers/<id>`.
+//!
+//! Lifecycle: `create` (record, name) → `start` (mount rootfs, write bundle, spawn shim,
+//! `START`) → the monitor holds a `WAIT` on the shim → exit recorded → restart policy /
+//! auto-remove → `remove` (unmount, delete record).
+//!
+//! Errors carry an [`ErrorKind`] the daemon maps to a status code, and Docker's message.
+//!
+//! ```no_run
+//! # async fn demo() -> berth_engine::Result<()> {
+//! use berth_engine::{Engine, EngineConfig, ContainerSpec, WaitCondition};
+//! let engine = Engine::open(EngineConfig::default()).await?;
+//! let created = engine
+//!     .create_container(ContainerSpec {
+//!         image: "busybox".into(),
+//!         cmd: Some(vec!["echo".into(), "hello".into()]),
+//!         ..Default::default()
+//!     })
+//!     .await?;
+//! let wait = engine.wait_container(&created.id, WaitCondition::NextExit).await?;
+//! engine.start_container(&created.id).await?;
+//! assert_eq!(wait.result().await.status_code, 0);
+//! # Ok(()) }
+//! ```
+
 #![forbid(unsafe_code)]
+
+pub mod attach;
+pub mod config;
+pub mod containers;
+mod engine;
+pub mod error;
+pub mod events;
+pub mod exec;
+pub mod images;
+pub mod logs;
+pub mod options;
+pub mod record;
+mod services_stub;
+pub mod spec;
+pub mod stats;
+pub mod system;
+pub mod volumes;
+
+pub use attach::{AttachIo, AttachStream};
+pub use config::EngineConfig;
+pub use containers::WaitHandle;
+pub use engine::Engine;
+pub use error::{EngineError, ErrorKind, Result};
+pub use events::Event;
+pub use exec::{ExecRecord, ExecSpec, ExecStartOptions};
+pub use images::{
+    ImageConfig, ImageDeleteItem, ImageDetails, ImageSummary, ProgressSender, PullProgress,
+};
+pub use logs::{LogEntry, LogOptions, LogReceiver, LogStreamKind};
+pub use options::{
+    AttachOptions, CreateResult, Filters, ListOptions, PruneReport, RemoveOptions, TopResult,
+    WaitCondition, WaitResult,
+};
+pub use record::{ContainerRecord, ContainerState, ContainerStatus, ContainerSummary, MountPoint};
+pub use spec::{ContainerSpec, HostSpec, MountSpec, PortBinding, RestartPolicy, Ulimit};
+pub use stats::{ContainerStats, StatsReceiver};
+pub use system::{DiskUsage, SystemCounts};
+pub use volumes::{Volume, VolumeSpec};
