@@ -24,7 +24,8 @@ pub(crate) fn read_opt(path: &Path) -> Result<Option<String>> {
 /// Parse a single unsigned number; `max` reads as `None`.
 pub(crate) fn parse_u64_or_max(path: &Path, s: &str) -> Result<Option<u64>> {
     let s = s.trim();
-    if s == "max" {
+    // "max" (v2) and "-1" (what was written to a v1 file, read back from a fake tree) mean unlimited.
+    if s == "max" || s == "-1" {
         return Ok(None);
     }
     s.parse::<u64>().map(Some).map_err(|e| CgroupError::Parse {
@@ -96,6 +97,14 @@ pub(crate) fn rmdir_retry(dir: &Path) -> Result<()> {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                // Live tasks will not go away by waiting: fail at once, naming them.
+                let pids = read_pids(&dir.join("cgroup.procs")).unwrap_or_default();
+                if !pids.is_empty() {
+                    return Err(CgroupError::Busy {
+                        path: dir.to_path_buf(),
+                        pids,
+                    });
+                }
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(Duration::from_millis(50));
             }

@@ -45,6 +45,11 @@
 
 #![forbid(unsafe_code)]
 
+// The conformance suite in tests/common is shared with the unit tests, which name the crate.
+#[cfg(test)]
+extern crate self as berth_cgroups;
+#[cfg(test)]
+mod conformance_fake;
 mod error;
 mod factory;
 mod fsutil;

@@ -77,13 +77,16 @@ impl V2Manager {
     fn enable_subtree(dir: &Path) -> Result<()> {
         let offered = fsutil::read_opt(&dir.join("cgroup.controllers"))?.unwrap_or_default();
         let enabled = fsutil::read_opt(&dir.join("cgroup.subtree_control"))?.unwrap_or_default();
-        for c in WANTED {
-            let offered = offered.split_whitespace().any(|o| o == *c);
-            let on = enabled.split_whitespace().any(|o| o == *c);
-            if offered && !on {
-                // One write per controller: a multi-controller write fails as a whole.
-                fsutil::write(&dir.join("cgroup.subtree_control"), &format!("+{c}"))?;
-            }
+        let missing: Vec<String> = WANTED
+            .iter()
+            .filter(|c| offered.split_whitespace().any(|o| o == **c))
+            .filter(|c| !enabled.split_whitespace().any(|o| o == **c))
+            .map(|c| format!("+{c}"))
+            .collect();
+        if !missing.is_empty() {
+            // One write: only offered controllers are asked for, so it cannot fail for one
+            // of them being absent.
+            fsutil::write(&dir.join("cgroup.subtree_control"), &missing.join(" "))?;
         }
         Ok(())
     }

@@ -197,7 +197,8 @@ impl FakeCgroupFs {
                     .map(|c| c.trim_start_matches('+').to_string())
                     .collect();
                 for (f, v) in v2_files(&enabled) {
-                    if !dir.join(f).exists() {
+                    // cgroup.controllers always mirrors the parent's subtree_control.
+                    if f == "cgroup.controllers" || !dir.join(f).exists() {
                         write(&dir.join(f), &v);
                     }
                 }
