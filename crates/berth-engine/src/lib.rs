@@ -49,11 +49,14 @@ pub mod events;
 pub mod exec;
 pub mod images;
 pub mod logs;
+pub mod names;
+pub mod oci;
 pub mod options;
 pub mod record;
 mod services_stub;
 pub mod spec;
 pub mod stats;
+pub mod store;
 pub mod system;
 pub mod volumes;
 
