@@ -1,1 +1,90 @@
+//! # berth-net: container networking the Docker way, over netlink and nftables
+//!
+//! ## Vocabulary
+//! - **Network**: a named L2 segment. `bridge` (the default, on our Linux bridge `berth0`),
+//!   `host` (share the host netns) and `none` (only `lo`) always exist; user networks
+//!   (`network create`) each get their own bridge (`br-` + 12 hex of the id) and subnet.
+//! - **Endpoint**: one container on one network — a veth pair (host end a port of the
+//!   bridge with `hairpin on`, the other end `eth0` inside the container netns), an IP
+//!   lease from the network's subnet, a MAC `02:42:<ip>`, a default route via the bridge
+//!   address, and the container's published ports.
+//! - **Published port**: `-p [ip:]host:container[/proto]` → a DNAT rule in our own
+//!   nftables table, plus a socket holding the host port so nobody else can take it.
+//! - **Embedded DNS**: a UDP server at 127.0.0.11:53 inside every attached container
+//!   answering names/aliases of containers on the same user network and forwarding the
+//!   rest to the host's resolvers ([`resolv_conf_embedded`] is what goes into the
+//!   container's `/etc/resolv.conf`, [`hosts_file`] into `/etc/hosts`).
+//!
+//! ## Lifecycle (what the engine calls)
+//! `open` at daemon start → `restore(running)` → per container `attach` after its netns
+//! exists and before the user process starts → `release_container` when it stops (returns
+//! at once; veth deletion, ~20 ms of kernel time, finishes in the background) → on
+//! shutdown-with-cleanup `teardown_all`. `network connect/disconnect` = `attach`/`detach`.
+//! `--network host`: nothing to do here (copy the host's resolv.conf, [`resolv_conf_host`]).
+//! `--network none`: [`setup_loopback`]. `--network container:<id>`: reuse that container's
+//! netns; its endpoints (and DNS) already serve the joiner.
+//!
+//! Kernel-global names (bridges, veth prefix, nft table) come from [`NetConfig`] so several
+//! instances, or berth beside another engine, never collide. State (networks and leases)
+//! is one JSON file in the state directory, written atomically.
+//!
+//! ## Worked example
+//! ```no_run
+//! use berth_net::{AttachRequest, NetConfig, NetworkCreate, NetworkManager, PortBinding};
+//! # async fn demo() -> Result<(), berth_net::NetError> {
+//! let net = NetworkManager::open("/var/lib/berth/network".as_ref(), NetConfig::default()).await?;
+//! net.create_network(NetworkCreate { name: "web".into(), ..Default::default() }).await?;
+//! // the container's init is running as pid 4242 in its own netns
+//! let ep = net
+//!     .attach(AttachRequest {
+//!         container_id: "4f1c...".into(),
+//!         container_name: "api".into(),
+//!         netns: "/proc/4242/ns/net".into(),
+//!         network: "web".into(),
+//!         aliases: vec!["backend".into()],
+//!         ports: vec![PortBinding::parse("127.0.0.1:8080:80")?],
+//!         ip: None,
+//!     })
+//!     .await?;
+//! println!("{} {} gw {} mac {}", ep.container_ifname, ep.ip, ep.gateway, ep.mac);
+//! let resolv = berth_net::resolv_conf_embedded(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+//! let hosts = berth_net::hosts_file("4f1c0a2b3c4d", &[ep.ip], &[]);
+//! # let _ = (resolv, hosts);
+//! // ... container runs; curl http://127.0.0.1:8080/ reaches its port 80 ...
+//! net.release_container("4f1c...").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Not yet
+//! IPv6, port ranges, TCP DNS, the iptables fallback when `nft` is missing (an `nft`
+//! binary is required; Debian package `nftables`), macvlan/overlay drivers.
+
 #![forbid(unsafe_code)]
+
+mod config;
+pub mod dns;
+mod endpoint;
+mod error;
+mod files;
+mod firewall;
+mod ipam;
+mod lifecycle;
+mod link;
+mod manager;
+mod model;
+mod netns;
+mod ports;
+mod state;
+mod sysctl;
+
+pub use config::NetConfig;
+pub use error::{ErrorKind, NetError, Result};
+pub use files::{hosts_file, nameservers, resolv_conf_embedded, resolv_conf_host, EMBEDDED_DNS};
+pub use firewall::list_ip_tables;
+pub use ipam::default_pool;
+pub use manager::NetworkManager;
+pub use model::{
+    AttachRequest, Driver, Endpoint, Network, NetworkCreate, PortBinding, Protocol, PublishedPort,
+    RunningContainer,
+};
+pub use netns::setup_loopback;

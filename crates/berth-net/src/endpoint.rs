@@ -1,0 +1,264 @@
+//! Endpoints: connecting a container's netns to a bridge network and back.
+//!
+//! Attach, in order: (1) under the state lock, pick the IP (the lease), the interface name,
+//! reserve host ports; (2) without the lock, create the veth pair straight into the netns
+//! while, concurrently, a short-lived thread opens a netlink socket (and the DNS socket)
+//! inside the netns; configure the container side; (3) record and persist, start the DNS
+//! server, and rebuild the firewall only if ports were published. Any failure rolls back
+//! the lease, the reservations and the veth.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+
+use crate::config::NetConfig;
+use crate::error::{NetError, Result};
+use crate::ipam;
+use crate::link::{self, VethSpec};
+use crate::manager::{new_id, NetworkManager};
+use crate::model::{AttachRequest, Driver, Endpoint, PublishedPort};
+use crate::netns;
+use crate::ports;
+
+impl NetworkManager {
+    /// Connect a container (its netns) to a bridge network. Returns the endpoint with the
+    /// IP, MAC, gateway, interface names and the published ports (host ports resolved).
+    pub async fn attach(&self, req: AttachRequest) -> Result<Endpoint> {
+        if req.container_id.is_empty() {
+            return Err(NetError::InvalidArgument(
+                "container id must not be empty".into(),
+            ));
+        }
+        let netns_file = std::fs::File::open(&req.netns).map_err(|e| {
+            NetError::io(
+                format!(
+                    "open network namespace {} (is the container running?)",
+                    req.netns.display()
+                ),
+                e,
+            )
+        })?;
+
+        // (1) lease, names, port reservations
+        let (net, ep, fds, want_dns) = {
+            let mut st = self.state();
+            let net = st.find_network(&req.network)?.clone();
+            if net.driver != Driver::Bridge {
+                return Err(NetError::NotAttachable(net.name));
+            }
+            let (Some(subnet), Some(gw)) = (net.subnet, net.gateway) else {
+                return Err(NetError::NotAttachable(net.name));
+            };
+            let mine: Vec<&Endpoint> = st.endpoints_of(&req.container_id).collect();
+            if mine.iter().any(|e| e.network_id == net.id) {
+                return Err(NetError::AlreadyAttached {
+                    container: req.container_name.clone(),
+                    network: net.name,
+                });
+            }
+            let used_if: HashSet<&str> = mine.iter().map(|e| e.container_ifname.as_str()).collect();
+            let ifname = (0..)
+                .map(|i| format!("eth{i}"))
+                .find(|n| !used_if.contains(n.as_str()))
+                .unwrap_or_default();
+            let default_route = !mine.iter().any(|e| e.default_route);
+            let want_dns = mine.is_empty();
+            let used_ip: HashSet<Ipv4Addr> = st.endpoints_on(&net.id).map(|e| e.ip).collect();
+            let ip = ipam::allocate(&net.name, subnet, gw, &used_ip, req.ip)?;
+
+            let mut fds: Vec<OwnedFd> = Vec::new();
+            let mut published = Vec::new();
+            if net.internal && !req.ports.is_empty() {
+                tracing::warn!(network = %net.name, "ports are not published on internal networks (as in Docker)");
+            } else {
+                for p in &req.ports {
+                    let host_ip = p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+                    let (fd, host_port) =
+                        ports::reserve(host_ip, p.host_port.unwrap_or(0), p.proto)?;
+                    fds.push(fd);
+                    published.push(PublishedPort {
+                        host_ip,
+                        host_port,
+                        container_port: p.container_port,
+                        proto: p.proto,
+                    });
+                }
+            }
+            let id = new_id();
+            let ep = Endpoint {
+                host_veth: NetConfig::ifname(&self.inner.cfg.veth_prefix, &id),
+                id,
+                container_id: req.container_id.clone(),
+                container_name: req.container_name.trim_start_matches('/').to_string(),
+                network_id: net.id.clone(),
+                network_name: net.name.clone(),
+                ip,
+                prefix_len: subnet.prefix_len(),
+                gateway: gw,
+                mac: ipam::mac_string(ipam::mac_for(ip)),
+                container_ifname: ifname,
+                aliases: req.aliases.clone(),
+                ports: published,
+                netns: req.netns.clone(),
+                default_route,
+                mtu: self.inner.cfg.mtu,
+            };
+            // The endpoint in the state *is* the lease: nobody else can take this IP now.
+            st.endpoints.insert(ep.id.clone(), ep.clone());
+            (net, ep, fds, want_dns)
+        };
+
+        // (2) kernel work, no lock held
+        let dns_bind = want_dns.then_some(self.inner.cfg.dns_address);
+        let res = async {
+            let bridge_index =
+                match link::find_link(&self.inner.host, net.bridge.as_deref().unwrap_or_default())
+                    .await?
+                {
+                    Some(i) => i,
+                    None => self.ensure_bridge(&net).await?, // e.g. deleted behind our back
+                };
+            let spec = VethSpec {
+                host_name: &ep.host_veth,
+                peer_name: &ep.container_ifname,
+                peer_netns: &netns_file,
+                peer_mac: ipam::mac_for(ep.ip),
+                mtu: ep.mtu,
+                bridge_index,
+            };
+            let (veth, inside) = tokio::join!(
+                link::add_veth(&self.inner.host, &spec),
+                netns::open_in_netns(&req.netns, dns_bind)
+            );
+            veth?;
+            let inside = inside?;
+            let gw = ep.default_route.then_some(ep.gateway);
+            link::configure_container_side(
+                &inside.handle,
+                &ep.container_ifname,
+                ep.ip,
+                ep.prefix_len,
+                gw,
+            )
+            .await?;
+            Ok::<_, NetError>(inside.dns)
+        }
+        .await;
+        let dns_sock = match res {
+            Ok(s) => s,
+            Err(e) => {
+                self.state().endpoints.remove(&ep.id);
+                drop(fds);
+                let _ = link::delete_link(&self.inner.host, &ep.host_veth).await;
+                return Err(e);
+            }
+        };
+
+        // (3) record, DNS, firewall
+        if let Some(sock) = dns_sock {
+            let task = crate::dns::server::spawn(
+                sock,
+                ep.container_id.clone(),
+                self.resolver(),
+                self.inner.upstreams.clone(),
+            )?;
+            if let Some(old) = self.live().dns.insert(ep.container_id.clone(), task) {
+                old.abort();
+            }
+        }
+        self.live().ports.insert(ep.id.clone(), fds);
+        {
+            let st = self.state();
+            self.save(&st)?;
+        }
+        if !ep.ports.is_empty() {
+            if let Err(e) = self.apply_firewall().await {
+                let _ = self.detach(&ep.container_id, &ep.network_id).await;
+                return Err(e);
+            }
+        }
+        Ok(ep)
+    }
+
+    /// `network disconnect`: remove one endpoint of a *running* container. The veth is
+    /// deleted before returning (the interface name becomes reusable in the container).
+    pub async fn detach(&self, container_id: &str, network: &str) -> Result<()> {
+        let ep = self.forget_endpoint(container_id, network)?;
+        if !ep.ports.is_empty() {
+            self.apply_firewall().await?;
+        }
+        link::delete_link(&self.inner.host, &ep.host_veth).await
+    }
+
+    /// Container stopped or removed: release all its endpoints (leases, ports, rules, DNS).
+    /// Returns without waiting for the veth deletions (~20 ms each in the kernel, which
+    /// also happen by themselves when the netns dies); `settle()` waits for them.
+    pub async fn release_container(&self, container_id: &str) -> Result<()> {
+        let eps: Vec<Endpoint> = self.state().endpoints_of(container_id).cloned().collect();
+        let mut had_ports = false;
+        for ep in &eps {
+            self.forget_endpoint(container_id, &ep.network_id)?;
+            had_ports |= !ep.ports.is_empty();
+        }
+        if had_ports {
+            self.apply_firewall().await?;
+        }
+        for ep in eps {
+            let h = self.inner.host.clone();
+            let task = tokio::spawn(async move {
+                if let Err(e) = link::delete_link(&h, &ep.host_veth).await {
+                    tracing::warn!("deleting veth {}: {e}", ep.host_veth);
+                }
+            });
+            let mut live = self.live();
+            live.background.retain(|t| !t.is_finished());
+            live.background.push(task);
+        }
+        Ok(())
+    }
+
+    /// Endpoints of one container (for `NetworkSettings` in inspect).
+    pub fn container_endpoints(&self, container_id: &str) -> Vec<Endpoint> {
+        self.state().endpoints_of(container_id).cloned().collect()
+    }
+
+    /// Wait for background veth deletions to finish.
+    pub async fn settle(&self) {
+        let tasks: Vec<_> = std::mem::take(&mut self.live().background);
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// Drop the endpoint from the state (lease), its port reservations, and the DNS server
+    /// when it was the container's last endpoint. Persists.
+    fn forget_endpoint(&self, container_id: &str, network: &str) -> Result<Endpoint> {
+        let mut st = self.state();
+        let ep = st
+            .endpoints
+            .values()
+            .find(|e| {
+                e.container_id == container_id
+                    && (e.network_id == network
+                        || e.network_name == network
+                        || (!network.is_empty() && e.network_id.starts_with(network)))
+            })
+            .cloned()
+            .ok_or_else(|| NetError::NotAttached {
+                container: container_id.to_string(),
+                network: network.to_string(),
+            })?;
+        st.endpoints.remove(&ep.id);
+        let last = st.endpoints_of(container_id).next().is_none();
+        self.save(&st)?;
+        drop(st);
+        let mut live = self.live();
+        live.ports.remove(&ep.id);
+        if last {
+            if let Some(t) = live.dns.remove(container_id) {
+                t.abort();
+            }
+        }
+        Ok(ep)
+    }
+}

@@ -1,0 +1,406 @@
+//! The network manager: networks (create/list/inspect/remove/prune), the firewall, the
+//! name lookups of the embedded DNS. Endpoints are in `endpoint.rs`, restart and cleanup in
+//! `lifecycle.rs`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ipnet::Ipv4Net;
+use rand::RngCore;
+use tokio::task::JoinHandle;
+
+use crate::config::NetConfig;
+use crate::dns::server::{Lookup, Resolver};
+use crate::error::{NetError, Result};
+use crate::firewall::{self, FwNetwork, FwPort, Ruleset};
+use crate::ipam;
+use crate::link;
+use crate::model::{Driver, Endpoint, Network, NetworkCreate};
+use crate::state::{State, STATE_FILE};
+use crate::sysctl;
+
+/// Handle to berth-net. Cheap to clone; all clones share state.
+#[derive(Clone)]
+pub struct NetworkManager {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) cfg: NetConfig,
+    pub(crate) state_path: PathBuf,
+    pub(crate) state: Arc<Mutex<State>>,
+    /// Netlink in the host namespace.
+    pub(crate) host: rtnetlink::Handle,
+    /// Serializes firewall rebuilds so the newest state is always applied last.
+    pub(crate) fw: tokio::sync::Mutex<()>,
+    pub(crate) live: Mutex<Live>,
+    pub(crate) upstreams: Arc<Vec<SocketAddr>>,
+}
+
+/// In-memory only: what exists because this process holds it.
+#[derive(Default)]
+pub(crate) struct Live {
+    /// Port reservation sockets by endpoint id.
+    pub(crate) ports: HashMap<String, Vec<OwnedFd>>,
+    /// Embedded DNS task by container id.
+    pub(crate) dns: HashMap<String, JoinHandle<()>>,
+    /// Veth deletions running in the background.
+    pub(crate) background: Vec<JoinHandle<()>>,
+}
+
+pub(crate) fn new_id() -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut c = name.chars();
+    matches!(c.next(), Some(f) if f.is_ascii_alphanumeric())
+        && c.all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
+}
+
+impl NetworkManager {
+    /// Open (or create) the state in `state_dir`, make sure the predefined networks
+    /// `bridge`, `host` and `none` exist, create the bridges of all bridge networks, turn
+    /// on `ip_forward` and install our nftables table. Must be called inside a tokio runtime.
+    pub async fn open(state_dir: &Path, cfg: NetConfig) -> Result<NetworkManager> {
+        cfg.validate()?;
+        let state_path = state_dir.join(STATE_FILE);
+        let mut st = State::load(&state_path)?;
+        let (conn, host, _) =
+            rtnetlink::new_connection().map_err(|e| NetError::io("open netlink socket", e))?;
+        tokio::spawn(conn);
+        sysctl::enable_ip_forward()?;
+        let upstreams = match &cfg.dns_upstreams {
+            Some(u) => u.clone(),
+            None => crate::files::nameservers(
+                &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            ),
+        };
+
+        if !st.networks.values().any(|n| n.name == "bridge") {
+            let subnet = match cfg.default_subnet {
+                Some(s) => s,
+                None => {
+                    let mut taken = link::host_routes(&host).await?;
+                    taken.extend(st.networks.values().filter_map(|n| n.subnet));
+                    ipam::pick_subnet(&cfg.address_pool, &taken)?
+                }
+            };
+            let (subnet, gw) = ipam::validate(subnet, None)?;
+            let n = predefined(
+                "bridge",
+                Driver::Bridge,
+                Some((subnet, gw)),
+                Some(cfg.default_bridge.clone()),
+            );
+            st.networks.insert(n.id.clone(), n);
+        }
+        for (name, driver) in [("host", Driver::Host), ("none", Driver::Null)] {
+            if !st.networks.values().any(|n| n.name == name) {
+                let n = predefined(name, driver, None, None);
+                st.networks.insert(n.id.clone(), n);
+            }
+        }
+        st.save(&state_path)?;
+        let bridges: Vec<Network> = st
+            .networks
+            .values()
+            .filter(|n| n.driver == Driver::Bridge)
+            .cloned()
+            .collect();
+        let mgr = NetworkManager {
+            inner: Arc::new(Inner {
+                cfg,
+                state_path,
+                state: Arc::new(Mutex::new(st)),
+                host,
+                fw: tokio::sync::Mutex::new(()),
+                live: Mutex::new(Live::default()),
+                upstreams: Arc::new(upstreams),
+            }),
+        };
+        for n in &bridges {
+            mgr.ensure_bridge(n).await?;
+        }
+        mgr.apply_firewall().await?;
+        Ok(mgr)
+    }
+
+    /// The configuration this instance runs with.
+    pub fn config(&self) -> &NetConfig {
+        &self.inner.cfg
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn live(&self) -> MutexGuard<'_, Live> {
+        self.inner.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn save(&self, st: &State) -> Result<()> {
+        st.save(&self.inner.state_path)
+    }
+
+    pub(crate) async fn ensure_bridge(&self, n: &Network) -> Result<u32> {
+        let (Some(br), Some(subnet), Some(gw)) = (&n.bridge, n.subnet, n.gateway) else {
+            return Err(NetError::InvalidArgument(format!(
+                "network {} is not a bridge network",
+                n.name
+            )));
+        };
+        let idx = link::ensure_bridge(
+            &self.inner.host,
+            br,
+            gw,
+            subnet.prefix_len(),
+            ipam::mac_for(gw),
+            self.inner.cfg.mtu,
+        )
+        .await?;
+        sysctl::enable_route_localnet(br)?;
+        Ok(idx)
+    }
+
+    /// `network create`.
+    pub async fn create_network(&self, req: NetworkCreate) -> Result<Network> {
+        if !valid_name(&req.name) {
+            return Err(NetError::InvalidArgument(format!(
+                "invalid network name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                req.name
+            )));
+        }
+        let routes = link::host_routes(&self.inner.host).await?;
+        let net = {
+            let mut st = self.state();
+            if st.networks.values().any(|n| n.name == req.name) {
+                return Err(NetError::NetworkExists(req.name));
+            }
+            let ours: Vec<Ipv4Net> = st.networks.values().filter_map(|n| n.subnet).collect();
+            let subnet = match req.subnet {
+                Some(s) => {
+                    let s = ipam::validate(s, req.gateway)?.0;
+                    if let Some(o) = ours
+                        .iter()
+                        .chain(routes.iter())
+                        .find(|o| ipam::overlaps(&s, o))
+                    {
+                        return Err(NetError::SubnetOverlap {
+                            subnet: s.to_string(),
+                            other: o.to_string(),
+                        });
+                    }
+                    s
+                }
+                None => {
+                    let taken: Vec<Ipv4Net> = ours.iter().chain(routes.iter()).copied().collect();
+                    ipam::pick_subnet(&self.inner.cfg.address_pool, &taken)?
+                }
+            };
+            let (subnet, gw) = ipam::validate(subnet, req.gateway)?;
+            let id = new_id();
+            let net = Network {
+                bridge: Some(NetConfig::ifname(&self.inner.cfg.user_bridge_prefix, &id)),
+                id,
+                name: req.name,
+                driver: Driver::Bridge,
+                subnet: Some(subnet),
+                gateway: Some(gw),
+                internal: req.internal,
+                labels: req.labels,
+                created: now_rfc3339(),
+                predefined: false,
+            };
+            st.networks.insert(net.id.clone(), net.clone());
+            net
+        };
+        let res = async {
+            self.ensure_bridge(&net).await?;
+            self.apply_firewall().await
+        }
+        .await;
+        if let Err(e) = res {
+            self.state().networks.remove(&net.id);
+            if let Some(br) = &net.bridge {
+                let _ = link::delete_link(&self.inner.host, br).await;
+            }
+            return Err(e);
+        }
+        let st = self.state();
+        self.save(&st)?;
+        Ok(net)
+    }
+
+    /// `network ls`: all networks, predefined ones included, sorted by name.
+    pub fn list_networks(&self) -> Vec<Network> {
+        let mut v: Vec<Network> = self.state().networks.values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// `network inspect`: by id, name or unique id prefix.
+    pub fn network(&self, key: &str) -> Result<Network> {
+        self.state().find_network(key).cloned()
+    }
+
+    /// The endpoints (containers) on a network.
+    pub fn network_endpoints(&self, key: &str) -> Result<Vec<Endpoint>> {
+        let st = self.state();
+        let id = st.find_network(key)?.id.clone();
+        Ok(st.endpoints_on(&id).cloned().collect())
+    }
+
+    /// `network rm`.
+    pub async fn remove_network(&self, key: &str) -> Result<()> {
+        let net = {
+            let mut st = self.state();
+            let net = st.find_network(key)?.clone();
+            if net.predefined {
+                return Err(NetError::Predefined(net.name));
+            }
+            let count = st.endpoints_on(&net.id).count();
+            if count > 0 {
+                return Err(NetError::NetworkInUse {
+                    name: net.name,
+                    count,
+                });
+            }
+            st.networks.remove(&net.id);
+            self.save(&st)?;
+            net
+        };
+        self.apply_firewall().await?;
+        if let Some(br) = &net.bridge {
+            link::delete_link(&self.inner.host, br).await?;
+        }
+        Ok(())
+    }
+
+    /// `network prune`: remove user networks without endpoints whose labels match all of
+    /// `labels` (empty = all). Returns the removed names.
+    pub async fn prune_networks(&self, labels: &BTreeMap<String, String>) -> Result<Vec<String>> {
+        let victims: Vec<String> = {
+            let st = self.state();
+            st.networks
+                .values()
+                .filter(|n| !n.predefined && st.endpoints_on(&n.id).next().is_none())
+                .filter(|n| labels.iter().all(|(k, v)| n.labels.get(k) == Some(v)))
+                .map(|n| n.id.clone())
+                .collect()
+        };
+        let mut removed = Vec::new();
+        for id in victims {
+            let name = self.network(&id)?.name;
+            match self.remove_network(&id).await {
+                Ok(()) => removed.push(name),
+                Err(NetError::NetworkInUse { .. }) => {} // raced with an attach: keep it
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Rebuild our nftables table from the current state (one atomic batch).
+    pub(crate) async fn apply_firewall(&self) -> Result<()> {
+        let _g = self.inner.fw.lock().await;
+        let rs = {
+            let st = self.state();
+            let mut networks = Vec::new();
+            for n in st.networks.values() {
+                if let (Driver::Bridge, Some(br), Some(subnet)) = (n.driver, &n.bridge, n.subnet) {
+                    networks.push(FwNetwork {
+                        bridge: br.clone(),
+                        subnet,
+                        internal: n.internal,
+                    });
+                }
+            }
+            let ports = st
+                .endpoints
+                .values()
+                .flat_map(|e| {
+                    e.ports.iter().map(move |p| FwPort {
+                        host_ip: p.host_ip,
+                        host_port: p.host_port,
+                        proto: p.proto,
+                        container_ip: e.ip,
+                        container_port: p.container_port,
+                    })
+                })
+                .collect();
+            Ruleset {
+                table: self.inner.cfg.nft_table.clone(),
+                networks,
+                ports,
+            }
+        };
+        firewall::apply(&rs.to_nftables()).await
+    }
+
+    pub(crate) fn resolver(&self) -> Arc<dyn Resolver> {
+        Arc::new(StateResolver(self.inner.state.clone()))
+    }
+}
+
+fn predefined(
+    name: &str,
+    driver: Driver,
+    ip: Option<(Ipv4Net, Ipv4Addr)>,
+    bridge: Option<String>,
+) -> Network {
+    Network {
+        id: new_id(),
+        name: name.to_string(),
+        driver,
+        subnet: ip.map(|x| x.0),
+        gateway: ip.map(|x| x.1),
+        bridge,
+        internal: false,
+        labels: BTreeMap::new(),
+        created: now_rfc3339(),
+        predefined: true,
+    }
+}
+
+/// Names visible to a container: names, aliases and short ids of the containers on the
+/// same *user-defined* networks (the default `bridge` network has no name resolution, as
+/// in Docker).
+struct StateResolver(Arc<Mutex<State>>);
+
+impl Resolver for StateResolver {
+    fn lookup(&self, container_id: &str, name: &str) -> Lookup {
+        let st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mine: Vec<&Network> = st
+            .endpoints_of(container_id)
+            .filter_map(|e| st.networks.get(&e.network_id))
+            .collect();
+        let mut ips: Vec<Ipv4Addr> = Vec::new();
+        for net in mine.iter().filter(|n| !n.is_default_bridge()) {
+            for e in st.endpoints_on(&net.id) {
+                let hit = e.container_name.eq_ignore_ascii_case(name)
+                    || e.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+                    || (name.len() >= 12 && e.container_id.starts_with(name));
+                if hit && !ips.contains(&e.ip) {
+                    ips.push(e.ip);
+                }
+            }
+        }
+        if ips.is_empty() {
+            Lookup::NotOurs {
+                forward: mine.iter().any(|n| !n.internal),
+            }
+        } else {
+            Lookup::Found(ips)
+        }
+    }
+}

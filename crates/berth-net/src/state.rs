@@ -1,0 +1,127 @@
+//! Persistent state: networks and endpoints (which are also the IPAM leases), one JSON
+//! file written atomically (temp file + fsync + rename + fsync of the directory), so a
+//! crash leaves either the old or the new file, never a torn one.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{NetError, Result};
+use crate::model::{Endpoint, Network};
+
+/// File name inside the state directory.
+pub const STATE_FILE: &str = "networks.json";
+
+/// Everything berth-net persists.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct State {
+    /// By network id.
+    pub networks: BTreeMap<String, Network>,
+    /// By endpoint id. An endpoint holds its IP lease.
+    pub endpoints: BTreeMap<String, Endpoint>,
+}
+
+impl State {
+    /// Load, or an empty state when the file does not exist yet.
+    pub fn load(path: &Path) -> Result<State> {
+        match fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| NetError::State {
+                path: path.to_path_buf(),
+                msg: format!("not valid JSON: {e}"),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+            Err(e) => Err(NetError::io(format!("read {}", path.display()), e)),
+        }
+    }
+
+    /// Write atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| NetError::State {
+            path: path.to_path_buf(),
+            msg: format!("cannot serialize: {e}"),
+        })?;
+        write_atomic(path, &bytes)
+    }
+
+    /// Resolve a network by exact id, exact name, then unique id prefix (Docker's order).
+    pub fn find_network(&self, key: &str) -> Result<&Network> {
+        if let Some(n) = self.networks.get(key) {
+            return Ok(n);
+        }
+        if let Some(n) = self.networks.values().find(|n| n.name == key) {
+            return Ok(n);
+        }
+        let mut by_prefix = self
+            .networks
+            .values()
+            .filter(|n| !key.is_empty() && n.id.starts_with(key));
+        match (by_prefix.next(), by_prefix.next()) {
+            (Some(n), None) => Ok(n),
+            _ => Err(NetError::NetworkNotFound(key.to_string())),
+        }
+    }
+
+    /// Endpoints on one network.
+    pub fn endpoints_on<'a>(
+        &'a self,
+        network_id: &'a str,
+    ) -> impl Iterator<Item = &'a Endpoint> + 'a {
+        self.endpoints
+            .values()
+            .filter(move |e| e.network_id == network_id)
+    }
+
+    /// Endpoints of one container.
+    pub fn endpoints_of<'a>(
+        &'a self,
+        container_id: &'a str,
+    ) -> impl Iterator<Item = &'a Endpoint> + 'a {
+        self.endpoints
+            .values()
+            .filter(move |e| e.container_id == container_id)
+    }
+}
+
+/// temp + fsync + rename + fsync(dir).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| NetError::io(format!("create {}", dir.display()), e))?;
+    let tmp: PathBuf = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
+        std::process::id()
+    ));
+    let res = (|| -> std::io::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res.map_err(|e| NetError::io(format!("write {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_missing_file() {
+        let dir = std::env::temp_dir().join(format!("berth-net-state-{}", std::process::id()));
+        let p = dir.join(STATE_FILE);
+        let _ = fs::remove_file(&p);
+        assert!(State::load(&p).unwrap().networks.is_empty());
+        let s = State::default();
+        s.save(&p).unwrap();
+        assert!(State::load(&p).unwrap().endpoints.is_empty());
+        fs::write(&p, b"{not json").unwrap();
+        assert!(matches!(State::load(&p), Err(NetError::State { .. })));
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
