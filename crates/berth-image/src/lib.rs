@@ -1,1 +1,66 @@
+//! # berth-image: references, registry client, content store, layer unpack, overlay snapshots
+//!
+//! Vocabulary: an **image reference** (`busybox`, `127.0.0.1:5000/app:v1@sha256:…`) names
+//! an image in a registry. The registry serves a **manifest** (or a manifest list / index
+//! with one manifest per platform) that lists a **config** blob and **layer** blobs (tars,
+//! usually gzip-compressed). The config holds the container defaults and the **diff IDs**
+//! (digests of the uncompressed layer tars). Each layer is unpacked once into a
+//! **snapshot** keyed by its **chain ID**; a container's root filesystem is an overlayfs of
+//! those snapshots under a writable upper directory.
+//!
+//! ## Worked example (what the engine does for `docker run busybox`)
+//! ```no_run
+//! # async fn ex() -> Result<(), berth_image::ImageError> {
+//! use berth_image::{ImageRef, ImageStore, PullOptions, RegistryConfig};
+//! let store = ImageStore::open("/var/lib/berth".as_ref(), RegistryConfig::default())?;
+//! let r = ImageRef::parse("127.0.0.1:5000/busybox")?; // → 127.0.0.1:5000/busybox:latest
+//! let image = store.pull(&r, &PullOptions::default(), &|ev| println!("{ev:?}")).await?;
+//! let rootfs = store.prepare_container_rootfs("c0ffee", &image)?; // upper + work dirs
+//! std::fs::create_dir_all("/run/berth/c0ffee/rootfs").unwrap();
+//! berth_image::mount(&rootfs, "/run/berth/c0ffee/rootfs".as_ref())?;
+//! // … run the container, then:
+//! berth_image::unmount("/run/berth/c0ffee/rootfs".as_ref())?;
+//! store.remove_container_rootfs("c0ffee")?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Public API (stable; extended, not broken)
+//! - [`ImageRef::parse`] — Docker normalisation; [`ImageRef::familiar`] for display.
+//! - [`ImageStore::open`]`(data_root, RegistryConfig { insecure, auth_file })`.
+//! - [`ImageStore::pull`]`(&ImageRef, &PullOptions { platform, credentials }, &dyn Fn(PullEvent))`
+//!   → [`ImageRecord`] `{ id, repo_tags, repo_digests, created, size, config, layers, manifest }`.
+//! - [`ImageStore::list`], [`ImageStore::get`] (reference, full ID or ID prefix),
+//!   [`ImageStore::tag`], [`ImageStore::remove`]`(name, force, in_use)` → [`RemoveEvent`]s,
+//!   [`ImageStore::import`] (rootfs tarball), [`ImageStore::gc`].
+//! - [`ImageStore::prepare_container_rootfs`] → [`RootfsMount`] `{ lowerdirs (top first),
+//!   upper, work }`; [`mount`], [`unmount`], [`ImageStore::remove_container_rootfs`].
+//! - [`ImageError::kind`] → [`ErrorKind`] for the daemon's status codes.
+//! - [`registry::auth::store`] / [`registry::auth::lookup`]: Docker `config.json` credentials
+//!   (`berth login`).
+
 #![forbid(unsafe_code)]
+
+pub mod config;
+pub mod digest;
+mod error;
+mod fsutil;
+mod import;
+pub mod manifest;
+pub mod progress;
+mod pull;
+pub mod reference;
+pub mod registry;
+pub mod snapshot;
+mod store;
+pub mod unpack;
+
+pub use config::{ContainerConfig, Healthcheck, ImageConfig};
+pub use digest::{ChainId, DiffId, Digest, ImageId};
+pub use error::{ErrorKind, ImageError};
+pub use manifest::Platform;
+pub use progress::{LayerStatus, PullEvent};
+pub use pull::{PullOptions, StreamError};
+pub use reference::ImageRef;
+pub use registry::{Credentials, RegistryConfig};
+pub use snapshot::{mount, unmount, RootfsMount, Snapshots};
+pub use store::{GcStats, ImageRecord, ImageStore, Layer, RemoveEvent};

@@ -1,0 +1,296 @@
+//! Registry authentication: `WWW-Authenticate` challenges, Docker's `config.json` credential
+//! file (what `docker login` / `berth login` write), and the token reply.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use base64::Engine as _;
+
+/// A username/password (or identity token) for one registry.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({:?}, <redacted>)", self.username)
+    }
+}
+
+impl Credentials {
+    pub fn basic_header(&self) -> String {
+        let raw = format!("{}:{}", self.username, self.password);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    }
+}
+
+/// A parsed `WWW-Authenticate` challenge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Challenge {
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
+    Basic,
+}
+
+/// Parses `Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`.
+pub fn parse_challenge(header: &str) -> Option<Challenge> {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    if scheme.eq_ignore_ascii_case("basic") {
+        return Some(Challenge::Basic);
+    }
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let params = parse_params(rest);
+    Some(Challenge::Bearer {
+        realm: params.get("realm")?.clone(),
+        service: params.get("service").cloned(),
+        scope: params.get("scope").cloned(),
+    })
+}
+
+/// `k="v", k2=v2` (quoted values may contain commas).
+fn parse_params(s: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if key.is_empty() {
+            break;
+        }
+        let mut val = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => val.extend(chars.next()),
+                    '"' => break,
+                    c => val.push(c),
+                }
+            }
+        } else {
+            while let Some(c) = chars.peek() {
+                if *c == ',' {
+                    break;
+                }
+                val.push(*c);
+                chars.next();
+            }
+        }
+        out.insert(key.trim().to_ascii_lowercase(), val.trim().to_string());
+    }
+    out
+}
+
+/// Errors reading a credential file.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthFileError {
+    #[error("cannot read credential file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("credential file {path} is not valid Docker config.json: {source}")]
+    Parse {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("cannot write credential file {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+#[derive(serde::Deserialize, serde::Serialize, Default)]
+struct DockerConfigFile {
+    #[serde(default)]
+    auths: BTreeMap<String, AuthEntry>,
+    #[serde(flatten)]
+    other: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(serde::Deserialize, serde::Serialize, Default)]
+struct AuthEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    auth: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    identitytoken: Option<String>,
+}
+
+/// The keys Docker uses for a registry in `auths` (Docker Hub's is the legacy index URL).
+fn auth_keys(registry: &str) -> Vec<String> {
+    if registry == crate::reference::DOCKER_HUB
+        || registry == "index.docker.io"
+        || registry == crate::reference::DOCKER_HUB_API
+    {
+        vec![
+            "https://index.docker.io/v1/".into(),
+            "index.docker.io".into(),
+            "docker.io".into(),
+            "registry-1.docker.io".into(),
+        ]
+    } else {
+        vec![
+            registry.to_string(),
+            format!("https://{registry}"),
+            format!("http://{registry}"),
+        ]
+    }
+}
+
+/// Looks up credentials for `registry` in a Docker `config.json`; a missing file means none.
+pub fn lookup(auth_file: &Path, registry: &str) -> Result<Option<Credentials>, AuthFileError> {
+    let path = auth_file.display().to_string();
+    let text = match std::fs::read_to_string(auth_file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(AuthFileError::Read { path, source }),
+    };
+    let file: DockerConfigFile =
+        serde_json::from_str(&text).map_err(|source| AuthFileError::Parse { path, source })?;
+    for key in auth_keys(registry) {
+        let Some(e) = file
+            .auths
+            .get(&key)
+            .or_else(|| file.auths.get(key.trim_end_matches('/')))
+        else {
+            continue;
+        };
+        if let Some(a) = &e.auth {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(a.trim())
+                .unwrap_or_default();
+            if let Some((u, p)) = String::from_utf8_lossy(&decoded).split_once(':') {
+                return Ok(Some(Credentials {
+                    username: u.to_string(),
+                    password: p.to_string(),
+                }));
+            }
+        }
+        if let (Some(u), Some(p)) = (&e.username, &e.password) {
+            return Ok(Some(Credentials {
+                username: u.clone(),
+                password: p.clone(),
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Stores credentials for `registry` (what `berth login` does), keeping other entries;
+/// written atomically with mode 0600.
+pub fn store(
+    auth_file: &Path,
+    registry: &str,
+    creds: Option<&Credentials>,
+) -> Result<(), AuthFileError> {
+    let path = auth_file.display().to_string();
+    let mut file: DockerConfigFile = match std::fs::read_to_string(auth_file) {
+        Ok(t) => serde_json::from_str(&t).map_err(|source| AuthFileError::Parse {
+            path: path.clone(),
+            source,
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => DockerConfigFile::default(),
+        Err(source) => return Err(AuthFileError::Read { path, source }),
+    };
+    let key = auth_keys(registry).remove(0);
+    match creds {
+        Some(c) => {
+            let auth = base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", c.username, c.password));
+            file.auths.insert(
+                key,
+                AuthEntry {
+                    auth: Some(auth),
+                    ..Default::default()
+                },
+            );
+        }
+        None => {
+            for k in auth_keys(registry) {
+                file.auths.remove(&k);
+            }
+        }
+    }
+    let json = serde_json::to_vec_pretty(&file).expect("config serialises");
+    crate::fsutil::write_atomic(auth_file, &json, 0o600)
+        .map_err(|source| AuthFileError::Write { path, source })
+}
+
+/// The token endpoint's reply.
+#[derive(serde::Deserialize)]
+pub(crate) struct TokenReply {
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub access_token: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges() {
+        let c = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/a:pull,push""#,
+        );
+        assert_eq!(
+            c,
+            Some(Challenge::Bearer {
+                realm: "https://auth.docker.io/token".into(),
+                service: Some("registry.docker.io".into()),
+                scope: Some("repository:library/a:pull,push".into())
+            })
+        );
+        assert_eq!(
+            parse_challenge(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(parse_challenge("Negotiate"), None);
+    }
+
+    #[test]
+    fn config_json_round_trip() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("config.json");
+        assert_eq!(lookup(&f, "127.0.0.1:5000").unwrap(), None);
+        std::fs::write(
+            &f,
+            r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTpw"}},"credsStore":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(lookup(&f, "docker.io").unwrap().unwrap().username, "u");
+        let c = Credentials {
+            username: "al".into(),
+            password: "p:w".into(),
+        };
+        store(&f, "127.0.0.1:5000", Some(&c)).unwrap();
+        assert_eq!(lookup(&f, "127.0.0.1:5000").unwrap(), Some(c));
+        assert!(std::fs::read_to_string(&f).unwrap().contains("credsStore"));
+        store(&f, "127.0.0.1:5000", None).unwrap();
+        assert_eq!(lookup(&f, "127.0.0.1:5000").unwrap(), None);
+        std::fs::write(&f, "nope").unwrap();
+        assert!(lookup(&f, "x")
+            .unwrap_err()
+            .to_string()
+            .contains("not valid Docker config.json"));
+    }
+}
