@@ -1,8 +1,119 @@
+//! # berth-daemon: the Docker Engine API on a unix socket
+//!
+//! `berth daemon` listens on `/run/berth/berth.sock` (mode 0660) and turns each request into
+//! one call on a [`berth_engine::Engine`]:
+//!
+//! ```text
+//!  docker CLI / docker-py / berth CLI
+//!        │  HTTP/1.1 over the unix socket, /v1.NN/ prefixes
+//!        ▼
+//!  prefix layer (strip /v1.NN, check 1.24–1.47, add Api-Version/Server/Ostype)
+//!        ▼
+//!  routes/*  ── parse query + JSON (berth-api types) ──► convert ──► Engine call
+//!        ▲                                                              │
+//!        └──── JSON / streamed frames / 101 hijack ◄── convert ◄────────┘
+//!                     engine ErrorKind → status in error::status_for (ONE place)
+//! ```
+//!
+//! Streams: `wait`, `logs`, `stats`, `events`, pull progress are bodies fed from channels,
+//! so their headers go out at once. `attach` and `exec start` answer `101` and then pump raw
+//! bytes both ways ([`routes::hijack`]).
+
 #![forbid(unsafe_code)]
+
+pub mod args;
+pub mod convert;
+pub mod error;
+pub mod host;
+pub mod prefix;
+pub mod query;
+pub mod routes;
+pub mod server;
+pub mod state;
+
+use std::sync::Arc;
+
+use clap::Parser;
+
+pub use args::DaemonArgs;
+pub use state::AppState;
+
+/// Opens the engine with the daemon's settings and builds the shared state.
+pub async fn open_state(args: &DaemonArgs) -> Result<AppState, berth_engine::EngineError> {
+    let config = berth_engine::EngineConfig {
+        data_root: args.data_root.clone(),
+        exec_root: args.exec_root.clone(),
+        insecure_registries: args.insecure_registries.clone(),
+        cgroup_parent: args.cgroup_parent.clone(),
+        ..Default::default()
+    };
+    let engine = berth_engine::Engine::open(config).await?;
+    Ok(AppState {
+        engine,
+        inner: Arc::new(state::Fixed {
+            host: host::HostFacts::read(),
+            engine_id: host::engine_id(&args.data_root),
+            data_root: args.data_root.clone(),
+            insecure_registries: args.insecure_registries.clone(),
+        }),
+    })
+}
 
 /// Entry point of `berth daemon` (argv after the face name). Returns the process exit code.
 pub fn main(args: Vec<String>) -> i32 {
-    let _ = args;
-    eprintln!("berth daemon: not built yet");
-    125
+    let argv = std::iter::once("berth daemon".to_string()).chain(args);
+    let args = match DaemonArgs::try_parse_from(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { 125 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let filter = tracing_subscriber_filter(&args.log_level);
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(16)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth daemon: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("berth daemon: {e:#}");
+            1
+        }
+    }
+}
+
+fn tracing_subscriber_filter(level: &str) -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level))
+}
+
+async fn run(args: DaemonArgs) -> anyhow::Result<()> {
+    let socket = args.socket_path().map_err(anyhow::Error::msg)?;
+    for d in [&args.data_root, &args.exec_root] {
+        std::fs::create_dir_all(d)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", d.display()))?;
+    }
+    let _pidfile = server::Pidfile::create(&args.pidfile_path())?;
+    let state = open_state(&args)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the engine: {e}"))?;
+    let listener = server::bind(&socket)?;
+    tracing::info!(socket = %socket.display(), data_root = %args.data_root.display(), "berth daemon listening");
+    let r = server::serve(listener, state).await;
+    let _ = std::fs::remove_file(&socket);
+    r.map_err(|e| anyhow::anyhow!("serving {}: {e}", socket.display()))
 }

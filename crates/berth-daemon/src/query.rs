@@ -1,0 +1,150 @@
+//! Query-string helpers with Docker's parsing rules.
+
+use std::collections::HashMap;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use berth_api::filters::Filters;
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::error::ApiError;
+
+/// The query as a map (later keys win). Never rejects: a bad query is a missing value.
+#[derive(Debug, Clone, Default)]
+pub struct Q(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Q {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or("");
+        let map: HashMap<String, String> = form_pairs(q).into_iter().collect();
+        Ok(Q(map))
+    }
+}
+
+/// Decodes `a=1&b=x%20y` (application/x-www-form-urlencoded).
+pub fn form_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (pct_decode(k), pct_decode(v))
+        })
+        .collect()
+}
+
+fn pct_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let h = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match h {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Q {
+    pub fn str(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str)
+    }
+
+    /// moby's `BoolValue`: anything but "", 0, no, false, none is true.
+    pub fn bool(&self, k: &str) -> bool {
+        self.0.get(k).is_some_and(|v| {
+            !matches!(
+                v.trim().to_lowercase().as_str(),
+                "" | "0" | "no" | "false" | "none"
+            )
+        })
+    }
+
+    /// Like [`Q::bool`] but with a default when the key is absent.
+    pub fn bool_or(&self, k: &str, default: bool) -> bool {
+        if self.0.contains_key(k) {
+            self.bool(k)
+        } else {
+            default
+        }
+    }
+
+    pub fn int(&self, k: &str) -> Result<Option<i64>, ApiError> {
+        match self.0.get(k).map(|s| s.trim()) {
+            None | Some("") => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                ApiError::bad_request(format!("invalid value for {k}: {v:?} is not an integer"))
+            }),
+        }
+    }
+
+    pub fn filters(&self) -> Result<Filters, ApiError> {
+        Filters::parse(self.str("filters").unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(e.to_string()))
+    }
+
+    /// A Unix timestamp with optional fraction (`1700000000.123456789`), or RFC 3339.
+    pub fn time(&self, k: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+        match self.0.get(k).map(|s| s.trim()) {
+            None | Some("") | Some("0") => Ok(None),
+            Some(v) => parse_time(v).map(Some).ok_or_else(|| {
+                ApiError::bad_request(format!("invalid value for {k}: {v:?} is not a timestamp"))
+            }),
+        }
+    }
+}
+
+pub fn parse_time(v: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let (s, frac) = v.split_once('.').unwrap_or((v, ""));
+    let secs: i64 = s.parse().ok()?;
+    let nanos: u32 = if frac.is_empty() {
+        0
+    } else {
+        let f: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+        f.parse().ok()?
+    };
+    Utc.timestamp_opt(secs, nanos).single()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_docker_query_values() {
+        let q = Q(
+            form_pairs("force=1&v=False&filters=%7B%22a%22%3A%5B%22b%22%5D%7D&t=5&x=%zz")
+                .into_iter()
+                .collect(),
+        );
+        assert!(q.bool("force"));
+        assert!(!q.bool("v"));
+        assert!(!q.bool("missing"));
+        assert_eq!(q.int("t").unwrap(), Some(5));
+        assert_eq!(q.filters().unwrap().get("a"), ["b"]);
+        assert_eq!(q.str("x"), Some("%zz"));
+        assert_eq!(
+            parse_time("1700000000.5").unwrap().timestamp_subsec_nanos(),
+            500_000_000
+        );
+        assert!(parse_time("nope").is_none());
+    }
+}

@@ -1,0 +1,258 @@
+//! `/images/...`: pull (create), list, inspect, tag, remove, import.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use berth_api::image::ImageDeleteResponseItem;
+use berth_api::progress::{ProgressDetail, ProgressMessage};
+use berth_engine::{ImageDeleteItem, PullProgress};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use super::ok;
+use super::streams::streaming;
+use crate::convert;
+use crate::error::{ApiError, ApiResult};
+use crate::query::Q;
+use crate::state::AppState;
+
+pub async fn list(State(state): State<AppState>, q: Q) -> ApiResult<Response> {
+    let f = q.filters()?;
+    let list = state.engine.image_list(q.bool("all"), f.0).await?;
+    Ok(ok(&list
+        .iter()
+        .map(convert::image::summary)
+        .collect::<Vec<_>>()))
+}
+
+/// `fromImage` + `tag` → one reference (`repo:tag` or `repo@sha256:…`).
+pub fn reference(from: &str, tag: &str) -> String {
+    if tag.is_empty() {
+        return from.to_string();
+    }
+    if tag.contains(':') {
+        format!("{from}@{tag}")
+    } else {
+        format!("{from}:{tag}")
+    }
+}
+
+fn progress_message(p: &PullProgress) -> ProgressMessage {
+    ProgressMessage {
+        status: Some(p.status.clone()),
+        id: p.id.clone(),
+        progress_detail: if p.current.is_some() || p.total.is_some() {
+            Some(ProgressDetail {
+                current: p.current.map(|c| c as i64),
+                total: p.total.map(|t| t as i64),
+            })
+        } else {
+            None
+        },
+        ..Default::default()
+    }
+}
+
+/// `POST /images/create`: pull (`fromImage`) or import (`fromSrc`).
+pub async fn create(State(state): State<AppState>, q: Q, req: Request) -> ApiResult<Response> {
+    if let Some(src) = q.str("fromSrc") {
+        return import(state, &q, src.to_string(), req.into_body()).await;
+    }
+    let from = q.str("fromImage").unwrap_or("").to_string();
+    if from.is_empty() {
+        return Err(ApiError::bad_request("fromImage or fromSrc is required"));
+    }
+    let reference = reference(&from, q.str("tag").unwrap_or(""));
+    let platform = q
+        .str("platform")
+        .filter(|p| !p.is_empty())
+        .map(str::to_string);
+    let (ptx, mut prx) = mpsc::unbounded_channel::<PullProgress>();
+    let engine = state.engine.clone();
+    let r2 = reference.clone();
+    let mut pull =
+        tokio::spawn(async move { engine.image_pull(&r2, platform.as_deref(), Some(ptx)).await });
+    // Errors before the first progress message are plain HTTP errors (bad reference, 404).
+    let first = tokio::select! {
+        p = prx.recv() => p,
+        r = &mut pull => {
+            return match r {
+                Ok(Ok(_)) => {
+                    let (tx, rx) = mpsc::channel(8);
+                    while let Ok(p) = prx.try_recv() {
+                        let _ = tx.try_send(Bytes::from(progress_message(&p).to_line()));
+                    }
+                    Ok(streaming("application/json", rx))
+                }
+                Ok(Err(e)) => Err(e.into()),
+                Err(e) => Err(ApiError::new(berth_engine::ErrorKind::Internal, format!("pull task failed: {e}"))),
+            };
+        }
+    };
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        if let Some(p) = first {
+            let _ = tx.send(Bytes::from(progress_message(&p).to_line())).await;
+        }
+        while let Some(p) = prx.recv().await {
+            let _ = tx.send(Bytes::from(progress_message(&p).to_line())).await;
+        }
+        let end = match pull.await {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.message),
+            Err(e) => Some(format!("pull task failed: {e}")),
+        };
+        if let Some(msg) = end {
+            let _ = tx
+                .send(Bytes::from(ProgressMessage::error(msg).to_line()))
+                .await;
+        }
+    });
+    Ok(streaming("application/json", rx))
+}
+
+async fn import(state: AppState, q: &Q, src: String, body: Body) -> ApiResult<Response> {
+    if src != "-" {
+        return Err(ApiError::bad_request(
+            "import from a URL is not supported: send the tarball as the body (fromSrc=-)",
+        ));
+    }
+    let repo = q.str("repo").unwrap_or("");
+    let reference = if repo.is_empty() {
+        None
+    } else {
+        Some(reference(repo, q.str("tag").unwrap_or("")))
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".import-")
+        .tempfile_in(&state.inner.data_root)
+        .map_err(|e| {
+            ApiError::new(
+                berth_engine::ErrorKind::Internal,
+                format!("cannot create a temporary file: {e}"),
+            )
+        })?;
+    let path = tmp.path().to_path_buf();
+    let mut file =
+        tokio::fs::File::from_std(tmp.reopen().map_err(|e| {
+            ApiError::new(berth_engine::ErrorKind::Internal, format!("reopen: {e}"))
+        })?);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("reading the tarball: {e}")))?;
+        file.write_all(&chunk).await.map_err(|e| {
+            ApiError::new(
+                berth_engine::ErrorKind::Internal,
+                format!("writing the tarball: {e}"),
+            )
+        })?;
+    }
+    let _ = file.flush().await;
+    let img = state
+        .engine
+        .image_import(&path, reference.as_deref())
+        .await?;
+    drop(tmp);
+    let (tx, rx) = mpsc::channel(1);
+    let _ = tx.try_send(Bytes::from(ProgressMessage::status(img.id).to_line()));
+    Ok(streaming("application/json", rx))
+}
+
+/// `GET /images/{name}/json|history|get`.
+pub async fn get_dispatch(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+) -> ApiResult<Response> {
+    if let Some(name) = rest.strip_suffix("/json") {
+        let d = state.engine.image_inspect(name).await?;
+        return Ok(ok(&convert::image::inspect(&d)));
+    }
+    if rest.ends_with("/history") {
+        return Err(ApiError::not_implemented("image history"));
+    }
+    if rest.ends_with("/get") {
+        return Err(ApiError::not_implemented("image save"));
+    }
+    Err(ApiError::page_not_found())
+}
+
+/// `POST /images/{name}/tag|push`.
+pub async fn post_dispatch(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+    q: Q,
+) -> ApiResult<Response> {
+    if let Some(name) = rest.strip_suffix("/tag") {
+        let repo = q.str("repo").unwrap_or("");
+        if repo.is_empty() {
+            return Err(ApiError::bad_request(
+                "repository name must have at least one component",
+            ));
+        }
+        let tag = q.str("tag").filter(|t| !t.is_empty());
+        state.engine.image_tag(name, repo, tag).await?;
+        return Ok(axum::response::IntoResponse::into_response(
+            StatusCode::CREATED,
+        ));
+    }
+    if rest.ends_with("/push") {
+        return Err(ApiError::not_implemented("image push"));
+    }
+    Err(ApiError::page_not_found())
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    q: Q,
+) -> ApiResult<Response> {
+    let items = state
+        .engine
+        .image_remove(&name, q.bool("force"), !q.bool("noprune"))
+        .await?;
+    let out: Vec<ImageDeleteResponseItem> = items
+        .into_iter()
+        .map(|i| match i {
+            ImageDeleteItem::Untagged(s) => ImageDeleteResponseItem {
+                untagged: Some(s),
+                deleted: None,
+            },
+            ImageDeleteItem::Deleted(s) => ImageDeleteResponseItem {
+                untagged: None,
+                deleted: Some(s),
+            },
+        })
+        .collect();
+    Ok(ok(&out))
+}
+
+pub async fn load() -> ApiError {
+    ApiError::not_implemented("image load")
+}
+
+pub async fn get_many() -> ApiError {
+    ApiError::not_implemented("image save")
+}
+
+pub async fn prune() -> ApiError {
+    ApiError::not_implemented("image prune")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn references() {
+        assert_eq!(
+            super::reference("127.0.0.1:5000/busybox", "latest"),
+            "127.0.0.1:5000/busybox:latest"
+        );
+        assert_eq!(
+            super::reference("busybox", "sha256:abc"),
+            "busybox@sha256:abc"
+        );
+        assert_eq!(super::reference("busybox:1", ""), "busybox:1");
+    }
+}
