@@ -20,40 +20,50 @@ pub fn send_fd(sock: BorrowedFd<'_>, payload: &[u8], fd: BorrowedFd<'_>) -> io::
     Ok(())
 }
 
-/// Receive one descriptor sent with [`send_fd`]; returns it with the payload.
-pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<(OwnedFd, Vec<u8>)> {
-    let mut buf = vec![0u8; 4096];
-    let mut cmsg_space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let (fds, len) = {
+/// Receive one message and any descriptors riding with it (SCM_RIGHTS). Returns the payload
+/// (empty at end of file) and the descriptors, each owned exactly once.
+pub fn recv_with_fds(sock: BorrowedFd<'_>) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
+    let mut buf = vec![0u8; 16384];
+    let mut cmsg_space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+    let (fds, len) = loop {
         let mut iov = [IoSliceMut::new(&mut buf)];
-        let msg = recvmsg::<()>(
+        let msg = match recvmsg::<()>(
             sock.as_raw_fd(),
             &mut iov,
             Some(&mut cmsg_space),
             MsgFlags::MSG_CMSG_CLOEXEC,
-        )?;
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => r?,
+        };
         let mut fds = Vec::new();
         for c in msg.cmsgs()? {
             if let ControlMessageOwned::ScmRights(r) = c {
                 fds.extend(r);
             }
         }
-        (fds, msg.bytes)
+        break (fds, msg.bytes);
     };
     buf.truncate(len);
-    let mut owned: Vec<OwnedFd> = fds
+    let owned = fds
         .into_iter()
         // SAFETY: SCM_RIGHTS installed these descriptors in our table just now; nobody else
         // owns them, so each is wrapped exactly once.
         .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
         .collect();
-    if owned.is_empty() {
+    Ok((buf, owned))
+}
+
+/// Receive one descriptor sent with [`send_fd`]; returns it with the payload.
+pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<(OwnedFd, Vec<u8>)> {
+    let (buf, mut fds) = recv_with_fds(sock)?;
+    if fds.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "no file descriptor received over the socket",
         ));
     }
-    Ok((owned.swap_remove(0), buf))
+    Ok((fds.swap_remove(0), buf))
 }
 
 /// Mark every descriptor `>= from` close-on-exec (`close_range(CLOSE_RANGE_CLOEXEC)`), so a

@@ -19,6 +19,6 @@ pub mod fd;
 pub mod process;
 pub mod term;
 
-pub use fd::{mark_cloexec_from, recv_fd, send_fd};
+pub use fd::{mark_cloexec_from, recv_fd, recv_with_fds, send_fd};
 pub use process::{clone_parent, exit_now, fork_child, set_domainname};
 pub use term::{set_controlling_terminal, set_window_size};

@@ -1,0 +1,129 @@
+//! The container's cgroup: path choice, OCI resources → berth_cgroups::Resources, and the
+//! hierarchies to mount inside the container.
+
+use berth_cgroups::{CgroupManager, CgroupPath, Layout, Resources};
+use oci_spec::runtime::{LinuxResources, Spec};
+
+use crate::error::{Error, Result};
+use crate::rootfs::CgroupMount;
+
+/// `linux.cgroupsPath` or `/berth/<id>`. A relative path is placed under `/berth`.
+/// systemd-style `slice:prefix:name` paths are not supported (no systemd here).
+pub(crate) fn path(spec: &Spec, id: &str) -> Result<CgroupPath> {
+    let p = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|p| !p.is_empty());
+    let p = match p {
+        None => format!("/berth/{id}"),
+        Some(p) if p.contains(':') => {
+            return Err(Error::spec(
+                "linux.cgroupsPath",
+                format!("{p:?} looks like a systemd slice path; berth uses the cgroupfs driver, give a path like /berth/{id}"),
+            ))
+        }
+        Some(p) if p.starts_with('/') => p,
+        Some(p) => format!("/berth/{p}"),
+    };
+    if p.split('/').any(|c| c == "..") {
+        return Err(Error::spec("linux.cgroupsPath", "must not contain '..'"));
+    }
+    Ok(CgroupPath(p))
+}
+
+pub(crate) fn open(p: &CgroupPath) -> Result<Box<dyn CgroupManager>> {
+    Ok(berth_cgroups::open(p.clone())?)
+}
+
+/// OCI `linux.resources` → berth's resource set.
+pub(crate) fn resources(r: Option<&LinuxResources>) -> Resources {
+    let mut out = Resources::default();
+    let Some(r) = r else { return out };
+    if let Some(m) = r.memory() {
+        out.memory_limit = m.limit();
+        out.memory_reservation = m.reservation();
+        out.memory_swap = m.swap();
+    }
+    if let Some(c) = r.cpu() {
+        out.cpu_shares = c.shares();
+        out.cpu_quota = c.quota();
+        out.cpu_period = c.period();
+        out.cpuset_cpus = c.cpus().clone();
+        out.cpuset_mems = c.mems().clone();
+    }
+    if let Some(p) = r.pids() {
+        out.pids_limit = Some(p.limit());
+    }
+    if let Some(b) = r.block_io() {
+        out.blkio_weight = b.weight();
+    }
+    out
+}
+
+/// What to mount at `/sys/fs/cgroup` inside the container.
+pub(crate) fn mounts(mgr: &dyn CgroupManager) -> Vec<CgroupMount> {
+    let dirs = mgr.paths();
+    match Layout::detect() {
+        Ok(Layout::V1 { hierarchies }) => hierarchies
+            .iter()
+            .filter_map(|h| {
+                let key = h.key();
+                let host_dir = dirs.iter().find(|(k, _)| *k == key)?.1.clone();
+                let name = h
+                    .mount
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| key.clone());
+                let data = if let Some(n) = key.strip_prefix("name=") {
+                    format!("none,name={n}")
+                } else {
+                    key.clone()
+                };
+                let aliases = if h.controllers.len() > 1 {
+                    h.controllers
+                        .iter()
+                        .filter(|c| **c != name && !c.starts_with("name="))
+                        .cloned()
+                        .collect()
+                } else {
+                    vec![]
+                };
+                Some(CgroupMount {
+                    name,
+                    fstype: "cgroup",
+                    data,
+                    host_dir,
+                    aliases,
+                })
+            })
+            .collect(),
+        Ok(Layout::V2 { .. }) => dirs
+            .first()
+            .map(|(_, d)| {
+                vec![CgroupMount {
+                    name: String::new(),
+                    fstype: "cgroup2",
+                    data: String::new(),
+                    host_dir: d.clone(),
+                    aliases: vec![],
+                }]
+            })
+            .unwrap_or_default(),
+        Err(_) => vec![],
+    }
+}
+
+/// Destroy, retrying briefly while the last tasks finish exiting.
+pub(crate) fn destroy(mgr: &dyn CgroupManager) -> Result<()> {
+    let mut last = None;
+    for _ in 0..200 {
+        match mgr.destroy() {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Err(last.expect("loop ran").into())
+}

@@ -1,0 +1,527 @@
+//! The parent side of the lifecycle: create (helper → init, uid maps, cgroups, hooks, sync),
+//! start (open the exec fifo), state, kill, delete, pause/resume, list, ps.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use berth_cgroups::CgroupManager;
+use nix::sys::signal::{kill as send_signal, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+
+use crate::error::{Context, Error, Result};
+use crate::init::{self, InitPlan, ProcPlan};
+use crate::state::{self, Record, State, Status};
+use crate::sync::{self, Msg};
+use crate::{capabilities, cgroup, hooks, namespaces, process, seccomp, spec};
+use crate::{ConsoleMode, CreateOptions, Created, Runtime};
+
+/// Undoes a half-made container if create fails at any step.
+struct Cleanup {
+    dir: PathBuf,
+    cgroup: Option<Box<dyn CgroupManager>>,
+    pid: Option<i32>,
+    armed: bool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.pid {
+            let _ = send_signal(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cgroup::destroy(cg.as_ref());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn warn(w: &[String]) {
+    for w in w {
+        eprintln!("berth runtime: warning: {w}");
+    }
+}
+
+pub(crate) fn create(
+    rt: &Runtime,
+    id: &str,
+    bundle: &Path,
+    opts: CreateOptions,
+) -> Result<Created> {
+    state::check_id(id)?;
+    let bundle = bundle
+        .canonicalize()
+        .ctx(|| format!("bundle {}", bundle.display()))?;
+    let spec = spec::load(&bundle)?;
+    spec::validate(&spec, true)?;
+    let rootfs = spec::rootfs(&spec, &bundle)?;
+    let process = spec.process().clone().expect("validated");
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && opts.console == ConsoleMode::None {
+        return Err(Error::spec(
+            "process.terminal",
+            "is true but no console socket was given; pass --console-socket or set terminal to false",
+        ));
+    }
+    let ns = namespaces::plan(&spec)?;
+    let mut warnings = Vec::new();
+    let caps = capabilities::plan(process.capabilities().as_ref(), &mut warnings)?;
+    let rlimits = process::plan_rlimits(process.rlimits().as_deref().unwrap_or(&[]), &mut warnings);
+    let linux = spec.linux().as_ref().expect("validated");
+    let seccomp_progs = match linux.seccomp() {
+        Some(s) => seccomp::compile(s)?,
+        None => vec![],
+    };
+    let time_offsets = time_offsets(&spec)?;
+    let cg_path = cgroup::path(&spec, id)?;
+    let resources = cgroup::resources(linux.resources().as_ref());
+    if let Some(adj) = process.oom_score_adj() {
+        let cur: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        if adj < cur
+            && !caps::has_cap(
+                None,
+                caps::CapSet::Effective,
+                caps::Capability::CAP_SYS_RESOURCE,
+            )
+            .unwrap_or(false)
+        {
+            warnings.push(format!(
+                "process.oomScoreAdj {adj} is below the runtime's own {cur} and needs CAP_SYS_RESOURCE; ignored"
+            ));
+        }
+    }
+
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(&rt.root)
+        .ctx(|| format!("create state root {}", rt.root.display()))?;
+    let dir = state::dir(&rt.root, id);
+    match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::Exists(id.to_string()))
+        }
+        Err(e) => return Err(Error::io(format!("create {}", dir.display()), e)),
+    }
+    let mut guard = Cleanup {
+        dir: dir.clone(),
+        cgroup: None,
+        pid: None,
+        armed: true,
+    };
+    let mgr = cgroup::open(&cg_path)?;
+    mgr.create()?;
+    guard.cgroup = Some(mgr);
+    let mgr = guard.cgroup.as_ref().expect("just set");
+    mgr.set(&resources)
+        .map_err(|e| Error::spec("linux.resources", e.to_string()))?;
+    let cgroup_mounts = cgroup::mounts(mgr.as_ref());
+    let fifo = dir.join(state::FIFO);
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .ctx(|| format!("mkfifo {}", fifo.display()))?;
+
+    let (parent_sock, child_sock) = sync::pair()?;
+    let plan = InitPlan {
+        spec: spec.clone(),
+        rootfs: rootfs.clone(),
+        ns: ns.clone(),
+        fifo,
+        cgroups: cgroup_mounts,
+        proc: ProcPlan {
+            process: process.clone(),
+            caps,
+            rlimits,
+            seccomp: seccomp_progs,
+            setgroups_allowed: true,
+            terminal,
+            stdio: [opts.stdin, opts.stdout, opts.stderr],
+        },
+    };
+    let helper = {
+        let sock = &child_sock;
+        berth_sys::fork_child(move || {
+            init::helper_main(
+                &plan.ns.joins.clone(),
+                plan.ns.new_time.then_some(time_offsets.as_slice()),
+                plan.ns.clone_flags,
+                sock,
+                || {
+                    let s = sock.try_clone().expect("dup sync socket");
+                    init::init_main(plan, s)
+                },
+            )
+        })
+        .ctx(|| "fork".into())?
+    };
+    drop(child_sock);
+    let first = sync::recv(parent_sock.as_fd()).ctx(|| "read from helper".into());
+    let _ = waitpid(Pid::from_raw(helper), None);
+    let pid = match first? {
+        Some((Msg::Pid(pid), _)) => pid,
+        Some((Msg::Error { kind, message }, _)) => return Err(sync::child_error(&kind, message)),
+        _ => return Err(Error::Init("helper exited before creating the init".into())),
+    };
+    guard.pid = Some(pid);
+
+    if ns.new_user {
+        write_id_maps(pid, &spec)?;
+    }
+    mgr.add_task(pid)?;
+
+    let record = Record {
+        id: id.to_string(),
+        pid,
+        start_time: state::proc_start_time(pid).unwrap_or(0),
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        created: state::now_rfc3339(),
+        oci_version: spec.version().clone(),
+        annotations: spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect::<BTreeMap<_, _>>(),
+        cgroup_path: cg_path.0.clone(),
+        hooks: spec.hooks().clone(),
+        seccomp: linux.seccomp().clone(),
+    };
+    sync::send(parent_sock.as_fd(), &Msg::Go).ctx(|| "release init".into())?;
+    let console_master = converse(&parent_sock, &spec, &record, &opts.console)?;
+
+    record.save(&rt.root)?;
+    if let Some(pf) = &opts.pid_file {
+        write_pid_file(pf, pid)?;
+    }
+    guard.armed = false;
+    warn(&warnings);
+    Ok(Created {
+        pid,
+        console_master,
+    })
+}
+
+/// Serve the init's requests until it reports Ready (or fails).
+fn converse(
+    sock: &OwnedFd,
+    spec: &Spec,
+    record: &Record,
+    console: &ConsoleMode,
+) -> Result<Option<OwnedFd>> {
+    let mut master = None;
+    loop {
+        match sync::recv(sock.as_fd()).ctx(|| "read from init".into())? {
+            Some((Msg::CreateRuntime, _)) => {
+                let st = record.to_state(Status::Creating);
+                #[allow(deprecated)]
+                if let Some(h) = spec.hooks().as_ref() {
+                    for (phase, list) in [
+                        ("prestart", h.prestart()),
+                        ("createRuntime", h.create_runtime()),
+                    ] {
+                        if let Some(list) = list {
+                            hooks::run(list, &st, phase)?;
+                        }
+                    }
+                }
+                let json = serde_json::to_string(&st).expect("state serializes");
+                sync::send(sock.as_fd(), &Msg::GoWithState(json)).ctx(|| "sync".into())?;
+            }
+            Some((Msg::Console(name), Some(fd))) => {
+                master = Some(deliver_console(console, &name, fd)?);
+            }
+            Some((Msg::Ready, _)) => return Ok(master.flatten()),
+            Some((Msg::Error { kind, message }, _)) => {
+                return Err(sync::child_error(&kind, message))
+            }
+            Some((m, _)) => return Err(Error::Init(format!("unexpected message {m:?}"))),
+            None => return Err(Error::Init("container init exited during setup".into())),
+        }
+    }
+}
+
+/// runc's console-socket protocol: connect, send the master with the pty name as payload.
+fn deliver_console(mode: &ConsoleMode, name: &str, master: OwnedFd) -> Result<Option<OwnedFd>> {
+    match mode {
+        ConsoleMode::ReturnMaster => Ok(Some(master)),
+        ConsoleMode::Socket(path) => {
+            let s = std::os::unix::net::UnixStream::connect(path)
+                .ctx(|| format!("connect console socket {}", path.display()))?;
+            berth_sys::send_fd(s.as_fd(), name.as_bytes(), master.as_fd())
+                .ctx(|| format!("send console to {}", path.display()))?;
+            Ok(None)
+        }
+        ConsoleMode::None => Ok(None),
+    }
+}
+
+fn time_offsets(spec: &Spec) -> Result<Vec<(String, i64, u32)>> {
+    let mut out = Vec::new();
+    if let Some(t) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    {
+        for (clock, off) in t {
+            if clock != "monotonic" && clock != "boottime" {
+                return Err(Error::spec(
+                    format!("linux.timeOffsets.{clock}"),
+                    "only monotonic and boottime clocks can be offset",
+                ));
+            }
+            out.push((
+                clock.clone(),
+                off.secs().unwrap_or(0),
+                off.nanosecs().unwrap_or(0),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The parent writes the maps (the child cannot map ids it does not own).
+fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref().expect("validated");
+    for (file, maps) in [
+        ("uid_map", linux.uid_mappings()),
+        ("gid_map", linux.gid_mappings()),
+    ] {
+        let mut s = String::new();
+        for m in maps.iter().flatten() {
+            s.push_str(&format!(
+                "{} {} {}\n",
+                m.container_id(),
+                m.host_id(),
+                m.size()
+            ));
+        }
+        let p = format!("/proc/{pid}/{file}");
+        std::fs::write(&p, s).map_err(|e| {
+            Error::spec(
+                format!("linux.{}Mappings", &file[..3]),
+                format!("writing {p}: {e}"),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_extension("berth-tmp");
+    std::fs::write(&tmp, pid.to_string()).ctx(|| format!("write pid file {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).ctx(|| format!("write pid file {}", path.display()))
+}
+
+fn status_of(rt: &Runtime, rec: &Record) -> Status {
+    if !rec.alive() {
+        return Status::Stopped;
+    }
+    if let Ok(mgr) = cgroup::open(&berth_cgroups::CgroupPath(rec.cgroup_path.clone())) {
+        if mgr.is_frozen().unwrap_or(false) {
+            return Status::Paused;
+        }
+    }
+    if state::dir(&rt.root, &rec.id).join(state::FIFO).exists() {
+        Status::Created
+    } else {
+        Status::Running
+    }
+}
+
+pub(crate) fn state(rt: &Runtime, id: &str) -> Result<State> {
+    state::check_id(id)?;
+    let rec = Record::load(&rt.root, id)?;
+    Ok(rec.to_state(status_of(rt, &rec)))
+}
+
+pub(crate) fn start(rt: &Runtime, id: &str) -> Result<()> {
+    state::check_id(id)?;
+    let rec = Record::load(&rt.root, id)?;
+    let st = status_of(rt, &rec);
+    if st != Status::Created {
+        return Err(Error::WrongState {
+            id: id.into(),
+            status: st.as_str(),
+            what: "only a created container can be started".into(),
+        });
+    }
+    let fifo = state::dir(&rt.root, id).join(state::FIFO);
+    // Non-blocking open: a blocking one would hang forever if the init died meanwhile.
+    let f = nix::fcntl::open(
+        &fifo,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| format!("open {}", fifo.display()))?;
+    loop {
+        let mut fds = [nix::poll::PollFd::new(
+            f.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let n = match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16)) {
+            Err(nix::errno::Errno::EINTR) => 0,
+            r => r.ctx(|| "poll exec fifo".into())?,
+        };
+        if n > 0 {
+            let mut b = [0u8; 1];
+            match nix::unistd::read(&f, &mut b) {
+                Ok(1) => break,
+                Ok(_) | Err(nix::errno::Errno::EAGAIN) => {}
+                Err(e) => return Err(Error::io("read exec fifo", e)),
+            }
+        }
+        if !rec.alive() {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: "stopped",
+                what: "the init exited before start".into(),
+            });
+        }
+    }
+    let _ = std::fs::remove_file(&fifo);
+    if let Some(list) = rec.hooks.as_ref().and_then(|h| h.poststart().clone()) {
+        // poststart failures are logged, not fatal (OCI).
+        if let Err(e) = hooks::run(&list, &rec.to_state(Status::Running), "poststart") {
+            eprintln!("berth runtime: warning: {e}");
+        }
+    }
+    Ok(())
+}
+
+fn signal(sig: i32) -> Result<Signal> {
+    Signal::try_from(sig).map_err(|_| Error::spec("signal", format!("{sig} is not a valid signal")))
+}
+
+pub(crate) fn kill(rt: &Runtime, id: &str, sig: i32, all: bool) -> Result<()> {
+    state::check_id(id)?;
+    let rec = Record::load(&rt.root, id)?;
+    let sig = signal(sig)?;
+    let st = status_of(rt, &rec);
+    if st == Status::Stopped && !all {
+        return Err(Error::WrongState {
+            id: id.into(),
+            status: st.as_str(),
+            what: "cannot signal a stopped container".into(),
+        });
+    }
+    if all {
+        let mgr = cgroup::open(&berth_cgroups::CgroupPath(rec.cgroup_path.clone()))?;
+        for p in mgr.pids()? {
+            let _ = send_signal(Pid::from_raw(p), sig);
+        }
+        Ok(())
+    } else {
+        send_signal(Pid::from_raw(rec.pid), sig).ctx(|| format!("kill {}", rec.pid))
+    }
+}
+
+pub(crate) fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
+    state::check_id(id)?;
+    let rec = Record::load(&rt.root, id)?;
+    let st = status_of(rt, &rec);
+    let mgr = cgroup::open(&berth_cgroups::CgroupPath(rec.cgroup_path.clone()))?;
+    match st {
+        Status::Stopped => {}
+        // A created container never ran user code: deleting it kills the waiting init (runc).
+        Status::Created | Status::Creating => {
+            let _ = send_signal(Pid::from_raw(rec.pid), Signal::SIGKILL);
+        }
+        Status::Running | Status::Paused if !force => {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: st.as_str(),
+                what: "stop it first or delete with --force".into(),
+            })
+        }
+        _ => {}
+    }
+    if force || st != Status::Stopped {
+        // Kill, then thaw: a frozen task ignores SIGKILL until thawed (v1 freezer).
+        for p in mgr.pids().unwrap_or_default() {
+            let _ = send_signal(Pid::from_raw(p), Signal::SIGKILL);
+        }
+        let _ = send_signal(Pid::from_raw(rec.pid), Signal::SIGKILL);
+        let _ = mgr.thaw();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while (rec.alive() || !mgr.pids().unwrap_or_default().is_empty())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    if let Some(list) = rec.hooks.as_ref().and_then(|h| h.poststop().clone()) {
+        if let Err(e) = hooks::run(&list, &rec.to_state(Status::Stopped), "poststop") {
+            eprintln!("berth runtime: warning: {e}");
+        }
+    }
+    cgroup::destroy(mgr.as_ref())?;
+    let dir = state::dir(&rt.root, id);
+    std::fs::remove_dir_all(&dir).ctx(|| format!("remove {}", dir.display()))
+}
+
+pub(crate) fn pause(rt: &Runtime, id: &str, freeze: bool) -> Result<()> {
+    state::check_id(id)?;
+    let rec = Record::load(&rt.root, id)?;
+    let st = status_of(rt, &rec);
+    let ok = if freeze {
+        st == Status::Running || st == Status::Created
+    } else {
+        st == Status::Paused
+    };
+    if !ok {
+        return Err(Error::WrongState {
+            id: id.into(),
+            status: st.as_str(),
+            what: if freeze {
+                "only a running container can be paused".into()
+            } else {
+                "only a paused container can be resumed".into()
+            },
+        });
+    }
+    let mgr = cgroup::open(&berth_cgroups::CgroupPath(rec.cgroup_path.clone()))?;
+    if freeze {
+        mgr.freeze()?;
+    } else {
+        mgr.thaw()?;
+    }
+    Ok(())
+}
+
+pub(crate) fn list(rt: &Runtime) -> Result<Vec<State>> {
+    let rd = match std::fs::read_dir(&rt.root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(Error::io(format!("read {}", rt.root.display()), e)),
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Ok(rec) = Record::load(&rt.root, &name) {
+            out.push(rec.to_state(status_of(rt, &rec)));
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+pub(crate) fn ps(rt: &Runtime, id: &str) -> Result<Vec<i32>> {
+    state::check_id(id)?;
+    let rec = Record::load(&rt.root, id)?;
+    let mgr = cgroup::open(&berth_cgroups::CgroupPath(rec.cgroup_path.clone()))?;
+    let mut p = mgr.pids()?;
+    p.sort_unstable();
+    Ok(p)
+}

@@ -1,0 +1,549 @@
+//! Building the container's filesystem view, inside the init's new mount namespace, in the
+//! order runc established: root propagation → bind the rootfs onto itself → the spec's mounts
+//! in order → /dev devices, ptmx and symlinks → pivot_root → masked and read-only paths →
+//! read-only rootfs.
+
+use std::fs;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{symlink, DirBuilderExt};
+use std::path::{Component, Path, PathBuf};
+
+use nix::fcntl::{open, OFlag};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
+
+use crate::error::{Context, Error, Result};
+use crate::mount_opts::{self, MountOpts};
+
+/// A cgroup hierarchy to show inside the container at `/sys/fs/cgroup/<name>`.
+#[derive(Debug, Clone)]
+pub(crate) struct CgroupMount {
+    /// Directory name under the cgroup mount, e.g. `memory`, `cpu`, `systemd`, or empty for v2.
+    pub name: String,
+    /// `cgroup` or `cgroup2`.
+    pub fstype: &'static str,
+    /// Mount data, e.g. `memory` or `none,name=systemd`.
+    pub data: String,
+    /// The container's directory in this hierarchy on the host (bind source without cgroupns).
+    pub host_dir: PathBuf,
+    /// Names of co-mounted controllers that get a symlink (`cpu` → `cpu,cpuacct`).
+    pub aliases: Vec<String>,
+}
+
+pub(crate) struct RootfsPlan<'a> {
+    pub rootfs: &'a Path,
+    pub spec: &'a Spec,
+    pub cgroups: &'a [CgroupMount],
+    pub cgroupns: bool,
+    pub userns: bool,
+}
+
+fn none() -> Option<&'static str> {
+    None
+}
+
+/// Resolve `unsafe_path` inside `root` following symlinks as if `root` were `/`, so a
+/// malicious symlink in an image cannot make us mount over the host (like filepath-securejoin).
+pub(crate) fn secure_join(root: &Path, unsafe_path: &Path) -> PathBuf {
+    let mut resolved = PathBuf::new();
+    let mut pending: Vec<std::ffi::OsString> = unsafe_path
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut follows = 0;
+    while let Some(c) = pending.pop() {
+        if c == ".." {
+            resolved.pop();
+            continue;
+        }
+        let candidate = resolved.join(&c);
+        let full = root.join(&candidate);
+        match fs::symlink_metadata(&full) {
+            Ok(m) if m.file_type().is_symlink() && follows < 255 => {
+                follows += 1;
+                let target = fs::read_link(&full).unwrap_or_default();
+                if target.is_absolute() {
+                    resolved = PathBuf::new();
+                }
+                for comp in target.components().rev() {
+                    match comp {
+                        Component::Normal(s) => pending.push(s.to_os_string()),
+                        Component::ParentDir => pending.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => resolved = candidate,
+        }
+    }
+    root.join(resolved)
+}
+
+/// Everything before pivot_root.
+pub(crate) fn prepare(plan: &RootfsPlan<'_>) -> Result<()> {
+    let linux = plan.spec.linux().as_ref();
+    let prop = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .filter(|p| !p.is_empty());
+    let prop_flags = match prop {
+        Some(p) => mount_opts::propagation(p).ok_or_else(|| {
+            Error::spec(
+                "linux.rootfsPropagation",
+                format!("{p:?} is not one of private, rprivate, shared, rshared, slave, rslave, unbindable"),
+            )
+        })?,
+        None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    };
+    // Why: our mounts must not propagate back to the host (and the host's may reach us
+    // only as a slave). A shared rootfs would also make pivot_root fail, so it is applied
+    // after the pivot.
+    let first = if prop_flags.contains(MsFlags::MS_SHARED) {
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
+    } else {
+        prop_flags
+    };
+    mount(none(), "/", none(), first, none()).ctx(|| "make / a slave mount".into())?;
+    // pivot_root needs the new root to be a mount point.
+    mount(
+        Some(plan.rootfs),
+        plan.rootfs,
+        none(),
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        none(),
+    )
+    .ctx(|| format!("bind mount rootfs {}", plan.rootfs.display()))?;
+
+    let mounts = plan.spec.mounts().as_deref().unwrap_or(&[]);
+    let mut dev_is_bind = false;
+    for (i, m) in mounts.iter().enumerate() {
+        let opts = mount_opts::parse(m.options().as_deref().unwrap_or(&[]));
+        if m.destination() == Path::new("/dev") && opts.bind {
+            dev_is_bind = true;
+        }
+        mount_one(plan, i, m, &opts)?;
+    }
+    if !dev_is_bind {
+        create_devices(plan)?;
+    }
+    Ok(())
+}
+
+fn mount_one(plan: &RootfsPlan<'_>, i: usize, m: &Mount, o: &MountOpts) -> Result<()> {
+    let dest = secure_join(plan.rootfs, m.destination());
+    let typ = m.typ().as_deref().unwrap_or("none");
+    let field = || format!("mounts[{i}] ({typ} on {})", m.destination().display());
+    if typ == "cgroup" || typ == "cgroup2" {
+        return mount_cgroups(plan, &dest, o).map_err(|e| Error::Init(format!("{}: {e}", field())));
+    }
+    let bind = o.bind || typ == "bind";
+    if bind {
+        let src = m.source().clone().unwrap_or_default();
+        let is_dir = fs::metadata(&src).map(|m| m.is_dir()).unwrap_or(true);
+        make_target(&dest, is_dir).ctx(field)?;
+        let mut flags = MsFlags::MS_BIND;
+        if o.recursive {
+            flags |= MsFlags::MS_REC;
+        }
+        mount(Some(&src), &dest, none(), flags, none()).ctx(field)?;
+        let extra = o.flags
+            & !(MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_SILENT);
+        if !extra.is_empty() {
+            remount_bind(&dest, extra).ctx(field)?;
+        }
+    } else {
+        make_target(&dest, true).ctx(field)?;
+        let src = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
+        let data = (!o.data.is_empty()).then_some(o.data.as_str());
+        let r = mount(Some(&src), &dest, Some(typ), o.flags, data);
+        match r {
+            Ok(()) => {}
+            // Why: sysfs can only be mounted by the owner of the network namespace; without a
+            // new netns (or in a user namespace) fall back to binding the host's /sys, as runc does.
+            Err(nix::errno::Errno::EPERM) if typ == "sysfs" => {
+                mount(
+                    Some("/sys"),
+                    &dest,
+                    none(),
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    none(),
+                )
+                .ctx(field)?;
+                remount_bind(&dest, o.flags | MsFlags::MS_RDONLY).ctx(field)?;
+            }
+            Err(nix::errno::Errno::EPERM) if typ == "mqueue" => {
+                mount(Some("/dev/mqueue"), &dest, none(), MsFlags::MS_BIND, none()).ctx(field)?;
+            }
+            Err(e) => return Err(Error::io(field(), e)),
+        }
+    }
+    for p in &o.propagation {
+        mount(none(), &dest, none(), *p, none()).ctx(field)?;
+    }
+    Ok(())
+}
+
+/// Change the flags of a bind mount, keeping the flags the kernel locks (nosuid, nodev,
+/// noexec inherited from the source) or remount fails with EPERM.
+fn remount_bind(dest: &Path, flags: MsFlags) -> nix::Result<()> {
+    let mut keep = MsFlags::empty();
+    if let Ok(st) = nix::sys::statvfs::statvfs(dest) {
+        use nix::sys::statvfs::FsFlags;
+        let f = st.flags();
+        for (s, m) in [
+            (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+            (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        ] {
+            if f.contains(s) {
+                keep |= m;
+            }
+        }
+    }
+    mount(
+        none(),
+        dest,
+        none(),
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | keep,
+        none(),
+    )
+}
+
+fn make_target(dest: &Path, dir: bool) -> std::io::Result<()> {
+    if dir {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dest)
+    } else {
+        if let Some(p) = dest.parent() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(p)?;
+        }
+        if !dest.exists() {
+            fs::File::create(dest)?;
+        }
+        Ok(())
+    }
+}
+
+/// `type: cgroup`: a tmpfs with one mount per hierarchy (v1), or the cgroup2 filesystem.
+/// With a cgroup namespace the kernel shows the container's cgroup as the root; without one
+/// the container's host directories are bound in.
+fn mount_cgroups(plan: &RootfsPlan<'_>, dest: &Path, o: &MountOpts) -> Result<()> {
+    make_target(dest, true).ctx(|| "mkdir".into())?;
+    let base = (o.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
+        & !(MsFlags::MS_RDONLY | MsFlags::MS_BIND | MsFlags::MS_REC);
+    let ro = o.flags.contains(MsFlags::MS_RDONLY);
+    let v2_only = plan.cgroups.len() == 1 && plan.cgroups[0].fstype == "cgroup2";
+    if v2_only {
+        let c = &plan.cgroups[0];
+        let flags = base
+            | if ro {
+                MsFlags::MS_RDONLY
+            } else {
+                MsFlags::empty()
+            };
+        if plan.cgroupns {
+            mount(Some("cgroup2"), dest, Some("cgroup2"), flags, none())
+                .ctx(|| "cgroup2".into())?;
+        } else {
+            mount(Some(&c.host_dir), dest, none(), MsFlags::MS_BIND, none())
+                .ctx(|| "bind cgroup".into())?;
+            remount_bind(dest, flags).ctx(|| "remount cgroup".into())?;
+        }
+        return Ok(());
+    }
+    mount(Some("tmpfs"), dest, Some("tmpfs"), base, Some("mode=755"))
+        .ctx(|| "tmpfs for cgroups".into())?;
+    for c in plan.cgroups {
+        let sub = dest.join(&c.name);
+        make_target(&sub, true).ctx(|| format!("mkdir {}", sub.display()))?;
+        let flags = base
+            | if ro {
+                MsFlags::MS_RDONLY
+            } else {
+                MsFlags::empty()
+            };
+        if plan.cgroupns {
+            mount(
+                Some("cgroup"),
+                &sub,
+                Some(c.fstype),
+                flags,
+                Some(c.data.as_str()),
+            )
+            .ctx(|| format!("mount cgroup {}", c.data))?;
+        } else {
+            mount(Some(&c.host_dir), &sub, none(), MsFlags::MS_BIND, none())
+                .ctx(|| format!("bind {}", c.host_dir.display()))?;
+            remount_bind(&sub, flags).ctx(|| format!("remount {}", sub.display()))?;
+        }
+        for a in &c.aliases {
+            let _ = symlink(&c.name, dest.join(a));
+        }
+    }
+    if ro {
+        mount(
+            none(),
+            dest,
+            none(),
+            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | base,
+            Some("mode=755"),
+        )
+        .ctx(|| "remount cgroup tmpfs read-only".into())?;
+    }
+    Ok(())
+}
+
+const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+fn create_devices(plan: &RootfsPlan<'_>) -> Result<()> {
+    let dev = secure_join(plan.rootfs, Path::new("/dev"));
+    make_target(&dev, true).ctx(|| "mkdir /dev".into())?;
+    for (name, major, minor) in DEFAULT_DEVICES {
+        let path = dev.join(name);
+        make_device(plan, &path, SFlag::S_IFCHR, major, minor, 0o666, None)
+            .ctx(|| format!("create device /dev/{name}"))?;
+    }
+    let devices: &[LinuxDevice] = plan
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or(&[]);
+    for (i, d) in devices.iter().enumerate() {
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
+            LinuxDeviceType::B => SFlag::S_IFBLK,
+            LinuxDeviceType::P => SFlag::S_IFIFO,
+            LinuxDeviceType::A => {
+                return Err(Error::spec(
+                    format!("linux.devices[{i}].type"),
+                    "\"a\" is only valid in device cgroup rules",
+                ))
+            }
+        };
+        let path = secure_join(plan.rootfs, d.path());
+        let mode = d.file_mode().unwrap_or(0o666);
+        let owner = Some((d.uid().unwrap_or(0), d.gid().unwrap_or(0)));
+        make_device(
+            plan,
+            &path,
+            kind,
+            d.major() as u64,
+            d.minor() as u64,
+            mode,
+            owner,
+        )
+        .ctx(|| format!("linux.devices[{i}] ({})", d.path().display()))?;
+    }
+    // /dev/ptmx → the container's own devpts instance.
+    let ptmx = dev.join("ptmx");
+    let _ = fs::remove_file(&ptmx);
+    symlink("pts/ptmx", &ptmx).ctx(|| "symlink /dev/ptmx".into())?;
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        let p = dev.join(link);
+        if fs::symlink_metadata(&p).is_err() {
+            symlink(target, &p).ctx(|| format!("symlink /dev/{link}"))?;
+        }
+    }
+    if Path::new("/proc/kcore").exists() && fs::symlink_metadata(dev.join("core")).is_err() {
+        symlink("/proc/kcore", dev.join("core")).ctx(|| "symlink /dev/core".into())?;
+    }
+    Ok(())
+}
+
+fn make_device(
+    plan: &RootfsPlan<'_>,
+    path: &Path,
+    kind: SFlag,
+    major: u64,
+    minor: u64,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)?;
+    }
+    let _ = fs::remove_file(path);
+    let made = if plan.userns {
+        Err(nix::errno::Errno::EPERM)
+    } else {
+        mknod(
+            path,
+            kind,
+            Mode::from_bits_truncate(mode & 0o7777),
+            makedev(major, minor),
+        )
+    };
+    match made {
+        Ok(()) => {
+            // mknod honours the umask; set the exact mode asked for.
+            nix::sys::stat::fchmodat(
+                nix::fcntl::AT_FDCWD,
+                path,
+                Mode::from_bits_truncate(mode & 0o7777),
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            )?;
+            if let Some((uid, gid)) = owner {
+                nix::unistd::chown(
+                    path,
+                    Some(nix::unistd::Uid::from_raw(uid)),
+                    Some(nix::unistd::Gid::from_raw(gid)),
+                )?;
+            }
+            Ok(())
+        }
+        // Why: mknod is refused in a user namespace; bind the host's node instead (runc does too).
+        Err(nix::errno::Errno::EPERM) => {
+            fs::File::create(path)?;
+            let host = PathBuf::from(format!(
+                "/dev/{}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ));
+            mount(Some(&host), path, none(), MsFlags::MS_BIND, none())?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Make `rootfs` the root (`pivot_root(".", ".")`, then lazily detach the old root).
+pub(crate) fn pivot(rootfs: &Path) -> Result<()> {
+    let old = open(
+        "/",
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /".into())?;
+    let new = open(
+        rootfs,
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open {}", rootfs.display()))?;
+    nix::unistd::fchdir(new.as_fd()).ctx(|| "chdir rootfs".into())?;
+    nix::unistd::pivot_root(".", ".").ctx(|| "pivot_root".into())?;
+    nix::unistd::fchdir(old.as_fd()).ctx(|| "chdir old root".into())?;
+    // The old root is stacked under the new one; make it a slave so the detach does not
+    // propagate to the host, then detach it.
+    mount(
+        none(),
+        ".",
+        none(),
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        none(),
+    )
+    .ctx(|| "make old root a slave".into())?;
+    umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach old root".into())?;
+    nix::unistd::chdir("/").ctx(|| "chdir /".into())?;
+    Ok(())
+}
+
+/// After pivot_root: masked paths, read-only paths, rootfs propagation and read-only rootfs.
+pub(crate) fn finish(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_deref())
+        .unwrap_or(&[])
+    {
+        readonly_path(p).ctx(|| format!("linux.readonlyPaths: {p}"))?;
+    }
+    for p in linux
+        .and_then(|l| l.masked_paths().as_deref())
+        .unwrap_or(&[])
+    {
+        mask_path(p).ctx(|| format!("linux.maskedPaths: {p}"))?;
+    }
+    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        if let Some(f) = mount_opts::propagation(p) {
+            if f.contains(MsFlags::MS_SHARED) {
+                mount(none(), "/", none(), f, none()).ctx(|| "linux.rootfsPropagation".into())?;
+            }
+        }
+    }
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        remount_bind(Path::new("/"), MsFlags::MS_RDONLY).ctx(|| "root.readonly".into())?;
+    }
+    Ok(())
+}
+
+fn readonly_path(p: &str) -> std::io::Result<()> {
+    match mount(
+        Some(p),
+        p,
+        none(),
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        none(),
+    ) {
+        Err(nix::errno::Errno::ENOENT) => return Ok(()),
+        r => r?,
+    }
+    remount_bind(Path::new(p), MsFlags::MS_RDONLY | MsFlags::MS_REC)?;
+    Ok(())
+}
+
+fn mask_path(p: &str) -> std::io::Result<()> {
+    let meta = match fs::metadata(p) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        r => r?,
+    };
+    if meta.is_dir() {
+        mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, none())?;
+    } else {
+        match mount(Some("/dev/null"), p, none(), MsFlags::MS_BIND, none()) {
+            Err(nix::errno::Errno::ENOENT) => {}
+            r => r?,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secure_join_keeps_symlinks_inside() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        symlink("/etc", root.join("a/evil")).unwrap();
+        symlink("../../../../..", root.join("a/up")).unwrap();
+        assert_eq!(
+            secure_join(root, Path::new("/a/evil/x")),
+            root.join("etc/x")
+        );
+        assert_eq!(secure_join(root, Path::new("/a/up/tmp")), root.join("tmp"));
+        assert_eq!(secure_join(root, Path::new("/../../x")), root.join("x"));
+        assert_eq!(secure_join(root, Path::new("/a/b/c")), root.join("a/b/c"));
+    }
+}
