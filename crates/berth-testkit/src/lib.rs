@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fakecgroup;
+pub mod rootfs;
 pub mod unique;
 
 /// True when running as root; prints why a root-tier test is skipped otherwise.
