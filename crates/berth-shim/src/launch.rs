@@ -1,0 +1,291 @@
+//! Starting a shim: the launcher (what the daemon runs) and the detached shim it leaves
+//! behind.
+//!
+//! `berth shim ARGS` (launcher) re-executes itself as `berth shim ARGS --detached` with stdout
+//! on a pipe and stderr appended to `STATE-DIR/shim.log`, reads one JSON line from that pipe,
+//! prints it and exits: 0 with `{"shim_pid":N,"pid":M}`, 1 with `{"error":"...","kind":"..."}`.
+//! The detached shim calls `setsid` (its own session, so the daemon's signals and terminal do
+//! not reach it), becomes a child subreaper (the container's init, created by the runtime,
+//! is re-parented to it and reaped by it), creates the container, listens on
+//! `STATE-DIR/shim.sock`, writes `shim.json`, reports, points stdout at /dev/null and serves.
+
+use crate::args::{Config, RuntimeChoice};
+use crate::backend::{Backend, BackendError, Io};
+use crate::cli_backend::CliBackend;
+use crate::fdio;
+use crate::logfile::{self, LogWriter};
+use crate::process_backend::ProcessBackend;
+use crate::records::{self, ShimRecord};
+use crate::server::{InitIo, Server};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixListener;
+use std::process::{Command, Stdio};
+
+/// The launcher's JSON reply.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum LaunchReply {
+    Ok { shim_pid: i32, pid: i32 },
+    Err { error: String, kind: String },
+}
+
+/// Run the launcher: start the detached shim and relay its report. Returns the exit code.
+pub fn launch(cfg: &Config) -> i32 {
+    let reply = launch_inner(cfg);
+    let ok = matches!(reply, LaunchReply::Ok { .. });
+    println!("{}", serde_json::to_string(&reply).unwrap_or_default());
+    if ok {
+        0
+    } else {
+        1
+    }
+}
+
+fn err(kind: &str, msg: String) -> LaunchReply {
+    LaunchReply::Err {
+        error: msg,
+        kind: kind.into(),
+    }
+}
+
+fn launch_inner(cfg: &Config) -> LaunchReply {
+    if let Err(e) = std::fs::create_dir_all(&cfg.state_dir) {
+        return err(
+            "failed",
+            format!("create state dir {}: {e}", cfg.state_dir.display()),
+        );
+    }
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return err("failed", format!("find my own executable: {e}")),
+    };
+    let log = cfg.state_dir.join("shim.log");
+    let stderr = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+    {
+        Ok(f) => f,
+        Err(e) => return err("failed", format!("open {}: {e}", log.display())),
+    };
+    let mut dcfg = cfg.clone();
+    dcfg.detached = true;
+    let child = Command::new(exe)
+        .arg("shim")
+        .args(dcfg.to_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .current_dir("/")
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return err("failed", format!("start the shim: {e}")),
+    };
+    let mut line = String::new();
+    let out = child.stdout.take().expect("piped stdout");
+    let _ = BufReader::new(out).read_line(&mut line);
+    match serde_json::from_str::<LaunchReply>(line.trim()) {
+        Ok(r) => {
+            if matches!(r, LaunchReply::Err { .. }) {
+                let _ = child.wait();
+            }
+            r
+        }
+        Err(_) => {
+            let _ = child.wait();
+            err(
+                "failed",
+                format!("the shim exited before reporting; see {}", log.display()),
+            )
+        }
+    }
+}
+
+fn report(r: &LaunchReply) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default());
+    let _ = out.flush();
+}
+
+/// The detached shim: set up, create the container, report, serve. Returns the exit code.
+pub fn serve(cfg: Config) -> i32 {
+    let _ = nix::unistd::setsid();
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        report(&err("failed", format!("become a child subreaper: {e}")));
+        return 1;
+    }
+    match cfg.runtime.clone() {
+        RuntimeChoice::Process => {
+            serve_with(cfg.clone(), ProcessBackend::new(cfg.state_dir.clone()))
+        }
+        RuntimeChoice::Binary(p) => serve_with(
+            cfg.clone(),
+            CliBackend {
+                program: p,
+                prefix: vec![],
+                root: cfg.runtime_root.clone(),
+                work_dir: cfg.state_dir.clone(),
+            },
+        ),
+        RuntimeChoice::Berth => {
+            let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+            serve_with(
+                cfg.clone(),
+                CliBackend {
+                    program: exe,
+                    prefix: vec!["runtime".into()],
+                    root: cfg.runtime_root.clone(),
+                    work_dir: cfg.state_dir.clone(),
+                },
+            )
+        }
+    }
+}
+
+/// The container's cgroup path from the bundle (`linux.cgroupsPath`), if it is a cgroupfs path.
+fn cgroups_path(bundle: &std::path::Path) -> Option<String> {
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).ok()?).ok()?;
+    let p = cfg["linux"]["cgroupsPath"].as_str()?;
+    p.starts_with('/').then(|| p.to_string())
+}
+
+/// Read the OOM-kill counter of a cgroup.
+fn oom_reader(path: String) -> Box<dyn Fn() -> Option<u64>> {
+    Box::new(move || {
+        let m = berth_cgroups::open(berth_cgroups::CgroupPath(path.clone())).ok()?;
+        m.stats().ok().map(|s| s.memory_oom_kills)
+    })
+}
+
+fn serve_with<B: Backend>(cfg: Config, mut backend: B) -> i32 {
+    let fail = |kind: &str, msg: String| {
+        report(&err(kind, msg));
+        1
+    };
+    // SIGCHLD through a signalfd: blocked here, read in the poll loop.
+    let mut mask = nix::sys::signal::SigSet::empty();
+    mask.add(nix::sys::signal::Signal::SIGCHLD);
+    if let Err(e) = mask.thread_block() {
+        return fail("failed", format!("block SIGCHLD: {e}"));
+    }
+    let sigfd = match nix::sys::signalfd::SignalFd::with_flags(
+        &mask,
+        nix::sys::signalfd::SfdFlags::SFD_NONBLOCK | nix::sys::signalfd::SfdFlags::SFD_CLOEXEC,
+    ) {
+        Ok(s) => s,
+        Err(e) => return fail("failed", format!("signalfd: {e}")),
+    };
+    if let Some(dir) = cfg.log_path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let log = match LogWriter::open(&cfg.log_path, cfg.log_max_size, cfg.log_max_files) {
+        Ok(l) => l,
+        Err(e) => {
+            return fail(
+                "failed",
+                format!("open log {}: {e}", cfg.log_path.display()),
+            )
+        }
+    };
+    let sock_path = cfg.state_dir.join(records::SOCKET);
+    let _ = std::fs::remove_file(&sock_path);
+    let listener = match UnixListener::bind(&sock_path) {
+        Ok(l) => l,
+        Err(e) => return fail("failed", format!("listen on {}: {e}", sock_path.display())),
+    };
+    // The container's stdio.
+    let mut io = InitIo {
+        pid: 0,
+        master: None,
+        stdout: None,
+        stderr: None,
+        stdin: None,
+    };
+    let spawn_io = if cfg.tty {
+        Io::Tty
+    } else {
+        let p = (|| -> std::io::Result<_> {
+            let (or, ow) = fdio::pipe()?;
+            let (er, ew) = fdio::pipe()?;
+            let sin = if cfg.stdin { Some(fdio::pipe()?) } else { None };
+            Ok((or, ow, er, ew, sin))
+        })();
+        let (or, ow, er, ew, sin) = match p {
+            Ok(p) => p,
+            Err(e) => return fail("failed", format!("create pipes: {e}")),
+        };
+        io.stdout = Some(or);
+        io.stderr = Some(er);
+        let child_in = sin.map(|(r, w)| {
+            io.stdin = Some(w);
+            r
+        });
+        Io::Pipes {
+            stdin: child_in,
+            stdout: ow,
+            stderr: ew,
+        }
+    };
+    let spawned = match backend.create(&cfg.id, &cfg.bundle, spawn_io) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_file(&sock_path);
+            // With pass-through stdio the runtime wrote its error to the container's pipes.
+            let mut extra = Vec::new();
+            for fd in [&io.stderr, &io.stdout].into_iter().flatten() {
+                let _ = fdio::set_nonblocking(fd, true);
+                let mut b = [0u8; 4096];
+                if let Ok(Some(n)) = fdio::read(fd, &mut b) {
+                    extra.extend_from_slice(&b[..n]);
+                }
+            }
+            let extra = String::from_utf8_lossy(&extra).trim().to_string();
+            let e = match (&e, extra.is_empty()) {
+                (BackendError::Failed(m), false) => {
+                    BackendError::from_message(&format!("{m}: {extra}"))
+                }
+                _ => e,
+            };
+            return fail(e.kind(), format!("create container {}: {e}", cfg.id));
+        }
+    };
+    io.pid = spawned.pid;
+    io.master = spawned.console;
+    let rec = ShimRecord {
+        shim_pid: std::process::id() as i32,
+        pid: spawned.pid,
+        started_at: logfile::now_rfc3339_nano(),
+    };
+    if let Err(e) = records::write_atomic(&cfg.state_dir, records::SHIM_JSON, &rec) {
+        let _ = backend.kill(&cfg.id, 9);
+        let _ = backend.delete(&cfg.id);
+        return fail("failed", format!("write shim.json: {e}"));
+    }
+    let mut server = Server::new(
+        cfg.id.clone(),
+        cfg.state_dir.clone(),
+        cfg.log_path.clone(),
+        cfg.log_max_files,
+        backend,
+        log,
+        io,
+        listener,
+        sigfd,
+    );
+    if let Some(p) = cgroups_path(&cfg.bundle) {
+        let read = oom_reader(p);
+        let base = read().unwrap_or(0);
+        server.oom = Some((base, read));
+    }
+    report(&LaunchReply::Ok {
+        shim_pid: rec.shim_pid,
+        pid: rec.pid,
+    });
+    // Nobody reads our stdout any more: a write must not get EPIPE.
+    if let Ok(null) = fdio::dev_null() {
+        let _ = nix::unistd::dup2_stdout(&null);
+    }
+    server.run()
+}
