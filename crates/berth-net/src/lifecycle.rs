@@ -150,3 +150,16 @@ impl NetworkManager {
         firewall::apply(&firewall::delete_table(&self.inner.cfg.nft_table)).await
     }
 }
+
+impl NetworkManager {
+    /// Daemon exit *without* cleanup: stop the embedded DNS servers and release the port
+    /// reservations held by this process; kernel objects (bridges, veths, rules) and the
+    /// state stay for the next `open` + `restore`.
+    pub fn close(&self) {
+        let mut live = self.live();
+        for (_, t) in live.dns.drain() {
+            t.abort();
+        }
+        live.ports.clear();
+    }
+}

@@ -1,0 +1,136 @@
+//! Shared helpers of the root-tier network tests. All traffic stays on loopback and in
+//! namespaces the tests create.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use berth_net::{NetConfig, NetworkManager};
+use berth_testkit::netns::{NetNs, Proc};
+use ipnet::Ipv4Net;
+
+static SUBNETS: AtomicU32 = AtomicU32::new(0);
+
+/// A /24 unlikely to collide with other test processes: 10.(150+pid%100).(n).0/24.
+pub fn unique_subnet() -> Ipv4Net {
+    let n = SUBNETS.fetch_add(1, Ordering::Relaxed);
+    let b = 150 + (std::process::id() % 100) as u8;
+    Ipv4Net::new(Ipv4Addr::new(10, b, (n % 256) as u8, 0), 24).unwrap()
+}
+
+/// An instance config with unique kernel names; the user-network pool holds fresh /24s.
+pub fn config(upstream: Option<SocketAddr>) -> NetConfig {
+    let tag = berth_testkit::unique::name("");
+    let short: String = tag.chars().rev().take(5).collect::<String>().chars().rev().collect();
+    NetConfig {
+        default_bridge: format!("bb{tag}").chars().take(15).collect(),
+        default_subnet: Some(unique_subnet()),
+        user_bridge_prefix: format!("bu{short}"),
+        veth_prefix: format!("bv{short}"),
+        nft_table: format!("berth_test_{tag}"),
+        address_pool: (0..4).map(|_| unique_subnet()).collect(),
+        dns_upstreams: Some(upstream.into_iter().collect()),
+        ..NetConfig::default()
+    }
+}
+
+/// A manager in a fresh temp dir (dir returned so it outlives the manager).
+pub async fn open(upstream: Option<SocketAddr>) -> (NetworkManager, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = NetworkManager::open(dir.path(), config(upstream)).await.expect("open network manager");
+    (m, dir)
+}
+
+/// Run `f` on a thread inside the namespace at `path`.
+pub fn in_netns<R: Send + 'static>(path: &Path, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let path: PathBuf = path.to_path_buf();
+    std::thread::spawn(move || {
+        let fd = std::fs::File::open(&path).expect("open netns");
+        nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+    .join()
+    .expect("netns thread")
+}
+
+/// Ask the embedded DNS (127.0.0.11:53 inside `ns`) for an A record.
+pub fn dns_a(ns: &Path, name: &str) -> Option<(u8, Vec<Ipv4Addr>)> {
+    let name = name.to_string();
+    in_netns(ns, move || {
+        let s = UdpSocket::bind("127.0.0.1:0").ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(4))).ok()?;
+        let q = berth_net::dns::wire::build_query(0x4242, &name, berth_net::dns::wire::TYPE_A);
+        s.send_to(&q, "127.0.0.11:53").ok()?;
+        let mut buf = [0u8; 1500];
+        let n = s.recv(&mut buf).ok()?;
+        berth_net::dns::wire::parse_a_answers(&buf[..n])
+    })
+}
+
+/// A fake upstream resolver on 127.0.0.1: answers every A query with 198.51.100.7.
+pub fn fake_upstream() -> SocketAddr {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = s.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, peer)) = s.recv_from(&mut buf) {
+            if let Ok(q) = berth_net::dns::wire::parse_query(&buf[..n]) {
+                let a = berth_net::dns::wire::answer(&buf[..n], &q, &[Ipv4Addr::new(198, 51, 100, 7)], 0);
+                let _ = s.send_to(&a, peer);
+            }
+        }
+    });
+    addr
+}
+
+/// busybox httpd serving `body` on port 80 inside `ns`.
+pub fn httpd(ns: &NetNs, body: &str) -> (Proc, tempfile::TempDir) {
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("index.html"), body).unwrap();
+    let p = ns
+        .spawn("/bin/busybox", &["httpd", "-f", "-p", "80", "-h", www.path().to_str().unwrap()])
+        .expect("start httpd");
+    (p, www)
+}
+
+/// HTTP GET from the host (test process), retrying while the server starts.
+pub fn host_get(addr: SocketAddr) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = (|| -> std::io::Result<String> {
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(3)))?;
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        })();
+        match r {
+            Ok(body) if !body.is_empty() => return Ok(body),
+            Ok(_) | Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Ok(_) => return Err(format!("empty reply from {addr}")),
+            Err(e) => return Err(format!("{addr}: {e}")),
+        }
+    }
+}
+
+/// HTTP GET with busybox nc from inside `ns` (addr may be a name: resolved via /etc/resolv.conf).
+pub fn ns_get(ns: &NetNs, host: &str, port: u16) -> String {
+    let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 3 {host} {port}");
+    let out = ns.sh(&script).expect("run nc");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Link names on the host starting with `prefix`.
+pub fn host_links_with_prefix(prefix: &str) -> Vec<String> {
+    let out = std::process::Command::new("ip").args(["-o", "link", "show"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
