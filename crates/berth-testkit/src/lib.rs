@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fakecgroup;
+pub mod netns;
 pub mod rootfs;
 pub mod unique;
 
