@@ -78,11 +78,31 @@ fn report() -> String {
             .map(|v| arr(v.split_whitespace().map(String::from)))
             .unwrap_or_else(|| "[]".into())
     };
-    let _ = write!(o, ",\"uid\":{},\"gid\":{},\"groups\":{}", ids("Uid:"), ids("Gid:"), ids("Groups:"));
+    let _ = write!(
+        o,
+        ",\"uid\":{},\"gid\":{},\"groups\":{}",
+        ids("Uid:"),
+        ids("Gid:"),
+        ids("Groups:")
+    );
     let hostname = read("/proc/sys/kernel/hostname").unwrap_or_default();
     let domain = read("/proc/sys/kernel/domainname").unwrap_or_default();
-    let _ = write!(o, ",\"hostname\":{},\"domainname\":{}", esc(&hostname), esc(&domain));
-    for k in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp", "Umask"] {
+    let _ = write!(
+        o,
+        ",\"hostname\":{},\"domainname\":{}",
+        esc(&hostname),
+        esc(&domain)
+    );
+    for k in [
+        "CapInh",
+        "CapPrm",
+        "CapEff",
+        "CapBnd",
+        "CapAmb",
+        "NoNewPrivs",
+        "Seccomp",
+        "Umask",
+    ] {
         let v = status_field(&status, &format!("{k}:")).unwrap_or_default();
         let _ = write!(o, ",{}:{}", esc(k), esc(&v));
     }
@@ -104,11 +124,27 @@ fn report() -> String {
     let _ = write!(o, ",\"mounts\":{}", arr(mounts));
     // cgroup limits (v1 paths, then v2)
     let cg = [
-        ("memory_limit", "/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max"),
-        ("pids_max", "/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/pids.max"),
-        ("cpu_quota", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu.max"),
+        (
+            "memory_limit",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory.max",
+        ),
+        (
+            "pids_max",
+            "/sys/fs/cgroup/pids/pids.max",
+            "/sys/fs/cgroup/pids.max",
+        ),
+        (
+            "cpu_quota",
+            "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+            "/sys/fs/cgroup/cpu.max",
+        ),
         ("cpu_period", "/sys/fs/cgroup/cpu/cpu.cfs_period_us", ""),
-        ("cpu_shares", "/sys/fs/cgroup/cpu/cpu.shares", "/sys/fs/cgroup/cpu.weight"),
+        (
+            "cpu_shares",
+            "/sys/fs/cgroup/cpu/cpu.shares",
+            "/sys/fs/cgroup/cpu.weight",
+        ),
     ];
     let mut cgs = Vec::new();
     for (k, v1, v2) in cg {
@@ -134,7 +170,11 @@ fn report() -> String {
         })
         .unwrap_or_default();
     pids.sort_unstable();
-    let _ = write!(o, ",\"processes\":{}", arr(pids.iter().map(|p| p.to_string())));
+    let _ = write!(
+        o,
+        ",\"processes\":{}",
+        arr(pids.iter().map(|p| p.to_string()))
+    );
     let cwd = std::env::current_dir()
         .map(|p| p.display().to_string())
         .unwrap_or_default();

@@ -131,6 +131,9 @@ pub(crate) fn create(
     let fifo = dir.join(state::FIFO);
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
         .ctx(|| format!("mkfifo {}", fifo.display()))?;
+    // mkfifo honours the umask; the init may run as another (mapped) uid and must open it.
+    std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+        .ctx(|| format!("chmod {}", fifo.display()))?;
 
     let (parent_sock, child_sock) = sync::pair()?;
     let plan = InitPlan {

@@ -4,7 +4,6 @@
 //! sync socket (stdout/stderr locks may be held by a thread of the parent at fork time).
 
 use std::ffi::CString;
-use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -154,25 +153,32 @@ fn init(mut plan: InitPlan, sock: &OwnedFd) -> Result<std::convert::Infallible> 
     }
     let (path, args, env) = finalize_process(&plan.proc)?;
     sync::send(sock.as_fd(), &Msg::Ready).ctx(|| "sync".into())?;
-    // Block until `start` opens the fifo for reading.
-    let w = open(
-        Path::new(&format!("/proc/self/fd/{}", fifo.as_raw_fd())),
-        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| "open exec fifo (is /proc mounted?)".into())?;
-    nix::unistd::write(&w, b"0").ctx(|| "write exec fifo".into())?;
-    drop(w);
-    drop(fifo);
-    if let Some(h) = plan
-        .spec
-        .hooks()
-        .as_ref()
-        .and_then(|h| h.start_container().clone())
-    {
-        run_hooks_json(&h, &state_json, "startContainer")?;
+    // From here on the parent may be gone: failures go to the container's stderr.
+    let r = (|| -> Result<std::convert::Infallible> {
+        // Block until `start` opens the fifo for reading.
+        let w = open(
+            Path::new(&format!("/proc/self/fd/{}", fifo.as_raw_fd())),
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| "open exec fifo (is /proc mounted?)".into())?;
+        nix::unistd::write(&w, b"0").ctx(|| "write exec fifo".into())?;
+        drop(w);
+        drop(fifo);
+        let hooks = plan.spec.hooks().as_ref();
+        if let Some(h) = hooks.and_then(|h| h.start_container().clone()) {
+            run_hooks_json(&h, &state_json, "startContainer")?;
+        }
+        exec_now(&plan.proc, &path, &args, &env)
+    })();
+    match r {
+        Ok(never) => match never {},
+        Err(e) => {
+            let msg = format!("berth runtime: container init: {e}\n");
+            let _ = nix::unistd::write(std::io::stderr(), msg.as_bytes());
+            berth_sys::exit_now(1)
+        }
     }
-    exec_now(&plan.proc, &path, &args, &env)
 }
 
 /// The exec'd process's main (after the helper joined the container's namespaces).
@@ -303,12 +309,10 @@ fn exec_now(
         seccomp::apply(&p.seccomp).ctx(|| "linux.seccomp".into())?;
     }
     let e = nix::unistd::execve(path, args, env).unwrap_err();
-    // The parent is gone by now (after start); tell the container's stderr.
-    let _ = writeln!(
-        std::io::stderr(),
-        "berth runtime: exec {}: {e}",
-        path.to_string_lossy()
-    );
+    // The parent is gone by now (after start); tell the container's stderr (raw write:
+    // std's stderr lock may be held by a thread of the parent at fork time).
+    let msg = format!("berth runtime: exec {}: {e}\n", path.to_string_lossy());
+    let _ = nix::unistd::write(std::io::stderr(), msg.as_bytes());
     berth_sys::exit_now(if e == nix::errno::Errno::ENOENT {
         127
     } else {
