@@ -62,46 +62,13 @@ impl ImageStore {
         let platform = opts.platform.clone().unwrap_or_else(Platform::host);
 
         // Up to date? A HEAD does not count against registry rate limits.
-        if r.digest.is_none() {
-            if let Some(tagged) = r.tagged() {
-                if let Some(id) = self.tag_target(&tagged) {
-                    if let Ok(rec) = self.get(&id.to_string()) {
-                        let head = self
-                            .registry
-                            .manifest_digest(&repo, &r.manifest_reference())
-                            .await
-                            .ok()
-                            .flatten();
-                        let stored = format!("{}@", r.familiar_name());
-                        let same = head.is_some_and(|h| {
-                            rec.repo_digests
-                                .iter()
-                                .any(|d| *d == format!("{stored}{h}"))
-                        });
-                        if same
-                            && rec
-                                .layers
-                                .iter()
-                                .all(|l| self.snapshots.exists(&l.chain_id))
-                        {
-                            if let Some(h) = self
-                                .registry
-                                .manifest_digest(&repo, &r.manifest_reference())
-                                .await
-                                .ok()
-                                .flatten()
-                            {
-                                progress(PullEvent::Digest(h));
-                            }
-                            progress(PullEvent::Status(format!(
-                                "Image is up to date for {}",
-                                r.familiar()
-                            )));
-                            return Ok(rec);
-                        }
-                    }
-                }
-            }
+        if let Some(rec) = self.up_to_date(&repo, r, &platform).await {
+            progress(PullEvent::Digest(rec.1));
+            progress(PullEvent::Status(format!(
+                "Image is up to date for {}",
+                r.familiar()
+            )));
+            return Ok(rec.0);
         }
 
         let (top_digest, manifest, manifest_digest, manifest_media_type) =
@@ -222,6 +189,41 @@ impl ImageStore {
         };
         progress(PullEvent::Status(format!("{status} {}", r.familiar())));
         self.get(&id.to_string())
+    }
+
+    /// The local image when the tag still points at the same manifest (by `HEAD`), for the
+    /// same platform, with all its layers present.
+    async fn up_to_date(
+        &self,
+        repo: &RepoAccess,
+        r: &ImageRef,
+        platform: &Platform,
+    ) -> Option<(ImageRecord, Digest)> {
+        if r.digest.is_some() {
+            return None;
+        }
+        let id = self.tag_target(&r.tagged()?)?;
+        let rec = self.get(&id.to_string()).ok()?;
+        let c = &rec.config;
+        let same_platform = c.os == platform.os
+            && c.architecture == platform.architecture
+            && (platform.variant.is_none() || c.variant == platform.variant);
+        if !same_platform
+            || !rec
+                .layers
+                .iter()
+                .all(|l| self.snapshots.exists(&l.chain_id))
+        {
+            return None;
+        }
+        let head = self
+            .registry
+            .manifest_digest(repo, &r.manifest_reference())
+            .await
+            .ok()
+            .flatten()?;
+        let known = format!("{}@{head}", r.familiar_name());
+        rec.repo_digests.contains(&known).then_some((rec, head))
     }
 
     /// Fetches what `r` names; an index is resolved to `platform`'s manifest.
@@ -386,7 +388,10 @@ impl ImageStore {
                         .open(&partial2)
                         .map_err(io_err("open", &partial2))?;
                     f.set_len(have).map_err(io_err("truncate", &partial2))?;
-                    let existing = f.try_clone().map_err(io_err("open", &partial2))?.take(have);
+                    // a separate handle: a cloned fd would share the append offset
+                    let existing = File::open(&partial2)
+                        .map_err(io_err("open", &partial2))?
+                        .take(have);
                     f.seek(io::SeekFrom::End(0))
                         .map_err(io_err("seek", &partial2))?;
                     Box::new(ChannelReader {

@@ -12,7 +12,9 @@
 #![forbid(unsafe_code)]
 
 pub mod fakecgroup;
+pub mod images;
 pub mod netns;
+pub mod registry;
 pub mod rootfs;
 pub mod unique;
 
