@@ -403,7 +403,13 @@ fn wait_with_console(pid: i32, master: Option<OwnedFd>) -> i32 {
                 let mut buf = [0u8; 4096];
                 let mut stdin = std::io::stdin();
                 while let Ok(n) = stdin.read(&mut buf) {
-                    if n == 0 || w.write_all(&buf[..n]).is_err() {
+                    if n == 0 {
+                        // Our stdin is not a terminal and ended: type ^D, as a user would,
+                        // so a shell on the container's terminal sees end of input.
+                        let _ = w.write_all(b"\x04");
+                        break;
+                    }
+                    if w.write_all(&buf[..n]).is_err() {
                         break;
                     }
                 }
