@@ -22,3 +22,17 @@ impl std::fmt::Debug for AttachStream {
             .finish()
     }
 }
+
+/// An attach made before the container's shim exists; connected at start.
+pub(crate) struct PendingAttach {
+    pub opts: crate::options::AttachOptions,
+    pub io: tokio::io::DuplexStream,
+}
+
+/// Pipe a client duplex to a shim stream until both directions end (EOF on one side
+/// shuts down the other's write half, which the shim takes as "close stdin").
+pub(crate) fn splice(mut client: tokio::io::DuplexStream, mut shim: tokio::net::UnixStream) {
+    tokio::spawn(async move {
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut shim).await;
+    });
+}

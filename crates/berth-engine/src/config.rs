@@ -21,6 +21,9 @@ pub struct EngineConfig {
     pub log_max_size: u64,
     /// json-file log rotation: files kept (Docker's `max-file`).
     pub log_max_files: u32,
+    /// The init for `--init`, bind-mounted at `/sbin/berth-init`; `None` = `berth_binary`
+    /// (which must then be statically linked to run inside any image).
+    pub init_binary: Option<PathBuf>,
     /// Seconds `stop` waits after the stop signal before SIGKILL when the container sets none.
     pub default_stop_timeout: u64,
 }
@@ -36,6 +39,14 @@ impl Default for EngineConfig {
             log_max_size: 10 * 1024 * 1024,
             log_max_files: 3,
             default_stop_timeout: 10,
+            init_binary: None,
         }
+    }
+}
+
+impl EngineConfig {
+    /// The init binary `--init` mounts.
+    pub fn init_binary(&self) -> &std::path::Path {
+        self.init_binary.as_deref().unwrap_or(&self.berth_binary)
     }
 }

@@ -72,3 +72,327 @@ pub enum ImageDeleteItem {
     Untagged(String),
     Deleted(String),
 }
+
+use crate::error::{EngineError, Result};
+use crate::options::Filters;
+use crate::Engine;
+use berth_image::{ImageRecord, ImageRef, PullEvent};
+
+/// `busybox` → `busybox:latest` (Docker's form in messages); unparsable input as given.
+pub fn display_ref(s: &str) -> String {
+    ImageRef::parse(s)
+        .map(|r| r.familiar())
+        .unwrap_or_else(|_| s.to_string())
+}
+
+/// berth-image's error as an engine error (kind kept, message as berth-image words it).
+pub(crate) fn image_error(e: berth_image::ImageError) -> EngineError {
+    use berth_image::ErrorKind as K;
+    let kind = match e.kind() {
+        K::NotFound => crate::ErrorKind::NotFound,
+        K::Conflict => crate::ErrorKind::Conflict,
+        K::InvalidArgument => crate::ErrorKind::InvalidArgument,
+        K::Unauthorized => crate::ErrorKind::InvalidArgument,
+        K::Unavailable => crate::ErrorKind::Unavailable,
+        K::Internal => crate::ErrorKind::Internal,
+    };
+    EngineError::new(kind, e.to_string())
+}
+
+/// The engine's view of an image config's container defaults.
+pub(crate) fn image_config_of(c: &berth_image::ImageConfig) -> ImageConfig {
+    let cc = &c.config;
+    ImageConfig {
+        entrypoint: cc.entrypoint.clone(),
+        cmd: cc.cmd.clone(),
+        env: cc.env.clone().unwrap_or_default(),
+        working_dir: cc.working_dir.clone().unwrap_or_default(),
+        user: cc.user.clone().unwrap_or_default(),
+        exposed_ports: cc
+            .exposed_ports
+            .as_ref()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default(),
+        volumes: cc
+            .volumes
+            .as_ref()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default(),
+        stop_signal: cc.stop_signal.clone(),
+        labels: cc.labels.clone().unwrap_or_default(),
+    }
+}
+
+fn parse_created(s: &Option<String>) -> Option<DateTime<Utc>> {
+    s.as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn summary_of(r: &ImageRecord, containers: i64) -> ImageSummary {
+    ImageSummary {
+        id: r.id.to_string(),
+        parent_id: String::new(),
+        repo_tags: r.repo_tags.clone(),
+        repo_digests: r.repo_digests.clone(),
+        created: parse_created(&r.created),
+        size: r.size,
+        labels: r.config.config.labels.clone().unwrap_or_default(),
+        containers,
+    }
+}
+
+fn details_of(r: &ImageRecord, containers: i64) -> ImageDetails {
+    ImageDetails {
+        summary: summary_of(r, containers),
+        config: image_config_of(&r.config),
+        architecture: r.config.architecture.clone(),
+        os: r.config.os.clone(),
+        variant: r.config.variant.clone().unwrap_or_default(),
+        layers: r
+            .config
+            .rootfs
+            .diff_ids
+            .iter()
+            .map(|d| d.to_string())
+            .collect(),
+        author: r.config.author.clone().unwrap_or_default(),
+        comment: r
+            .config
+            .history
+            .last()
+            .and_then(|h| h.comment.clone())
+            .unwrap_or_default(),
+    }
+}
+
+/// berth-image's progress event as a Docker-shaped message.
+fn progress_of(ev: PullEvent) -> PullProgress {
+    match ev {
+        PullEvent::PullingFrom { repository, tag } => PullProgress {
+            id: Some(tag),
+            status: format!("Pulling from {repository}"),
+            ..Default::default()
+        },
+        PullEvent::Layer { id, status } => {
+            let p = status.progress();
+            PullProgress {
+                id: Some(id),
+                status: status.docker_status().to_string(),
+                current: p.map(|x| x.0),
+                total: p.map(|x| x.1),
+            }
+        }
+        PullEvent::Digest(d) => PullProgress {
+            status: format!("Digest: {d}"),
+            ..Default::default()
+        },
+        PullEvent::Status(s) => PullProgress {
+            status: s,
+            ..Default::default()
+        },
+    }
+}
+
+impl Engine {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&berth_image::ImageStore) -> std::result::Result<T, berth_image::ImageError>
+            + Send
+            + 'static,
+    ) -> Result<T> {
+        let store = self.inner.images.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| EngineError::internal(e.to_string()))?
+            .map_err(image_error)
+    }
+
+    /// How many containers use each image id.
+    fn image_use_counts(&self) -> std::collections::HashMap<String, i64> {
+        let mut m = std::collections::HashMap::new();
+        for c in self.all_containers() {
+            *m.entry(c.snapshot().image_id).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// Pull `reference` (`platform` like `linux/amd64`), sending progress messages.
+    pub async fn image_pull(
+        &self,
+        reference: &str,
+        platform: Option<&str>,
+        progress: Option<ProgressSender>,
+    ) -> Result<ImageSummary> {
+        let r = ImageRef::parse(reference).map_err(|e| EngineError::invalid(e.to_string()))?;
+        let platform = match platform.filter(|p| !p.is_empty()) {
+            Some(p) => Some(
+                berth_image::Platform::parse(p).map_err(|e| EngineError::invalid(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let opts = berth_image::PullOptions {
+            platform,
+            credentials: None,
+        };
+        let sink = move |ev: PullEvent| {
+            if let Some(tx) = &progress {
+                let _ = tx.send(progress_of(ev));
+            }
+        };
+        let rec = self.inner.images.pull(&r, &opts, &sink).await.map_err(|e| match e.kind() {
+            berth_image::ErrorKind::NotFound => EngineError::not_found(format!(
+                "pull access denied for {}, repository does not exist or may require 'docker login': {e}",
+                r.familiar_name()
+            )),
+            _ => image_error(e),
+        })?;
+        let mut attrs = BTreeMap::new();
+        attrs.insert("name".to_string(), r.familiar());
+        self.emit("image", "pull", &r.familiar(), attrs);
+        Ok(summary_of(&rec, 0))
+    }
+
+    /// Images, newest first (`dangling`, `reference` and `label` filters).
+    pub async fn image_list(&self, all: bool, filters: Filters) -> Result<Vec<ImageSummary>> {
+        let _ = all;
+        let recs = self.blocking(|s| s.list()).await?;
+        let counts = self.image_use_counts();
+        let mut out = Vec::new();
+        for r in recs {
+            let mut keep = true;
+            for (k, vals) in &filters {
+                keep &= match k.as_str() {
+                    "dangling" => vals.iter().any(|v| (v == "true") == r.repo_tags.is_empty()),
+                    "reference" => vals.iter().any(|v| {
+                        r.repo_tags
+                            .iter()
+                            .any(|t| t == v || t.split(':').next() == Some(v.as_str()))
+                    }),
+                    "label" => vals.iter().all(|v| {
+                        let labels = r.config.config.labels.clone().unwrap_or_default();
+                        match v.split_once('=') {
+                            Some((k, x)) => labels.get(k).map(|y| y == x).unwrap_or(false),
+                            None => labels.contains_key(v.as_str()),
+                        }
+                    }),
+                    "before" | "since" | "until" => true,
+                    other => return Err(EngineError::invalid(format!("invalid filter '{other}'"))),
+                };
+            }
+            if keep {
+                let n = counts.get(&r.id.to_string()).copied().unwrap_or(0);
+                out.push(summary_of(&r, n));
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn image_inspect(&self, name: &str) -> Result<ImageDetails> {
+        let n = name.to_string();
+        let r = self.blocking(move |s| s.get(&n)).await.map_err(|e| {
+            if e.kind == crate::ErrorKind::NotFound {
+                EngineError::no_such_image(name)
+            } else {
+                e
+            }
+        })?;
+        let n = self
+            .image_use_counts()
+            .get(&r.id.to_string())
+            .copied()
+            .unwrap_or(0);
+        Ok(details_of(&r, n))
+    }
+
+    /// Tag `source` as `repo[:tag]`.
+    pub async fn image_tag(&self, source: &str, repo: &str, tag: Option<&str>) -> Result<()> {
+        let target = match tag.filter(|t| !t.is_empty()) {
+            Some(t) => format!("{repo}:{t}"),
+            None => repo.to_string(),
+        };
+        let r = ImageRef::parse(&target).map_err(|e| EngineError::invalid(e.to_string()))?;
+        let src = source.to_string();
+        let r2 = r.clone();
+        self.blocking(move |s| s.tag(&src, &r2))
+            .await
+            .map_err(|e| {
+                if e.kind == crate::ErrorKind::NotFound {
+                    EngineError::no_such_image(source)
+                } else {
+                    e
+                }
+            })?;
+        let mut attrs = BTreeMap::new();
+        attrs.insert("name".to_string(), r.familiar());
+        self.emit("image", "tag", source, attrs);
+        Ok(())
+    }
+
+    /// Remove an image (refused while a container uses it unless `force`).
+    pub async fn image_remove(
+        &self,
+        name: &str,
+        force: bool,
+        prune: bool,
+    ) -> Result<Vec<ImageDeleteItem>> {
+        let used: std::collections::HashSet<String> = self.image_use_counts().into_keys().collect();
+        let n = name.to_string();
+        let events = self
+            .blocking(move |s| {
+                let r = s.remove(&n, force, &|id| used.contains(&id.to_string()))?;
+                if prune {
+                    let _ = s.gc();
+                }
+                Ok(r)
+            })
+            .await
+            .map_err(|e| {
+                if e.kind == crate::ErrorKind::NotFound {
+                    EngineError::no_such_image(name)
+                } else {
+                    e
+                }
+            })?;
+        let mut out = Vec::new();
+        for ev in events {
+            match ev {
+                berth_image::RemoveEvent::Untagged(t) => {
+                    self.emit("image", "untag", &t, BTreeMap::new());
+                    out.push(ImageDeleteItem::Untagged(t));
+                }
+                berth_image::RemoveEvent::Deleted(id) => {
+                    self.emit("image", "delete", &id.to_string(), BTreeMap::new());
+                    out.push(ImageDeleteItem::Deleted(id.to_string()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Import a rootfs tarball as a single-layer image, tagged `reference` when given.
+    pub async fn image_import(
+        &self,
+        tar: &std::path::Path,
+        reference: Option<&str>,
+    ) -> Result<ImageSummary> {
+        let tag = match reference.filter(|r| !r.is_empty()) {
+            Some(r) => Some(ImageRef::parse(r).map_err(|e| EngineError::invalid(e.to_string()))?),
+            None => None,
+        };
+        let path = tar.to_path_buf();
+        let rec = self
+            .blocking(move |s| {
+                let mut f =
+                    std::fs::File::open(&path).map_err(|e| berth_image::ImageError::Io {
+                        op: "open",
+                        path: path.display().to_string(),
+                        source: e,
+                    })?;
+                s.import(&mut f, tag.as_ref(), Default::default())
+            })
+            .await?;
+        self.emit("image", "import", &rec.id.to_string(), BTreeMap::new());
+        Ok(summary_of(&rec, 0))
+    }
+}

@@ -43,21 +43,27 @@
 pub mod attach;
 pub mod config;
 pub mod containers;
+mod create;
 mod engine;
 pub mod error;
 pub mod events;
 pub mod exec;
 pub mod images;
+mod lifecycle;
 pub mod logs;
+mod monitor;
 pub mod names;
 pub mod oci;
 pub mod options;
+mod reconcile;
 pub mod record;
-mod services_stub;
+mod shim_client;
 pub mod spec;
+mod start;
 pub mod stats;
 pub mod store;
 pub mod system;
+mod top;
 pub mod volumes;
 
 pub use attach::{AttachIo, AttachStream};
@@ -70,6 +76,7 @@ pub use exec::{ExecRecord, ExecSpec, ExecStartOptions};
 pub use images::{
     ImageConfig, ImageDeleteItem, ImageDetails, ImageSummary, ProgressSender, PullProgress,
 };
+pub use lifecycle::parse_signal;
 pub use logs::{LogEntry, LogOptions, LogReceiver, LogStreamKind};
 pub use options::{
     AttachOptions, CreateResult, Filters, ListOptions, PruneReport, RemoveOptions, TopResult,

@@ -70,6 +70,8 @@ pub struct MountPoint {
     pub mode: String,
     pub rw: bool,
     pub propagation: String,
+    /// Volumes: do not fill a new volume from the image's content.
+    pub no_copy: bool,
 }
 
 /// Everything the engine stores about a container.

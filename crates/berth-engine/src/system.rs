@@ -24,3 +24,55 @@ pub struct SystemCounts {
     pub stopped: usize,
     pub images: usize,
 }
+
+use crate::error::Result;
+use crate::record::ContainerStatus;
+use crate::Engine;
+
+impl Engine {
+    /// `system df`: images, containers (writable layer size), volumes.
+    pub async fn system_df(&self) -> Result<DiskUsage> {
+        let images = self.image_list(false, Default::default()).await?;
+        let layers_size = images.iter().map(|i| i.size).sum();
+        let now = chrono::Utc::now();
+        let containers = self
+            .all_containers()
+            .iter()
+            .map(|c| {
+                let r = c.snapshot();
+                let size = r
+                    .graph_driver
+                    .get("UpperDir")
+                    .map(|u| crate::volumes::dir_size(std::path::Path::new(u)))
+                    .unwrap_or(0);
+                (crate::containers::summary(&r, now), size)
+            })
+            .collect();
+        let volumes = self.volume_usage().await?;
+        Ok(DiskUsage {
+            layers_size,
+            images,
+            containers,
+            volumes,
+        })
+    }
+
+    /// Counts for `info`.
+    pub async fn system_counts(&self) -> Result<SystemCounts> {
+        let mut s = SystemCounts::default();
+        for c in self.all_containers() {
+            s.containers += 1;
+            match c.status() {
+                ContainerStatus::Running | ContainerStatus::Restarting => s.running += 1,
+                ContainerStatus::Paused => s.paused += 1,
+                _ => s.stopped += 1,
+            }
+        }
+        s.images = self
+            .image_list(false, Default::default())
+            .await
+            .map(|v| v.len())
+            .unwrap_or(0);
+        Ok(s)
+    }
+}

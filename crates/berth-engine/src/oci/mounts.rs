@@ -377,8 +377,10 @@ mod tests {
 
     #[test]
     fn user_mounts_merge_sort_and_reject_duplicates() {
-        let mut h = HostSpec::default();
-        h.binds = vec!["/tmp:/a/b".into(), "vol:/a".into()];
+        let mut h = HostSpec {
+            binds: vec!["/tmp:/a/b".into(), "vol:/a".into()],
+            ..Default::default()
+        };
         h.tmpfs.insert("/run".into(), "rw,size=1m".into());
         let ms = user_mounts(&h, &["/a/".into(), "/data".into()]).unwrap();
         let dests: Vec<_> = ms.iter().map(|m| m.destination.as_str()).collect();

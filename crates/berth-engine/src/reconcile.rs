@@ -1,0 +1,272 @@
+//! Startup: rebuild the container table from disk and reconcile it with the kernel.
+//! A record whose shim is alive (shim.json pid exists and shim.sock answers) is re-adopted
+//! as running; otherwise the exit in exit.json (or "unknown", 255) is recorded and the
+//! rootfs mount and cgroup left behind are cleaned up. A bad record is logged and skipped,
+//! never fatal. Restart policies and `--rm` then apply as if the daemon had seen the exit.
+
+use crate::engine::{Container, WatchState};
+use crate::monitor::{exit_from_state_dir, should_restart};
+use crate::record::{ContainerRecord, ContainerStatus};
+use crate::shim_client;
+use crate::Engine;
+use std::sync::Arc;
+
+/// What to do with one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Its shim is alive: keep running, monitor it (container pid).
+    Adopt(i32),
+    /// It was running and is gone: record this exit.
+    Exited,
+    /// Not running and not supposed to be: nothing to do.
+    Idle,
+}
+
+/// Decide from the record's status and the shim's liveness.
+pub(crate) fn verdict(
+    status: ContainerStatus,
+    shim: Option<(i32, i32)>,
+    shim_alive: bool,
+    socket_ok: bool,
+) -> Verdict {
+    match (shim, shim_alive && socket_ok) {
+        (Some((_, pid)), true) => Verdict::Adopt(pid),
+        _ => match status {
+            ContainerStatus::Running
+            | ContainerStatus::Paused
+            | ContainerStatus::Restarting
+            | ContainerStatus::Removing => Verdict::Exited,
+            _ => Verdict::Idle,
+        },
+    }
+}
+
+impl Engine {
+    pub(crate) async fn reconcile(&self) {
+        let dir = self.inner.config.data_root.join("containers");
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        let mut loaded: Vec<Arc<Container>> = Vec::new();
+        for e in rd.flatten() {
+            let path = e.path().join("config.json");
+            let rec: ContainerRecord = match crate::store::read_json(&path) {
+                Ok(r) => r,
+                Err(err) => {
+                    tracing::warn!("skipping container record {}: {err}", path.display());
+                    continue;
+                }
+            };
+            if rec.id.len() != 64 || e.file_name().to_string_lossy() != rec.id {
+                tracing::warn!(
+                    "skipping container record {}: id does not match its directory",
+                    path.display()
+                );
+                continue;
+            }
+            let c = Container::new(rec);
+            {
+                let mut t = self
+                    .inner
+                    .containers
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner());
+                let mut rec = c.snapshot();
+                if t.names.contains_key(&rec.name)
+                    || crate::names::normalize_name(&rec.name).is_err()
+                {
+                    let new = format!("/{}", crate::names::random_name(1));
+                    tracing::warn!(
+                        "container {}: name {} is taken or invalid, renamed to {new}",
+                        rec.id,
+                        rec.name
+                    );
+                    rec.name = new;
+                    c.update(|r| r.name = rec.name.clone());
+                }
+                t.names.insert(rec.name.clone(), rec.id.clone());
+                t.by_id.insert(rec.id.clone(), c.clone());
+            }
+            loaded.push(c);
+        }
+        for c in loaded {
+            self.reconcile_one(&c).await;
+        }
+    }
+
+    async fn reconcile_one(&self, c: &Arc<Container>) {
+        let rec = c.snapshot();
+        let state_dir = self.state_dir(&rec.id);
+        let shim = shim_client::read_shim_record(&state_dir);
+        let alive = shim
+            .as_ref()
+            .map(|s| shim_client::pid_alive(s.shim_pid))
+            .unwrap_or(false);
+        let socket_ok = alive
+            && tokio::net::UnixStream::connect(state_dir.join(shim_client::SOCKET))
+                .await
+                .is_ok();
+        let v = verdict(
+            rec.state.status,
+            shim.as_ref().map(|s| (s.shim_pid, s.pid)),
+            alive,
+            socket_ok,
+        );
+        match v {
+            Verdict::Adopt(pid) => {
+                let frozen =
+                    berth_cgroups::open(berth_cgroups::CgroupPath(rec.cgroup_path.clone()))
+                        .and_then(|m| m.is_frozen())
+                        .unwrap_or(false);
+                c.update(|r| {
+                    r.state.status = if frozen {
+                        ContainerStatus::Paused
+                    } else {
+                        ContainerStatus::Running
+                    };
+                    r.state.running = true;
+                    r.state.paused = frozen;
+                    r.state.restarting = false;
+                    r.state.pid = pid;
+                    r.state.shim_pid = shim.as_ref().map(|s| s.shim_pid).unwrap_or(0);
+                });
+                c.state_tx.send_replace(WatchState {
+                    running: true,
+                    exit_code: rec.state.exit_code as i64,
+                    ..Default::default()
+                });
+                let _ = self.save(c);
+                self.baseline_sample(c);
+                tracing::info!(container = %rec.id, "re-adopted running container (pid {pid})");
+                self.monitor(c.clone(), None);
+            }
+            Verdict::Exited => {
+                let exit = exit_from_state_dir(&state_dir);
+                tracing::info!(container = %rec.id, "container exited while berth was down (code {})", exit.code);
+                let removing = rec.state.status == ContainerStatus::Removing;
+                // handle_exit applies --rm and the restart policy, as if we had seen it.
+                self.handle_exit(c, exit).await;
+                if removing {
+                    let _ = self
+                        .remove_container(
+                            &rec.id,
+                            crate::RemoveOptions {
+                                force: true,
+                                volumes: false,
+                            },
+                        )
+                        .await;
+                }
+            }
+            Verdict::Idle => {
+                // Leftover mounts from a crash between start steps.
+                let rootfs = self.rootfs_dir(&rec.id);
+                if crate::start::is_mountpoint(&rootfs) {
+                    let _ = berth_image::unmount(&rootfs);
+                }
+                if rec.config.host.auto_remove && rec.state.status == ContainerStatus::Exited {
+                    let _ = self
+                        .remove_container(
+                            &rec.id,
+                            crate::RemoveOptions {
+                                force: true,
+                                volumes: true,
+                            },
+                        )
+                        .await;
+                } else if should_restart(
+                    &rec.config.host.restart_policy,
+                    rec.state.exit_code,
+                    0,
+                    rec.manually_stopped,
+                ) && rec.config.host.restart_policy.name == "always"
+                    && rec.state.status == ContainerStatus::Exited
+                {
+                    // Docker starts `always` containers when the daemon starts.
+                    let engine = self.clone();
+                    let id = rec.id.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = engine.start_container(&id).await {
+                            tracing::warn!(container = %id, "start on daemon start: {e}");
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts() {
+        use ContainerStatus::*;
+        assert_eq!(
+            verdict(Running, Some((10, 11)), true, true),
+            Verdict::Adopt(11)
+        );
+        // A live shim even for a record that says exited (crash after START, before save).
+        assert_eq!(
+            verdict(Created, Some((10, 11)), true, true),
+            Verdict::Adopt(11)
+        );
+        assert_eq!(
+            verdict(Running, Some((10, 11)), true, false),
+            Verdict::Exited
+        );
+        assert_eq!(
+            verdict(Running, Some((10, 11)), false, false),
+            Verdict::Exited
+        );
+        assert_eq!(verdict(Running, None, false, false), Verdict::Exited);
+        assert_eq!(verdict(Paused, None, false, false), Verdict::Exited);
+        assert_eq!(verdict(Exited, None, false, false), Verdict::Idle);
+        assert_eq!(verdict(Created, None, false, false), Verdict::Idle);
+    }
+
+    #[tokio::test]
+    async fn bad_records_are_skipped_not_fatal() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = crate::EngineConfig {
+            data_root: d.path().join("data"),
+            exec_root: d.path().join("exec"),
+            ..Default::default()
+        };
+        let cdir = cfg.data_root.join("containers");
+        std::fs::create_dir_all(cdir.join("garbage")).unwrap();
+        std::fs::write(cdir.join("garbage/config.json"), b"{not json").unwrap();
+        let id = "e".repeat(64);
+        std::fs::create_dir_all(cdir.join(&id)).unwrap();
+        let rec = ContainerRecord {
+            id: id.clone(),
+            name: "/old".into(),
+            state: crate::ContainerState {
+                status: ContainerStatus::Running,
+                running: true,
+                pid: 999_999,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        crate::store::write_json(&cdir.join(&id).join("config.json"), &rec).unwrap();
+        // The shim left an exit record before dying.
+        let sdir = cfg.exec_root.join("containers").join(&id);
+        std::fs::create_dir_all(&sdir).unwrap();
+        std::fs::write(
+            sdir.join("exit.json"),
+            br#"{"exit_code":3,"oom_killed":false,"finished_at":"2026-01-01T00:00:00Z","pid":5}"#,
+        )
+        .unwrap();
+        let engine = Engine::open(cfg).await.unwrap();
+        let r = engine.inspect_container("old").await.unwrap();
+        assert_eq!(r.state.status, ContainerStatus::Exited);
+        assert_eq!(r.state.exit_code, 3);
+        assert!(!r.state.running);
+        // Persisted: a second open agrees.
+        let again: ContainerRecord =
+            crate::store::read_json(&cdir.join(&id).join("config.json")).unwrap();
+        assert_eq!(again.state.exit_code, 3);
+    }
+}
