@@ -295,6 +295,8 @@ impl<B: Backend> Server<B> {
             ExecStdin(usize),
             Client(usize),
         }
+        // Clients closed since the last round (e.g. by finish_execs) must not be polled.
+        self.clients.retain(|c| !c.dead);
         let exec_ids: Vec<String> = self.execs.keys().cloned().collect();
         let mut keys = Vec::new();
         let mut fds: Vec<PollFd<'_>> = Vec::new();
@@ -853,6 +855,20 @@ impl<B: Backend> Server<B> {
         }
         let exit = Reply::Exit { code, oom_killed };
         for c in &mut self.clients {
+            if let Mode::Request = c.mode {
+                // A request may be in flight: a WAIT still gets its answer.
+                let mut buf = [0u8; 512];
+                if let Ok(n) = c.sock.read(&mut buf) {
+                    c.inbuf.extend_from_slice(&buf[..n]);
+                }
+                let line = String::from_utf8_lossy(&c.inbuf).into_owned();
+                if matches!(
+                    Request::parse(line.lines().next().unwrap_or("")),
+                    Ok(Request::Wait)
+                ) {
+                    c.mode = Mode::Waiting;
+                }
+            }
             match c.mode {
                 Mode::Waiting => c.reply(&exit),
                 Mode::Request => c.reply(&Reply::Err(format!("container {} has exited", self.id))),

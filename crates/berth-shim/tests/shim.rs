@@ -1,0 +1,699 @@
+//! Shim tests. `harness = false`: this binary is also the shim (`<this> shim ARGS`), because
+//! the launcher re-executes its own executable the way `berth shim` does.
+//!
+//! Unit tier (no root): the host-process test double backend drives the real I/O loop,
+//! protocol, log writer and records. Root tier: a busybox container through runc (a
+//! runc-compatible runtime), including a real OOM kill.
+
+use berth_shim::args::{Config, RuntimeChoice};
+use berth_shim::client::{self, read_frame, ClientError, ShimClient};
+use berth_shim::logfile::{self, Entry};
+use berth_shim::protocol::{AttachOpts, ExecRequest};
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("shim") {
+        std::process::exit(berth_shim::main(args[2..].to_vec()));
+    }
+    let filter: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
+    let tests: &[(&str, fn())] = &[
+        (
+            "output_reaches_log_and_attach_and_exit_is_recorded",
+            output_reaches_log_and_attach_and_exit_is_recorded,
+        ),
+        (
+            "stdin_reaches_cat_and_half_close_ends_it",
+            stdin_reaches_cat_and_half_close_ends_it,
+        ),
+        (
+            "exec_streams_and_records_exit_before_close",
+            exec_streams_and_records_exit_before_close,
+        ),
+        ("kill_gives_128_plus_signal", kill_gives_128_plus_signal),
+        (
+            "shim_outlives_launcher_and_is_small",
+            shim_outlives_launcher_and_is_small,
+        ),
+        (
+            "rotation_keeps_n_files_and_loses_no_line",
+            rotation_keeps_n_files_and_loses_no_line,
+        ),
+        (
+            "slow_attach_client_is_dropped_not_the_container",
+            slow_attach_client_is_dropped_not_the_container,
+        ),
+        (
+            "missing_and_unexecutable_commands_are_distinguished",
+            missing_and_unexecutable_commands_are_distinguished,
+        ),
+        ("tty_resize_and_raw_output", tty_resize_and_raw_output),
+        ("attach_logs_replays_history", attach_logs_replays_history),
+        ("bad_requests_get_err", bad_requests_get_err),
+        (
+            "root_busybox_container_through_runc",
+            root_busybox_container_through_runc,
+        ),
+        ("root_oom_kill_is_recorded", root_oom_kill_is_recorded),
+    ];
+    let mut failed = Vec::new();
+    let mut ran = 0;
+    for (name, f) in tests {
+        if !filter.is_empty() && !filter.iter().any(|p| name.contains(p.as_str())) {
+            continue;
+        }
+        ran += 1;
+        let t = Instant::now();
+        let r = std::panic::catch_unwind(f);
+        let ms = t.elapsed().as_millis();
+        match r {
+            Ok(()) => println!("test {name} ... ok ({ms} ms)"),
+            Err(_) => {
+                println!("test {name} ... FAILED ({ms} ms)");
+                failed.push(*name);
+            }
+        }
+    }
+    println!(
+        "\ntest result: {}. {} passed; {} failed",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        ran - failed.len(),
+        failed.len()
+    );
+    if !failed.is_empty() {
+        println!("failures: {failed:?}");
+        std::process::exit(1);
+    }
+}
+
+/// One shim under test; on drop it kills what is still running (only our own container).
+struct Ctx {
+    dir: tempfile::TempDir,
+    cfg: Config,
+}
+
+impl Ctx {
+    fn new(args: &[&str], f: impl FnOnce(&mut Config)) -> Ctx {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("bundle");
+        std::fs::create_dir_all(&bundle).unwrap();
+        let spec = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {"args": args, "env": ["PATH=/usr/bin:/bin"], "cwd": "/"},
+            "root": {"path": "rootfs"}
+        });
+        std::fs::write(
+            bundle.join("config.json"),
+            serde_json::to_vec(&spec).unwrap(),
+        )
+        .unwrap();
+        let mut cfg = Config {
+            id: berth_testkit::unique::name("shim"),
+            bundle,
+            state_dir: dir.path().join("state"),
+            runtime_root: dir.path().join("runtime"),
+            log_path: dir.path().join("log/c.log"),
+            tty: false,
+            stdin: false,
+            log_max_size: 10 << 20,
+            log_max_files: 3,
+            runtime: RuntimeChoice::Process,
+            detached: false,
+        };
+        f(&mut cfg);
+        Ctx { dir, cfg }
+    }
+
+    fn launch(&self) -> Result<client::Launched, ClientError> {
+        client::launch(&std::env::current_exe().unwrap(), &["shim"], &self.cfg)
+    }
+
+    fn client(&self) -> ShimClient {
+        ShimClient::new(&self.cfg.state_dir)
+    }
+
+    fn entries(&self) -> Vec<Entry> {
+        logfile::read_all(&self.cfg.log_path, self.cfg.log_max_files)
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        let c = self.client();
+        if c.is_alive() {
+            let _ = c.kill(9);
+            let _ = c.wait();
+        }
+        let _ = &self.dir;
+    }
+}
+
+/// Read a framed stream to EOF: (stdout, stderr).
+fn read_framed(s: &mut impl Read) -> (String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    while let Some((id, data)) = read_frame(s).unwrap() {
+        match id {
+            1 => out.extend(data),
+            2 => err.extend(data),
+            x => panic!("bad stream id {x}"),
+        }
+    }
+    (
+        String::from_utf8_lossy(&out).into(),
+        String::from_utf8_lossy(&err).into(),
+    )
+}
+
+fn all_opts() -> AttachOpts {
+    AttachOpts {
+        stdin: false,
+        stdout: true,
+        stderr: true,
+        logs: false,
+    }
+}
+
+fn output_reaches_log_and_attach_and_exit_is_recorded() {
+    let ctx = Ctx::new(
+        &[
+            "/bin/sh",
+            "-c",
+            "echo out1; echo err1 >&2; printf tail; exit 3",
+        ],
+        |_| {},
+    );
+    let l = ctx.launch().expect("launch");
+    assert!(l.pid > 0 && l.shim_pid > 0);
+    let shim = client::read_shim(&ctx.cfg.state_dir)
+        .unwrap()
+        .expect("shim.json");
+    assert_eq!((shim.shim_pid, shim.pid), (l.shim_pid, l.pid));
+    let c = ctx.client();
+    let mut a = c.attach(all_opts()).unwrap();
+    assert_eq!(c.start().unwrap(), l.pid);
+    let (out, err) = read_framed(&mut a);
+    assert_eq!(out, "out1\ntail");
+    assert_eq!(err, "err1\n");
+    assert_eq!(c.wait().unwrap(), (3, false));
+    let ex = client::read_exit(&ctx.cfg.state_dir)
+        .unwrap()
+        .expect("exit.json");
+    assert_eq!((ex.exit_code, ex.oom_killed, ex.pid), (3, false, l.pid));
+    assert!(ex.finished_at.ends_with('Z'));
+    let e = ctx.entries();
+    let got: Vec<(&str, &str)> = e
+        .iter()
+        .map(|e| (e.stream.as_str(), e.log.as_str()))
+        .collect();
+    assert!(
+        got.contains(&("stdout", "out1\n")) && got.contains(&("stderr", "err1\n")),
+        "{got:?}"
+    );
+    assert_eq!(
+        got.last().unwrap(),
+        &("stdout", "tail"),
+        "partial line flushed at exit"
+    );
+    // The shim is gone and its socket removed; WAIT still answers from exit.json.
+    wait_gone(&c);
+    assert!(!c.socket_path().exists());
+    assert_eq!(c.wait().unwrap(), (3, false));
+}
+
+fn wait_gone(c: &ShimClient) {
+    let t = Instant::now();
+    while c.socket_path().exists() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn stdin_reaches_cat_and_half_close_ends_it() {
+    let ctx = Ctx::new(&["/bin/cat"], |c| c.stdin = true);
+    ctx.launch().unwrap();
+    let c = ctx.client();
+    let mut a = c
+        .attach(AttachOpts {
+            stdin: true,
+            ..all_opts()
+        })
+        .unwrap();
+    c.start().unwrap();
+    a.write_all(b"hello\nworld\n").unwrap();
+    a.shutdown(Shutdown::Write).unwrap();
+    let (out, _) = read_framed(&mut a);
+    assert_eq!(out, "hello\nworld\n");
+    assert_eq!(c.wait().unwrap(), (0, false));
+}
+
+fn exec_streams_and_records_exit_before_close() {
+    let ctx = Ctx::new(&["/bin/sleep", "30"], |_| {});
+    ctx.launch().unwrap();
+    let c = ctx.client();
+    c.start().unwrap();
+    let req = ExecRequest {
+        exec_id: "e1".into(),
+        process: serde_json::json!({"args": ["/bin/sh", "-c", "read x; echo got-$x; echo e >&2; exit 5"], "env": ["PATH=/bin"], "cwd": "/"}),
+        tty: false,
+        stdin: true,
+    };
+    let (pid, mut s) = c.exec(&req).unwrap();
+    assert!(pid > 0);
+    s.write_all(b"abc\n").unwrap();
+    let (out, err) = read_framed(&mut s);
+    assert_eq!((out.as_str(), err.as_str()), ("got-abc\n", "e\n"));
+    // The record is on disk before the stream closed.
+    let rec = client::read_exec_exit(&ctx.cfg.state_dir, "e1")
+        .unwrap()
+        .expect("exec-e1.json");
+    assert_eq!(rec.exit_code, 5);
+    // Exec output is not the container's log.
+    assert!(ctx.entries().iter().all(|e| !e.log.contains("got-")));
+    // Half-close ends the exec's stdin (read gets EOF); an unknown command is "not found".
+    let (_, mut s2) = c
+        .exec(&ExecRequest {
+            exec_id: "e2".into(),
+            ..req.clone()
+        })
+        .unwrap();
+    s2.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_framed(&mut s2).0, "got-\n");
+    assert_eq!(
+        client::read_exec_exit(&ctx.cfg.state_dir, "e2")
+            .unwrap()
+            .unwrap()
+            .exit_code,
+        5
+    );
+    let bad = ExecRequest {
+        exec_id: "e3".into(),
+        process: serde_json::json!({"args": ["nosuchcmd"], "env": ["PATH=/bin"], "cwd": "/"}),
+        tty: false,
+        stdin: false,
+    };
+    assert!(matches!(c.exec(&bad), Err(ClientError::NotFound(_))));
+    c.kill(9).unwrap();
+    assert_eq!(c.wait().unwrap(), (137, false));
+}
+
+fn kill_gives_128_plus_signal() {
+    let ctx = Ctx::new(&["/bin/sleep", "30"], |_| {});
+    ctx.launch().unwrap();
+    let c = ctx.client();
+    c.start().unwrap();
+    let w = c.wait_stream().unwrap();
+    c.kill(15).unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(w).read_line_compat(&mut line);
+    assert_eq!(line.trim(), "EXIT 143 0");
+    assert_eq!(
+        client::read_exit(&ctx.cfg.state_dir)
+            .unwrap()
+            .unwrap()
+            .exit_code,
+        143
+    );
+}
+
+trait ReadLineCompat {
+    fn read_line_compat(&mut self, s: &mut String);
+}
+impl<R: Read> ReadLineCompat for std::io::BufReader<R> {
+    fn read_line_compat(&mut self, s: &mut String) {
+        use std::io::BufRead;
+        self.read_line(s).unwrap();
+    }
+}
+
+fn vm_rss_kb(pid: i32) -> u64 {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    st.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+fn shim_outlives_launcher_and_is_small() {
+    let ctx = Ctx::new(&["/bin/sleep", "30"], |_| {});
+    let l = ctx.launch().unwrap();
+    // The launcher has exited (launch() waited for it); the shim lives on in its own session.
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", l.shim_pid)).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let sid: i32 = fields[3].parse().unwrap();
+    assert_eq!(sid, l.shim_pid, "the shim leads its own session");
+    let c = ctx.client();
+    c.start().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(c.is_alive());
+    println!(
+        "  idle shim VmRSS: {} kB (this test binary as the shim)",
+        vm_rss_kb(l.shim_pid)
+    );
+    if let Err(e) = c.kill(9) {
+        panic!(
+            "kill: {e}; exit.json {:?}; shim.log {:?}",
+            client::read_exit(&ctx.cfg.state_dir),
+            std::fs::read_to_string(ctx.cfg.state_dir.join("shim.log"))
+        );
+    }
+    assert_eq!(c.wait().unwrap().0, 137);
+}
+
+fn rotation_keeps_n_files_and_loses_no_line() {
+    let n = 20000;
+    let script = format!("i=0; while [ $i -lt {n} ]; do echo line-$i; i=$((i+1)); done");
+    let ctx = Ctx::new(&["/bin/sh", "-c", &script], |c| {
+        c.log_max_size = 64 * 1024;
+        c.log_max_files = 3;
+    });
+    ctx.launch().unwrap();
+    let c = ctx.client();
+    let mut a = c.attach(all_opts()).unwrap();
+    c.start().unwrap();
+    let (out, _) = read_framed(&mut a);
+    // The attach client saw every line.
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), n);
+    assert_eq!(c.wait().unwrap(), (0, false));
+    let p = &ctx.cfg.log_path;
+    let files: Vec<PathBuf> = std::fs::read_dir(p.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(files.len(), 3, "{files:?}");
+    for f in &files {
+        assert!(
+            std::fs::metadata(f).unwrap().len() <= 64 * 1024,
+            "{}",
+            f.display()
+        );
+    }
+    let kept: Vec<usize> = ctx
+        .entries()
+        .iter()
+        .map(|e| e.log.trim().strip_prefix("line-").unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(*kept.last().unwrap(), n - 1);
+    assert!(
+        kept.windows(2).all(|w| w[1] == w[0] + 1),
+        "lines lost inside the kept files"
+    );
+    assert!(kept.len() > 1000);
+}
+
+fn slow_attach_client_is_dropped_not_the_container() {
+    // 24 MiB of output while one attach client never reads.
+    let ctx = Ctx::new(
+        &[
+            "/bin/sh",
+            "-c",
+            "head -c 25165824 /dev/zero | tr '\\0' x; echo; echo done",
+        ],
+        |c| {
+            c.log_max_size = 1 << 20;
+            c.log_max_files = 2;
+        },
+    );
+    ctx.launch().unwrap();
+    let c = ctx.client();
+    let mut slow = c.attach(all_opts()).unwrap();
+    c.start().unwrap();
+    let t = Instant::now();
+    assert_eq!(c.wait().unwrap(), (0, false));
+    assert!(t.elapsed() < Duration::from_secs(20));
+    assert_eq!(
+        ctx.entries().last().unwrap().log,
+        "done\n",
+        "the log has the end"
+    );
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match slow.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    assert!(
+        got < 24 << 20,
+        "the slow client was dropped (got {got} bytes)"
+    );
+}
+
+fn missing_and_unexecutable_commands_are_distinguished() {
+    let ctx = Ctx::new(&["nosuchcmd"], |_| {});
+    assert!(
+        matches!(ctx.launch(), Err(ClientError::NotFound(_))),
+        "{:?}",
+        ctx.launch()
+    );
+    let ctx2 = Ctx::new(&["/x"], |_| {});
+    let f = ctx2.dir.path().join("not-executable");
+    std::fs::write(&f, "#!/bin/sh\n").unwrap();
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ctx2.cfg.bundle.join("config.json")).unwrap())
+            .unwrap();
+    spec["process"]["args"] = serde_json::json!([f]);
+    std::fs::write(
+        ctx2.cfg.bundle.join("config.json"),
+        serde_json::to_vec(&spec).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        matches!(ctx2.launch(), Err(ClientError::PermissionDenied(_))),
+        "{:?}",
+        ctx2.launch()
+    );
+}
+
+fn tty_resize_and_raw_output() {
+    let ctx = Ctx::new(
+        &["/bin/sh", "-c", "stty size; echo -n x | od -c | head -1"],
+        |c| c.tty = true,
+    );
+    ctx.launch().unwrap();
+    let c = ctx.client();
+    c.resize(33, 101).unwrap();
+    let mut a = c.attach(all_opts()).unwrap();
+    c.start().unwrap();
+    let mut out = String::new();
+    a.read_to_string(&mut out).unwrap();
+    assert!(
+        out.contains("33 101\r\n"),
+        "raw tty output with CRLF: {out:?}"
+    );
+    assert!(ctx.entries().iter().any(|e| e.log.contains("33 101")));
+    assert_eq!(c.wait().unwrap().0, 0);
+}
+
+fn attach_logs_replays_history() {
+    let ctx = Ctx::new(&["/bin/sh", "-c", "echo first; read x; echo second"], |c| {
+        c.stdin = true
+    });
+    ctx.launch().unwrap();
+    let c = ctx.client();
+    let mut feeder = c
+        .attach(AttachOpts {
+            stdin: true,
+            stdout: false,
+            stderr: false,
+            logs: false,
+        })
+        .unwrap();
+    c.start().unwrap();
+    let t = Instant::now();
+    while !ctx.entries().iter().any(|e| e.log == "first\n") {
+        assert!(t.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut late = c
+        .attach(AttachOpts {
+            logs: true,
+            ..all_opts()
+        })
+        .unwrap();
+    feeder.write_all(b"go\n").unwrap();
+    let (out, _) = read_framed(&mut late);
+    assert_eq!(out, "first\nsecond\n");
+}
+
+fn bad_requests_get_err() {
+    let ctx = Ctx::new(&["/bin/sleep", "30"], |_| {});
+    ctx.launch().unwrap();
+    let c = ctx.client();
+    for bad in ["HELLO\n", "RESIZE 1\n", "EXEC {\n", "KILL NOPE\n"] {
+        let mut s = std::os::unix::net::UnixStream::connect(c.socket_path()).unwrap();
+        s.write_all(bad.as_bytes()).unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).unwrap();
+        assert!(r.starts_with("ERR "), "{bad:?} → {r:?}");
+    }
+    assert!(matches!(c.resize(10, 10), Err(ClientError::Shim(m)) if m.contains("no tty")));
+    assert!(c.is_alive(), "bad requests do not hurt the shim");
+}
+
+// ---------------------------------------------------------------- root tier (runc)
+
+fn runc() -> Option<PathBuf> {
+    ["/usr/sbin/runc", "/usr/bin/runc"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// A busybox bundle (rootfs from Debian's busybox-static) with a unique cgroup.
+fn busybox_ctx(
+    args: &[&str],
+    f: impl FnOnce(&mut serde_json::Value, &mut Config),
+) -> Option<(Ctx, String)> {
+    if !berth_testkit::require_root("shim root tier") {
+        return None;
+    }
+    let Some(runc) = runc() else {
+        eprintln!("skipping: runc is not installed (apt-get install runc)");
+        return None;
+    };
+    let mut ctx = Ctx::new(args, |_| {});
+    let rootfs = ctx.cfg.bundle.join("rootfs");
+    for d in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for a in ["sh", "cat", "echo", "sleep", "dd", "head", "tr", "hostname"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
+    }
+    let out = std::process::Command::new(&runc)
+        .arg("spec")
+        .current_dir(&ctx.cfg.bundle)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(ctx.cfg.bundle.join("config.json"));
+    let out2 = std::process::Command::new(&runc)
+        .arg("spec")
+        .current_dir(&ctx.cfg.bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out2.status.success() || out.status.success(),
+        "runc spec failed"
+    );
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ctx.cfg.bundle.join("config.json")).unwrap())
+            .unwrap();
+    let cg = format!(
+        "/berth-test-{}/{}",
+        berth_testkit::unique::name("sh"),
+        ctx.cfg.id
+    );
+    spec["process"]["args"] = serde_json::json!(args);
+    spec["process"]["terminal"] = serde_json::json!(false);
+    spec["linux"]["cgroupsPath"] = serde_json::json!(cg);
+    f(&mut spec, &mut ctx.cfg);
+    std::fs::write(
+        ctx.cfg.bundle.join("config.json"),
+        serde_json::to_vec_pretty(&spec).unwrap(),
+    )
+    .unwrap();
+    ctx.cfg.runtime = RuntimeChoice::Binary(runc);
+    Some((ctx, cg))
+}
+
+/// Remove the test's cgroup parent in every v1 hierarchy (runc removes the leaf).
+struct CgroupParent(String);
+impl Drop for CgroupParent {
+    fn drop(&mut self) {
+        let parent = Path::new(&self.0)
+            .parent()
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches('/')
+            .to_string();
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in rd.flatten() {
+                let leaf = h.path().join(self.0.trim_start_matches('/'));
+                let _ = std::fs::remove_dir(&leaf);
+                let _ = std::fs::remove_dir(h.path().join(&parent));
+            }
+        }
+    }
+}
+
+fn root_busybox_container_through_runc() {
+    let Some((ctx, cg)) = busybox_ctx(
+        &[
+            "/bin/sh",
+            "-c",
+            "echo pid=$$; read x; echo got-$x; echo oops >&2; exit 7",
+        ],
+        |_, c| c.stdin = true,
+    ) else {
+        return;
+    };
+    let _cg = CgroupParent(cg.clone());
+    let l = ctx.launch().expect("launch through runc");
+    let c = ctx.client();
+    let mut a = c
+        .attach(AttachOpts {
+            stdin: true,
+            ..all_opts()
+        })
+        .unwrap();
+    c.start().unwrap();
+    a.write_all(b"abc\n").unwrap();
+    a.shutdown(Shutdown::Write).unwrap();
+    let (out, err) = read_framed(&mut a);
+    assert_eq!(out, "pid=1\ngot-abc\n", "PID 1 in its own pid namespace");
+    assert_eq!(err, "oops\n");
+    assert_eq!(c.wait().unwrap(), (7, false));
+    let ex = client::read_exit(&ctx.cfg.state_dir).unwrap().unwrap();
+    assert_eq!((ex.exit_code, ex.pid), (7, l.pid));
+    let e = ctx.entries();
+    assert!(
+        e.iter()
+            .any(|e| e.stream == "stdout" && e.log == "got-abc\n"),
+        "{e:?}"
+    );
+    // runtime delete ran: the container's cgroup is gone.
+    wait_gone(&c);
+    assert!(!Path::new("/sys/fs/cgroup/memory")
+        .join(cg.trim_start_matches('/'))
+        .exists());
+}
+
+fn root_oom_kill_is_recorded() {
+    let Some((ctx, cg)) = busybox_ctx(
+        &[
+            "/bin/dd",
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=200M",
+            "count=1",
+        ],
+        |spec, _| {
+            spec["linux"]["resources"]["memory"] =
+                serde_json::json!({"limit": 33554432, "swap": 33554432});
+        },
+    ) else {
+        return;
+    };
+    let _cg = CgroupParent(cg);
+    ctx.launch().expect("launch");
+    let c = ctx.client();
+    c.start().unwrap();
+    assert_eq!(c.wait().unwrap(), (137, true));
+    assert!(
+        client::read_exit(&ctx.cfg.state_dir)
+            .unwrap()
+            .unwrap()
+            .oom_killed
+    );
+}
