@@ -240,7 +240,16 @@ impl Engine {
                 let _ = tx.send(progress_of(ev));
             }
         };
-        let rec = self.inner.images.pull(&r, &opts, &sink).await.map_err(|e| match e.kind() {
+        // berth-image's pull future is not `Send` (a higher-ranked closure inside it), so it
+        // runs on a blocking thread driven by this runtime; that keeps `image_pull` `Send`.
+        let store = self.inner.images.clone();
+        let handle = tokio::runtime::Handle::current();
+        let r2 = r.clone();
+        let res =
+            tokio::task::spawn_blocking(move || handle.block_on(store.pull(&r2, &opts, &sink)))
+                .await
+                .map_err(|e| EngineError::internal(e.to_string()))?;
+        let rec = res.map_err(|e| match e.kind() {
             berth_image::ErrorKind::NotFound => EngineError::not_found(format!(
                 "pull access denied for {}, repository does not exist or may require 'docker login': {e}",
                 r.familiar_name()

@@ -87,3 +87,25 @@ pub use spec::{ContainerSpec, HostSpec, MountSpec, PortBinding, RestartPolicy, U
 pub use stats::{ContainerStats, StatsReceiver};
 pub use system::{DiskUsage, SystemCounts};
 pub use volumes::{Volume, VolumeSpec};
+
+/// Compile-time check: every service future is `Send` (the daemon spawns them).
+#[allow(dead_code)]
+fn service_futures_are_send(e: Engine) {
+    fn send<T: Send>(_: T) {}
+    send(e.image_pull("x", None, None));
+    send(e.create_container(ContainerSpec::default()));
+    send(e.start_container("x"));
+    send(e.stop_container("x", None, None));
+    send(e.kill_container("x", None));
+    send(e.restart_container("x", None));
+    send(e.remove_container("x", RemoveOptions::default()));
+    send(e.wait_container("x", WaitCondition::NextExit));
+    send(e.attach_container("x", AttachOptions::default()));
+    send(e.container_logs("x", LogOptions::default()));
+    send(e.container_stats("x"));
+    send(e.exec_start("x", ExecStartOptions::default()));
+    send(e.volume_prune(Filters::new()));
+    send(e.prune_containers(Filters::new()));
+    send(e.system_df());
+    send(e.image_remove("x", false, false));
+}
