@@ -112,6 +112,7 @@ pub struct SystemInfo {
     pub images: i64,
     pub driver: String,
     pub driver_status: Vec<[String; 2]>,
+    pub docker_root_dir: String,
     pub plugins: PluginsInfo,
     pub memory_limit: bool,
     pub swap_limit: bool,

@@ -1,8 +1,89 @@
+//! # berth-cli: the docker-compatible command line
+//!
+//! `berth run --rm busybox echo hello` does what `docker run` does, through the same API
+//! calls in the same order (create → pull on 404 → create; attach; wait; start; exit with
+//! the container's code). Tables are Go-tabwriter shaped; exit codes follow Docker: 125 for
+//! daemon or usage errors, 126 when the command cannot be executed, 127 when it is not found,
+//! otherwise the container's own code for `run` and `start -a`.
+
 #![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cmd;
+pub mod table;
+pub mod template;
+pub mod tty;
+pub mod units;
+
+use berth_client::{Client, ClientError};
+use clap::Parser;
+
+/// A command's failure: what to print and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        Failure {
+            code: 1,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// A command's result: the exit code.
+pub type CmdResult = Result<i32, Failure>;
 
 /// Entry point of `berth cli` (argv after the face name). Returns the process exit code.
 pub fn main(args: Vec<String>) -> i32 {
-    let _ = args;
-    eprintln!("berth cli: not built yet");
-    125
+    let argv = std::iter::once("berth".to_string()).chain(args);
+    let cli = match app::Cli::try_parse_from(argv) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 125 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let client = match Client::from_host(cli.host.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 125;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let code = match rt.block_on(cmd::dispatch(client, cli.command)) {
+        Ok(code) => code,
+        Err(f) => {
+            if !f.message.is_empty() {
+                eprintln!("{}", f.message);
+            }
+            f.code
+        }
+    };
+    // Do not wait for a blocking stdin read (import/load) that may never return.
+    rt.shutdown_background();
+    code
 }

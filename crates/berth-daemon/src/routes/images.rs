@@ -72,8 +72,7 @@ pub async fn create(State(state): State<AppState>, q: Q, req: Request) -> ApiRes
     let (ptx, mut prx) = mpsc::unbounded_channel::<PullProgress>();
     let engine = state.engine.clone();
     let r2 = reference.clone();
-    let mut pull =
-        tokio::spawn(async move { engine.image_pull(&r2, platform.as_deref(), Some(ptx)).await });
+    let mut pull = spawn_pull(engine, r2, platform, ptx);
     // Errors before the first progress message are plain HTTP errors (bad reference, 404).
     let first = tokio::select! {
         p = prx.recv() => p,
@@ -87,7 +86,7 @@ pub async fn create(State(state): State<AppState>, q: Q, req: Request) -> ApiRes
                     Ok(streaming("application/json", rx))
                 }
                 Ok(Err(e)) => Err(e.into()),
-                Err(e) => Err(ApiError::new(berth_engine::ErrorKind::Internal, format!("pull task failed: {e}"))),
+                Err(_) => Err(ApiError::new(berth_engine::ErrorKind::Internal, "pull task ended without a result")),
             };
         }
     };
@@ -102,7 +101,7 @@ pub async fn create(State(state): State<AppState>, q: Q, req: Request) -> ApiRes
         let end = match pull.await {
             Ok(Ok(_)) => None,
             Ok(Err(e)) => Some(e.message),
-            Err(e) => Some(format!("pull task failed: {e}")),
+            Err(_) => Some("pull task ended without a result".to_string()),
         };
         if let Some(msg) = end {
             let _ = tx
@@ -111,6 +110,42 @@ pub async fn create(State(state): State<AppState>, q: Q, req: Request) -> ApiRes
         }
     });
     Ok(streaming("application/json", rx))
+}
+
+/// Runs the engine's pull on its own thread with a small runtime.
+///
+/// Why: berth-image's pull future is not provably `Send` for all lifetimes (rustc's "FnOnce
+/// is not general enough" on a closure inside it), so neither `tokio::spawn` nor an axum
+/// handler can hold it. A dedicated thread needs only the inputs to be `Send`.
+fn spawn_pull(
+    engine: berth_engine::Engine,
+    reference: String,
+    platform: Option<String>,
+    progress: mpsc::UnboundedSender<PullProgress>,
+) -> tokio::sync::oneshot::Receiver<berth_engine::Result<berth_engine::ImageSummary>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("berth-pull".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(berth_engine::EngineError::internal(format!(
+                        "cannot start a pull runtime: {e}"
+                    ))));
+                    return;
+                }
+            };
+            let r = rt.block_on(engine.image_pull(&reference, platform.as_deref(), Some(progress)));
+            let _ = tx.send(r);
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot spawn a pull thread: {e}");
+    }
+    rx
 }
 
 async fn import(state: AppState, q: &Q, src: String, body: Body) -> ApiResult<Response> {

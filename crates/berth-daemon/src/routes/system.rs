@@ -148,6 +148,7 @@ pub fn info_of(state: &AppState, counts: &berth_engine::SystemCounts) -> SystemI
             ["Native Overlay Diff".into(), "true".into()],
             ["userxattr".into(), "false".into()],
         ],
+        docker_root_dir: state.inner.data_root.display().to_string(),
         plugins: PluginsInfo {
             volume: vec!["local".into()],
             network: vec!["bridge".into(), "host".into(), "null".into()],

@@ -1,0 +1,50 @@
+//! Docker's table output: Go's `tabwriter` with min width 10, tab width 1, padding 3, spaces.
+//! A cell is padded to its column's widest cell + 3 (at least 10); the last cell of each
+//! row is not padded.
+
+/// Formats rows (the header is the first row).
+pub fn render(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; cols];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 < r.len() {
+                widths[i] = widths[i].max(c.chars().count() + 3).max(10);
+            }
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            line.push_str(c);
+            if i + 1 < r.len() {
+                let pad = widths[i] - c.chars().count();
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Prints rows to stdout.
+pub fn print(rows: &[Vec<String>]) {
+    print!("{}", render(rows));
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_go_tabwriter() {
+        let rows = vec![
+            vec!["CONTAINER ID".to_string(), "IMAGE".into(), "NAMES".into()],
+            vec!["0123456789ab".to_string(), "busybox".into(), "web".into()],
+        ];
+        assert_eq!(
+            super::render(&rows),
+            "CONTAINER ID   IMAGE     NAMES\n0123456789ab   busybox   web\n"
+        );
+    }
+}
