@@ -57,6 +57,14 @@ pub(crate) fn create(
     opts: CreateOptions,
 ) -> Result<Created> {
     state::check_id(id)?;
+    let t = crate::timing::Timer::new("create");
+    // Why: the first cgroup attach after a quiet spell waits for an RCU grace period
+    // (cgroup_threadgroup_rwsem), 5-15 ms on a busy host. A no-op attach of ourselves, in a
+    // thread, starts that wait now so it overlaps the work below.
+    let warm = std::thread::Builder::new()
+        .name("cgroup-warm".into())
+        .spawn(cgroup::warm_attach)
+        .ok();
     let bundle = bundle
         .canonicalize()
         .ctx(|| format!("bundle {}", bundle.display()))?;
@@ -122,6 +130,7 @@ pub(crate) fn create(
         armed: true,
     };
     let mgr = cgroup::open(&cg_path)?;
+    t.mark("spec loaded, checked, compiled");
     mgr.create()?;
     guard.cgroup = Some(mgr);
     let mgr = guard.cgroup.as_ref().expect("just set");
@@ -152,6 +161,7 @@ pub(crate) fn create(
             stdio: [opts.stdin, opts.stdout, opts.stderr],
         },
     };
+    t.mark("cgroup created and set, fifo made");
     let helper = {
         let sock = &child_sock;
         berth_sys::fork_child(move || {
@@ -181,7 +191,14 @@ pub(crate) fn create(
     if ns.new_user {
         write_id_maps(pid, &spec)?;
     }
+    t.mark("helper forked, init cloned");
+    sync::send_or_child_error(parent_sock.as_fd(), &Msg::Go)?;
+    if let Some(w) = warm {
+        let _ = w.join();
+    }
     mgr.add_task(pid)?;
+    sync::send_or_child_error(parent_sock.as_fd(), &Msg::Go)?;
+    t.mark("init attached to cgroups");
 
     let record = Record {
         id: id.to_string(),
@@ -201,14 +218,15 @@ pub(crate) fn create(
         hooks: spec.hooks().clone(),
         seccomp: linux.seccomp().clone(),
     };
-    sync::send(parent_sock.as_fd(), &Msg::Go).ctx(|| "release init".into())?;
     let console_master = converse(&parent_sock, &spec, &record, &opts.console)?;
 
+    t.mark("init ready");
     record.save(&rt.root)?;
     if let Some(pf) = &opts.pid_file {
         write_pid_file(pf, pid)?;
     }
     guard.armed = false;
+    t.mark("state saved");
     warn(&warnings);
     Ok(Created {
         pid,
@@ -351,6 +369,7 @@ pub(crate) fn state(rt: &Runtime, id: &str) -> Result<State> {
 
 pub(crate) fn start(rt: &Runtime, id: &str) -> Result<()> {
     state::check_id(id)?;
+    let t = crate::timing::Timer::new("start");
     let rec = Record::load(&rt.root, id)?;
     let st = status_of(rt, &rec);
     if st != Status::Created {
@@ -393,6 +412,7 @@ pub(crate) fn start(rt: &Runtime, id: &str) -> Result<()> {
             });
         }
     }
+    t.mark("init released");
     let _ = std::fs::remove_file(&fifo);
     if let Some(list) = rec.hooks.as_ref().and_then(|h| h.poststart().clone()) {
         // poststart failures are logged, not fatal (OCI).
@@ -432,6 +452,7 @@ pub(crate) fn kill(rt: &Runtime, id: &str, sig: i32, all: bool) -> Result<()> {
 
 pub(crate) fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
     state::check_id(id)?;
+    let t = crate::timing::Timer::new("delete");
     let rec = Record::load(&rt.root, id)?;
     let st = status_of(rt, &rec);
     let mgr = cgroup::open(&berth_cgroups::CgroupPath(rec.cgroup_path.clone()))?;
@@ -469,7 +490,9 @@ pub(crate) fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
             eprintln!("berth runtime: warning: {e}");
         }
     }
+    t.mark("processes gone");
     cgroup::destroy(mgr.as_ref())?;
+    t.mark("cgroups removed");
     let dir = state::dir(&rt.root, id);
     std::fs::remove_dir_all(&dir).ctx(|| format!("remove {}", dir.display()))
 }

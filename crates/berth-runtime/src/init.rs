@@ -95,14 +95,12 @@ pub(crate) fn init_main(plan: InitPlan, sock: OwnedFd) -> i32 {
 }
 
 fn init(mut plan: InitPlan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
+    // First Go: uid/gid maps are written (the parent attaches our cgroups meanwhile).
     sync::wait_go(sock.as_fd()).ctx(|| "wait for parent".into())?;
     if plan.ns.new_user {
         // We have every capability in the new user namespace but are not yet uid 0 in it.
         let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
         let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
-    }
-    if plan.ns.new_cgroup {
-        unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "new cgroup namespace".into())?;
     }
     nix::unistd::setsid().ctx(|| "setsid".into())?;
     set_stdio(&mut plan.proc.stdio)?;
@@ -110,7 +108,22 @@ fn init(mut plan: InitPlan, sock: &OwnedFd) -> Result<std::convert::Infallible> 
     let fifo = open(&plan.fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
         .ctx(|| format!("open {}", plan.fifo.display()))?;
 
+    // Second Go: we are in our cgroups; only then may the cgroup namespace be made, as its
+    // root is the cgroup we are in when we unshare it.
+    let mut joined = false;
+    let new_cgroup = plan.ns.new_cgroup;
+    let mut join = || -> Result<()> {
+        if !joined {
+            sync::wait_go(sock.as_fd()).ctx(|| "wait for cgroups".into())?;
+            if new_cgroup {
+                unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "new cgroup namespace".into())?;
+            }
+            joined = true;
+        }
+        Ok(())
+    };
     let rp = RootfsPlan {
+        cgroups_joined: std::cell::RefCell::new(&mut join),
         rootfs: &plan.rootfs,
         spec: &plan.spec,
         cgroups: &plan.cgroups,
@@ -118,6 +131,8 @@ fn init(mut plan: InitPlan, sock: &OwnedFd) -> Result<std::convert::Infallible> 
         userns: plan.ns.new_user || plan.ns.joined_user,
     };
     rootfs::prepare(&rp)?;
+    (rp.cgroups_joined.borrow_mut())()?;
+    drop(rp);
     // createRuntime hooks run in the parent now; createContainer hooks here, in our mount
     // namespace, before pivot_root.
     sync::send(sock.as_fd(), &Msg::CreateRuntime).ctx(|| "sync".into())?;

@@ -50,6 +50,7 @@ mod seccomp;
 mod spec;
 mod state;
 mod sync;
+mod timing;
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};

@@ -32,6 +32,10 @@ pub(crate) struct CgroupMount {
 }
 
 pub(crate) struct RootfsPlan<'a> {
+    /// Called once before anything that needs the init to be in its cgroups (a cgroup
+    /// mount): the parent attaches the init while the init already mounts (the attach can
+    /// wait for an RCU grace period, milliseconds on a busy host).
+    pub cgroups_joined: std::cell::RefCell<&'a mut dyn FnMut() -> Result<()>>,
     pub rootfs: &'a Path,
     pub spec: &'a Spec,
     pub cgroups: &'a [CgroupMount],
@@ -139,6 +143,7 @@ fn mount_one(plan: &RootfsPlan<'_>, i: usize, m: &Mount, o: &MountOpts) -> Resul
     let typ = m.typ().as_deref().unwrap_or("none");
     let field = || format!("mounts[{i}] ({typ} on {})", m.destination().display());
     if typ == "cgroup" || typ == "cgroup2" {
+        (plan.cgroups_joined.borrow_mut())()?;
         return mount_cgroups(plan, &dest, o).map_err(|e| Error::Init(format!("{}: {e}", field())));
     }
     let bind = o.bind || typ == "bind";

@@ -187,6 +187,18 @@ pub fn validate(spec: &Spec, need_process: bool) -> Result<()> {
             }
         }
     }
+    if let Some(p) = linux
+        .rootfs_propagation()
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        if crate::mount_opts::propagation(p).is_none() {
+            return Err(Error::spec(
+                "linux.rootfsPropagation",
+                format!("{p:?} is not one of private, rprivate, shared, rshared, slave, rslave, unbindable, runbindable"),
+            ));
+        }
+    }
     if let Some(sysctl) = linux.sysctl() {
         for k in sysctl.keys() {
             if k.contains('/') || k.contains("..") || k.is_empty() {

@@ -116,3 +116,14 @@ pub(crate) fn report(sock: &impl AsFd, err: &Error) {
         },
     );
 }
+
+/// Parent side: send `msg`; if the child is gone, return the error it left on the socket.
+pub(crate) fn send_or_child_error(sock: BorrowedFd<'_>, msg: &Msg) -> crate::error::Result<()> {
+    match send(sock, msg) {
+        Ok(()) => Ok(()),
+        Err(e) => match recv(sock) {
+            Ok(Some((Msg::Error { kind, message }, _))) => Err(child_error(&kind, message)),
+            _ => Err(Error::io("container init exited during setup", e)),
+        },
+    }
+}
