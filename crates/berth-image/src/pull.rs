@@ -472,9 +472,8 @@ impl ImageStore {
                 });
             }
             if have.is_some() {
-                File::open(&partial2)
-                    .and_then(|f| f.sync_data())
-                    .map_err(io_err("sync", &partial2))?;
+                // no fsync: every later read of a blob (unpack, save, push) re-verifies
+                // its digest, so a blob torn by a crash is detected, not trusted
                 std::fs::rename(&partial2, &blob2).map_err(io_err("rename", &blob2))?;
             }
             snapshots.commit(pending, &ch, stats.size)?;

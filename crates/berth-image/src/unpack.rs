@@ -204,6 +204,8 @@ const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT
 
 struct Unpacker {
     root: OwnedFd,
+    /// Copy buffer: 8 KiB (io::copy's) costs one write(2) per 8 KiB of a layer.
+    buf: Vec<u8>,
     /// Directory mtimes, applied at the end (entries inside would change them).
     dir_times: Vec<(Vec<OsString>, i64)>,
     size: u64,
@@ -225,6 +227,7 @@ impl Unpacker {
             root,
             dir_times: Vec::new(),
             size: 0,
+            buf: vec![0; 1 << 20],
         })
     }
 
@@ -382,7 +385,7 @@ impl Unpacker {
                 )
                 .map_err(|e| io("create file", e))?;
                 let mut file = std::fs::File::from(fd);
-                let n = io::copy(entry, &mut file).map_err(|e| match e.kind() {
+                let n = copy_big(entry, &mut file, &mut self.buf).map_err(|e| match e.kind() {
                     io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData => {
                         classify_read_error(e)
                     }
@@ -505,6 +508,28 @@ impl Unpacker {
             }
         }
         Ok(())
+    }
+}
+
+/// Copies with a large buffer; returns the bytes copied.
+fn copy_big(r: &mut impl Read, w: &mut impl io::Write, buf: &mut [u8]) -> io::Result<u64> {
+    let mut n = 0u64;
+    loop {
+        // fill as much of the buffer as the reader gives before writing
+        let mut filled = 0;
+        while filled < buf.len() {
+            match r.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(k) => filled += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            return Ok(n);
+        }
+        w.write_all(&buf[..filled])?;
+        n += filled as u64;
     }
 }
 

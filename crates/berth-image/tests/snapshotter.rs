@@ -139,7 +139,9 @@ fn remove_directory_in_lower_layer() {
     assert!(s.fs_dir(&l2).join("lib/h").exists());
     drop(mnt);
     // a single layer with an upper mounts too (one lower)
-    let m1 = s.prepare_container_rootfs("c3", std::slice::from_ref(&l1)).unwrap();
+    let m1 = s
+        .prepare_container_rootfs("c3", std::slice::from_ref(&l1))
+        .unwrap();
     let mnt = mount_at(&m1, &d.path().join("one"));
     assert_eq!(tree(&mnt.0), vec!["lib", "lib/g", "lib/sub", "lib/sub/f"]);
     drop(mnt);

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# bench/pull.sh — pull of a ~50 MB multi-layer image from a loopback registry, side by side:
+#   berth (crates/berth-image, `examples/pull`: store open + pull + unpack into snapshots)
+#   docker pull (Debian's dockerd, started here on its own socket, no bridge/iptables)
+#   skopeo copy (download + verify into an OCI layout; no unpack) where installed
+# The image: 4 layers of host files (/usr/lib/x86_64-linux-gnu, /usr/share; files <= 4 MiB,
+# sorted, so the same machine gives the same image), gzip, Docker schema2.
+# Every run starts from an empty store (docker: `rmi` in --prepare, layers deleted).
+# Usage: bench/pull.sh [RUNS]      (needs root, docker-registry, hyperfine; dockerd optional)
+set -euo pipefail
+export PATH=/usr/sbin:/sbin:$PATH
+RUNS=${1:-10}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$ROOT/bench/lib/common.sh"
+cleanup() { cleanup_common; }
+trap cleanup EXIT
+
+cd "$ROOT"
+cargo build --release -q -p berth-image --examples
+PULL=$ROOT/target/release/examples/pull
+FIXTURE=$ROOT/target/release/examples/bench_fixture
+
+# registry (the common helper also pushes busybox:latest; harmless)
+start_registry
+"$FIXTURE" "$REGISTRY" bench:latest --layers 4 --layer-mb 24 --max-file-kb 4096 \
+  --source /usr/lib/x86_64-linux-gnu --source /usr/share | tee "$BENCH_TMP/fixture.txt"
+REF=$REGISTRY/bench:latest
+
+CMDS=()
+NAMES=()
+CMDS+=("$PULL $REF --root $BENCH_TMP/berth --quiet"); NAMES+=(berth)
+PREPARE=("rm -rf $BENCH_TMP/berth")
+
+if command -v dockerd >/dev/null && command -v docker >/dev/null; then
+  DSOCK=$BENCH_TMP/docker.sock
+  setsid dockerd --host "unix://$DSOCK" --pidfile "$BENCH_TMP/dockerd.pid" --exec-root "$BENCH_TMP/dexec" \
+    --data-root "$BENCH_TMP/ddata" --storage-driver overlay2 --bridge none --iptables=false --ip6tables=false \
+    --log-level error >"$BENCH_TMP/dockerd.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 200); do docker -H "unix://$DSOCK" version >/dev/null 2>&1 && break; sleep 0.1; done
+  if docker -H "unix://$DSOCK" version >/dev/null 2>&1; then
+    CMDS+=("docker -H unix://$DSOCK pull -q $REF"); NAMES+=(docker)
+    PREPARE+=("docker -H unix://$DSOCK rmi -f $REF >/dev/null 2>&1 || true")
+  else
+    echo "dockerd did not start (see $BENCH_TMP/dockerd.log); skipping docker" >&2
+  fi
+else
+  echo "dockerd not installed (apt-get install docker.io); skipping docker" >&2
+fi
+
+if command -v skopeo >/dev/null; then
+  CMDS+=("skopeo copy -q --src-tls-verify=false docker://$REF oci:$BENCH_TMP/skopeo:latest"); NAMES+=(skopeo)
+  PREPARE+=("rm -rf $BENCH_TMP/skopeo")
+fi
+
+ARGS=()
+for i in "${!CMDS[@]}"; do ARGS+=(--prepare "${PREPARE[$i]}" -n "${NAMES[$i]}" "${CMDS[$i]}"); done
+hyperfine --warmup 1 --runs "$RUNS" --export-json "$BENCH_TMP/pull.json" "${ARGS[@]}"
+
+python3 - "$BENCH_TMP/pull.json" <<'PY'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+print("\nmedians:")
+for n, x in r.items():
+    print(f"  {n:8s} {x['median']*1000:8.0f} ms  (min {x['min']*1000:.0f}, max {x['max']*1000:.0f})")
+b = r["berth"]["median"]
+for n, x in r.items():
+    if n != "berth":
+        print(f"  berth / {n}: {b / x['median']:.2f}x")
+PY
