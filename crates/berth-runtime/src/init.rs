@@ -132,7 +132,6 @@ fn init(mut plan: InitPlan, sock: &OwnedFd) -> Result<std::convert::Infallible> 
     };
     rootfs::prepare(&rp)?;
     (rp.cgroups_joined.borrow_mut())()?;
-    drop(rp);
     // createRuntime hooks run in the parent now; createContainer hooks here, in our mount
     // namespace, before pivot_root.
     sync::send(sock.as_fd(), &Msg::CreateRuntime).ctx(|| "sync".into())?;
