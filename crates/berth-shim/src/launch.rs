@@ -13,6 +13,7 @@ use crate::args::{Config, RuntimeChoice};
 use crate::backend::{Backend, BackendError, Io};
 use crate::cli_backend::CliBackend;
 use crate::fdio;
+use crate::lib_backend::LibBackend;
 use crate::logfile::{self, LogWriter};
 use crate::process_backend::ProcessBackend;
 use crate::records::{self, ShimRecord};
@@ -68,6 +69,9 @@ fn launch_inner(cfg: &Config) -> LaunchReply {
         Ok(f) => f,
         Err(e) => return err("failed", format!("open {}: {e}", log.display())),
     };
+    // Descriptors the daemon leaked to us (not close-on-exec) must not live on in the shim
+    // (a daemon reading a pipe to EOF would hang) nor reach the container.
+    let _ = berth_sys::fd::mark_cloexec_from(3);
     let mut dcfg = cfg.clone();
     dcfg.detached = true;
     let child = Command::new(exe)
@@ -110,6 +114,7 @@ fn report(r: &LaunchReply) {
 
 /// The detached shim: set up, create the container, report, serve. Returns the exit code.
 pub fn serve(cfg: Config) -> i32 {
+    let _ = berth_sys::fd::mark_cloexec_from(3);
     let _ = nix::unistd::setsid();
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         report(&err("failed", format!("become a child subreaper: {e}")));
@@ -128,18 +133,12 @@ pub fn serve(cfg: Config) -> i32 {
                 work_dir: cfg.state_dir.clone(),
             },
         ),
-        RuntimeChoice::Berth => {
-            let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
-            serve_with(
-                cfg.clone(),
-                CliBackend {
-                    program: exe,
-                    prefix: vec!["runtime".into()],
-                    root: cfg.runtime_root.clone(),
-                    work_dir: cfg.state_dir.clone(),
-                },
-            )
-        }
+        RuntimeChoice::Berth => serve_with(
+            cfg.clone(),
+            LibBackend {
+                rt: berth_runtime::Runtime::new(cfg.runtime_root.clone()),
+            },
+        ),
     }
 }
 

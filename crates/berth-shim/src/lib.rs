@@ -27,6 +27,7 @@ pub mod cli_backend;
 pub mod client;
 mod fdio;
 pub mod launch;
+pub mod lib_backend;
 pub mod logfile;
 pub mod process_backend;
 pub mod protocol;

@@ -259,6 +259,7 @@ impl<B: Backend> Server<B> {
 
     /// Run until the container exited and everything is recorded; returns the shim's exit code.
     pub fn run(mut self) -> i32 {
+        self.reap();
         loop {
             self.poll_once();
             self.finish_execs();
@@ -684,6 +685,8 @@ impl<B: Backend> Server<B> {
         let c = &mut self.clients[i];
         c.reply(&reply);
         c.mode = Mode::Closing;
+        // A runtime call may have run with SIGCHLD unblocked (see lib_backend): reap anyway.
+        self.reap();
     }
 
     fn exec(&mut self, i: usize, req: ExecRequest) {
@@ -772,6 +775,7 @@ impl<B: Backend> Server<B> {
                 exit,
             },
         );
+        self.reap();
         let c = &mut self.clients[i];
         c.reply(&Reply::Ok(Some(sp.pid)));
         c.mode = Mode::Attached {

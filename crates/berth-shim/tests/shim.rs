@@ -58,6 +58,20 @@ fn main() {
             root_busybox_container_through_runc,
         ),
         ("root_oom_kill_is_recorded", root_oom_kill_is_recorded),
+        (
+            "root_busybox_container_through_berth_runtime",
+            root_busybox_container_through_berth_runtime,
+        ),
+        (
+            "root_oom_kill_is_recorded_berth_runtime",
+            root_oom_kill_is_recorded_berth_runtime,
+        ),
+        ("root_exec_and_tty_runc", root_exec_and_tty_runc),
+        (
+            "root_exec_and_tty_berth_runtime",
+            root_exec_and_tty_berth_runtime,
+        ),
+        ("root_berth_shim_binary_rss", root_berth_shim_binary_rss),
     ];
     let mut failed = Vec::new();
     let mut ran = 0;
@@ -327,13 +341,24 @@ impl<R: Read> ReadLineCompat for std::io::BufReader<R> {
     }
 }
 
-fn vm_rss_kb(pid: i32) -> u64 {
-    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+fn status_kb(pid: i32, file: &str, key: &str) -> u64 {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap();
     st.lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(key))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap()
+}
+
+/// "VmRSS N kB (anon A, file F; PSS P)" of a process.
+fn vm_rss_kb(pid: i32) -> String {
+    format!(
+        "{} kB (RssAnon {} kB, RssFile {} kB, Pss {} kB)",
+        status_kb(pid, "status", "VmRSS:"),
+        status_kb(pid, "status", "RssAnon:"),
+        status_kb(pid, "status", "RssFile:"),
+        status_kb(pid, "smaps_rollup", "Pss:")
+    )
 }
 
 fn shim_outlives_launcher_and_is_small() {
@@ -354,7 +379,7 @@ fn shim_outlives_launcher_and_is_small() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(c.is_alive());
     println!(
-        "  idle shim VmRSS: {} kB (this test binary as the shim)",
+        "  idle shim VmRSS: {} (this test binary as the shim)",
         vm_rss_kb(l.shim_pid)
     );
     if let Err(e) = c.kill(9) {
@@ -550,8 +575,10 @@ fn runc() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-/// A busybox bundle (rootfs from Debian's busybox-static) with a unique cgroup.
-fn busybox_ctx(
+/// A busybox bundle (rootfs from Debian's busybox-static) with a unique cgroup, run by runc,
+/// or with `berth` by berth's own runtime in-process.
+fn busybox_ctx_with(
+    berth: bool,
     args: &[&str],
     f: impl FnOnce(&mut serde_json::Value, &mut Config),
 ) -> Option<(Ctx, String)> {
@@ -603,7 +630,11 @@ fn busybox_ctx(
         serde_json::to_vec_pretty(&spec).unwrap(),
     )
     .unwrap();
-    ctx.cfg.runtime = RuntimeChoice::Binary(runc);
+    ctx.cfg.runtime = if berth {
+        RuntimeChoice::Berth
+    } else {
+        RuntimeChoice::Binary(runc)
+    };
     Some((ctx, cg))
 }
 
@@ -628,7 +659,16 @@ impl Drop for CgroupParent {
 }
 
 fn root_busybox_container_through_runc() {
-    let Some((ctx, cg)) = busybox_ctx(
+    busybox_container(false)
+}
+
+fn root_busybox_container_through_berth_runtime() {
+    busybox_container(true)
+}
+
+fn busybox_container(berth: bool) {
+    let Some((ctx, cg)) = busybox_ctx_with(
+        berth,
         &[
             "/bin/sh",
             "-c",
@@ -670,7 +710,16 @@ fn root_busybox_container_through_runc() {
 }
 
 fn root_oom_kill_is_recorded() {
-    let Some((ctx, cg)) = busybox_ctx(
+    oom(false)
+}
+
+fn root_oom_kill_is_recorded_berth_runtime() {
+    oom(true)
+}
+
+fn oom(berth: bool) {
+    let Some((ctx, cg)) = busybox_ctx_with(
+        berth,
         &[
             "/bin/dd",
             "if=/dev/zero",
@@ -696,4 +745,130 @@ fn root_oom_kill_is_recorded() {
             .unwrap()
             .oom_killed
     );
+}
+
+fn root_exec_and_tty_runc() {
+    exec_and_tty(false)
+}
+
+fn root_exec_and_tty_berth_runtime() {
+    exec_and_tty(true)
+}
+
+/// A tty container (raw output, resize), and execs with and without a tty.
+fn exec_and_tty(berth: bool) {
+    let Some((ctx, cg)) = busybox_ctx_with(
+        berth,
+        &[
+            "/bin/sh",
+            "-c",
+            "read x; echo in-tty-$x; stty size; exec sleep 30",
+        ],
+        |spec, c| {
+            c.tty = true;
+            c.stdin = true;
+            spec["process"]["terminal"] = serde_json::json!(true);
+        },
+    ) else {
+        return;
+    };
+    let _cg = CgroupParent(cg);
+    ctx.launch().expect("launch tty container");
+    let c = ctx.client();
+    c.resize(40, 120).unwrap();
+    let mut a = c
+        .attach(AttachOpts {
+            stdin: true,
+            ..all_opts()
+        })
+        .unwrap();
+    c.start().unwrap();
+    a.write_all(b"zz\n").unwrap();
+    let mut seen = String::new();
+    let t = Instant::now();
+    let mut buf = [0u8; 4096];
+    a.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    while !seen.contains("40 120") && t.elapsed() < Duration::from_secs(5) {
+        let n = a.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(
+        seen.contains("in-tty-zz\r\n") && seen.contains("40 120"),
+        "{seen:?}"
+    );
+    // exec without a tty: framed; with a tty: raw, resizable.
+    let env = serde_json::json!(["PATH=/bin"]);
+    let (_, mut s) = c
+        .exec(&ExecRequest {
+            exec_id: "x1".into(),
+            process: serde_json::json!({"args": ["/bin/sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; exit 4"], "env": env, "cwd": "/", "user": {"uid": 0, "gid": 0}}),
+            tty: false,
+            stdin: false,
+        })
+        .unwrap();
+    let (out, _) = read_framed(&mut s);
+    assert!(
+        out.starts_with("sleep 30"),
+        "exec sees the container's pid 1: {out:?}"
+    );
+    assert_eq!(
+        client::read_exec_exit(&ctx.cfg.state_dir, "x1")
+            .unwrap()
+            .unwrap()
+            .exit_code,
+        4
+    );
+    let (_, mut t2) = c
+        .exec(&ExecRequest {
+            exec_id: "x2".into(),
+            process: serde_json::json!({"args": ["/bin/sh", "-c", "sleep 0.3; stty size"], "env": env, "cwd": "/", "user": {"uid": 0, "gid": 0}}),
+            tty: true,
+            stdin: false,
+        })
+        .unwrap();
+    c.resize_exec("x2", 12, 34).unwrap();
+    let mut out = String::new();
+    let _ = t2.read_to_string(&mut out);
+    assert!(out.contains("12 34"), "{out:?}");
+    assert_eq!(
+        client::read_exec_exit(&ctx.cfg.state_dir, "x2")
+            .unwrap()
+            .unwrap()
+            .exit_code,
+        0
+    );
+    c.kill(9).unwrap();
+    assert_eq!(c.wait().unwrap(), (137, false));
+}
+
+/// The real `berth` binary as the shim: idle RSS (the figure that matters for the 1 MB target).
+fn root_berth_shim_binary_rss() {
+    let berth = berth_testkit::workspace_root().join("target/release/berth");
+    let berth = if berth.exists() {
+        berth
+    } else {
+        berth_testkit::workspace_root().join("target/debug/berth")
+    };
+    if !berth.exists() {
+        eprintln!("skipping: build berth first (cargo build -p berth)");
+        return;
+    }
+    let Some((ctx, cg)) = busybox_ctx_with(true, &["/bin/sleep", "30"], |_, _| {}) else {
+        return;
+    };
+    let _cg = CgroupParent(cg);
+    let l = client::launch(&berth, &["shim"], &ctx.cfg).expect("berth shim");
+    let c = ctx.client();
+    c.start().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    println!(
+        "  idle shim VmRSS with {}: {}",
+        berth.display(),
+        vm_rss_kb(l.shim_pid)
+    );
+    c.kill(9).unwrap();
+    assert_eq!(c.wait().unwrap().0, 137);
 }
