@@ -127,6 +127,16 @@ impl Engine {
     /// Open the engine: create its directories, load container records and reconcile them
     /// with what is running (live shims are re-adopted, dead ones cleaned up).
     pub async fn open(config: EngineConfig) -> Result<Engine> {
+        // The shim's socket is `<exec_root>/containers/<64 hex>/shim.sock`, and a unix
+        // socket path holds at most 107 bytes.
+        let sock_len =
+            config.exec_root.as_os_str().len() + "/containers/".len() + 64 + "/shim.sock".len();
+        if sock_len > 107 {
+            return Err(EngineError::invalid(format!(
+                "exec root {} is too long: shim socket paths under it would exceed 107 bytes; use a shorter --exec-root",
+                config.exec_root.display()
+            )));
+        }
         for dir in [
             config.data_root.join("containers"),
             config.data_root.join("volumes"),

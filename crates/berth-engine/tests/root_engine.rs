@@ -1,0 +1,735 @@
+//! Root tier: the engine end to end — real shim, real runtime, real overlay and cgroups — on a
+//! busybox image imported from Debian's busybox-static. `harness = false`: this binary is
+//! also `berth` for the engine (`<this> shim ...`, `<this> runtime ...`), the way the daemon's
+//! own binary is.
+//!
+//! Each test gets its own data/exec roots and a unique cgroup parent; a guard kills what the
+//! test started, unmounts and removes its cgroups even when an assertion fails.
+
+use berth_engine::*;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("shim") => std::process::exit(berth_shim::main(args[2..].to_vec())),
+        Some("runtime") => std::process::exit(berth_runtime::cli::main(args[2..].to_vec())),
+        _ => {}
+    }
+    let filter: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
+    type T = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+    let tests: &[(&str, T)] = &[
+        ("run_echo_logs_exit_code_remove", || {
+            Box::pin(run_echo_logs_exit_code_remove())
+        }),
+        ("missing_command_is_127", || {
+            Box::pin(missing_command_is_127())
+        }),
+        ("oom_kill_is_137_and_recorded", || {
+            Box::pin(oom_kill_is_137_and_recorded())
+        }),
+        ("named_volume_keeps_data_and_is_filled_from_image", || {
+            Box::pin(named_volume_keeps_data_and_is_filled_from_image())
+        }),
+        ("attach_before_start_gets_stdin_and_output", || {
+            Box::pin(attach_before_start_gets_stdin_and_output())
+        }),
+        ("exec_stop_signal_and_stats", || {
+            Box::pin(exec_stop_signal_and_stats())
+        }),
+        ("auto_remove_and_conflicts", || {
+            Box::pin(auto_remove_and_conflicts())
+        }),
+        ("restart_policy_on_failure", || {
+            Box::pin(restart_policy_on_failure())
+        }),
+        ("live_restore_readopts_running_container", || {
+            Box::pin(live_restore_readopts_running_container())
+        }),
+    ];
+    if !berth_testkit::require_root("root_engine") {
+        return;
+    }
+    let mut failed = Vec::new();
+    let mut ran = 0;
+    for (name, f) in tests {
+        if !filter.is_empty() && !filter.iter().any(|x| name.contains(x.as_str())) {
+            continue;
+        }
+        ran += 1;
+        let start = Instant::now();
+        let res = std::panic::catch_unwind(|| {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(f());
+        });
+        match res {
+            Ok(()) => println!("test {name} ... ok ({:?})", start.elapsed()),
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed.push(*name);
+            }
+        }
+    }
+    println!("\n{} passed; {} failed", ran - failed.len(), failed.len());
+    if !failed.is_empty() {
+        println!("failures: {failed:?}");
+        std::process::exit(1);
+    }
+}
+
+/// A test's engine, roots and cleanup.
+struct Env {
+    dir: tempfile::TempDir,
+    cfg: EngineConfig,
+    engine: Option<Engine>,
+}
+
+impl Env {
+    async fn new() -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-engine-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let cfg = EngineConfig {
+            data_root: dir.path().join("data"),
+            // Short: the shim socket path must fit 107 bytes.
+            exec_root: PathBuf::from("/run").join(berth_testkit::unique::name("bte")),
+            cgroup_parent: format!("/{}", berth_testkit::unique::name("bte")),
+            berth_binary: std::env::current_exe().unwrap(),
+            default_stop_timeout: 2,
+            ..Default::default()
+        };
+        let engine = Engine::open(cfg.clone()).await.unwrap();
+        // The busybox image, imported from a tarball as `docker import` would.
+        let tar = dir.path().join("busybox.tar");
+        std::fs::write(&tar, berth_testkit::images::busybox_layer_tar().unwrap()).unwrap();
+        engine
+            .image_import(&tar, Some("busybox:latest"))
+            .await
+            .unwrap();
+        Env {
+            dir,
+            cfg,
+            engine: Some(engine),
+        }
+    }
+
+    fn e(&self) -> &Engine {
+        self.engine.as_ref().unwrap()
+    }
+
+    async fn create(&self, f: impl FnOnce(&mut ContainerSpec)) -> String {
+        let mut s = ContainerSpec {
+            image: "busybox".into(),
+            ..Default::default()
+        };
+        f(&mut s);
+        self.e().create_container(s).await.unwrap().id
+    }
+
+    /// create + wait(next-exit) + start + result.
+    async fn run(&self, f: impl FnOnce(&mut ContainerSpec)) -> (String, i64) {
+        let id = self.create(f).await;
+        let w = self
+            .e()
+            .wait_container(&id, WaitCondition::NextExit)
+            .await
+            .unwrap();
+        self.e().start_container(&id).await.unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(20), w.result())
+            .await
+            .expect("container exit");
+        (id, r.status_code)
+    }
+
+    async fn logs(&self, id: &str) -> (String, String) {
+        let mut rx = self
+            .e()
+            .container_logs(
+                id,
+                LogOptions {
+                    stdout: true,
+                    stderr: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let (mut out, mut err) = (String::new(), String::new());
+        while let Some(e) = rx.recv().await {
+            let e = e.unwrap();
+            let s = String::from_utf8_lossy(&e.bytes).to_string();
+            match e.stream {
+                LogStreamKind::Stdout => out.push_str(&s),
+                LogStreamKind::Stderr => err.push_str(&s),
+            }
+        }
+        (out, err)
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(e) = self.engine.take() {
+            e.shutdown();
+        }
+        // Kill what we started (by pid, from the shims' records), unmount, drop cgroups.
+        let states = self.cfg.exec_root.join("containers");
+        if let Ok(rd) = std::fs::read_dir(&states) {
+            for d in rd.flatten() {
+                if let Ok(b) = std::fs::read(d.path().join("shim.json")) {
+                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) {
+                        for k in ["pid", "shim_pid"] {
+                            if let Some(p) = v[k].as_i64().filter(|p| *p > 1) {
+                                let _ = nix::sys::signal::kill(
+                                    nix::unistd::Pid::from_raw(p as i32),
+                                    nix::sys::signal::SIGKILL,
+                                );
+                            }
+                        }
+                    }
+                }
+                let _ = berth_image::unmount(&d.path().join("bundle/rootfs"));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let parent = self.cfg.cgroup_parent.trim_start_matches('/').to_string();
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in rd.flatten() {
+                let p = h.path().join(&parent);
+                if let Ok(kids) = std::fs::read_dir(&p) {
+                    for k in kids.flatten() {
+                        if k.path().is_dir() {
+                            let _ = std::fs::remove_dir(k.path());
+                        }
+                    }
+                }
+                let _ = std::fs::remove_dir(&p);
+            }
+        }
+        // Mounts below the test dirs (overlays of containers) must be gone before rm -rf.
+        if let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") {
+            for root in [self.dir.path(), self.cfg.exec_root.as_path()] {
+                let root = root.display().to_string();
+                for l in info.lines() {
+                    if let Some(m) = l.split(' ').nth(4) {
+                        if m.starts_with(&root) {
+                            let _ = berth_image::unmount(Path::new(m));
+                        }
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.cfg.exec_root);
+    }
+}
+
+fn sh(s: &mut ContainerSpec, script: &str) {
+    s.cmd = Some(vec!["sh".into(), "-c".into(), script.into()]);
+}
+
+async fn run_echo_logs_exit_code_remove() {
+    let env = Env::new().await;
+    let t0 = Instant::now();
+    let (id, code) = env
+        .run(|s| {
+            s.name = Some("hello".into());
+            sh(s, "echo hello; echo oops >&2; cat /etc/hostname; exit 3");
+        })
+        .await;
+    println!("  create+start+exit: {:?}", t0.elapsed());
+    assert_eq!(code, 3);
+    let (out, err) = env.logs(&id).await;
+    assert_eq!(out, format!("hello\n{}\n", &id[..12]));
+    assert_eq!(err, "oops\n");
+    let r = env.e().inspect_container("hello").await.unwrap();
+    assert_eq!(r.state.status, ContainerStatus::Exited);
+    assert_eq!(r.state.exit_code, 3);
+    assert!(!r.state.running && r.state.pid == 0);
+    assert!(r.state.finished_at.unwrap() >= r.state.started_at.unwrap());
+    // Exited containers are listed only with `all`.
+    assert!(env
+        .e()
+        .list_containers(ListOptions::default())
+        .await
+        .unwrap()
+        .is_empty());
+    let all = env
+        .e()
+        .list_containers(ListOptions {
+            all: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    assert!(all[0].status.starts_with("Exited (3)"), "{}", all[0].status);
+    // The rootfs is unmounted after the exit.
+    assert!(!std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(&format!("{id}/bundle/rootfs")));
+    env.e()
+        .remove_container("hello", RemoveOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        env.e().inspect_container(&id).await.unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+    assert!(!env.cfg.data_root.join("containers").join(&id).exists());
+}
+
+async fn missing_command_is_127() {
+    let env = Env::new().await;
+    let id = env.create(|s| s.cmd = Some(vec!["nosuchcmd".into()])).await;
+    let e = env.e().start_container(&id).await.unwrap_err();
+    println!("  start error: {}", e.message);
+    assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e:?}");
+    let r = env.e().inspect_container(&id).await.unwrap();
+    assert_eq!(r.state.exit_code, 127);
+    assert!(!r.state.running);
+    env.e()
+        .remove_container(&id, RemoveOptions::default())
+        .await
+        .unwrap();
+}
+
+async fn oom_kill_is_137_and_recorded() {
+    let env = Env::new().await;
+    let (id, code) = env
+        .run(|s| {
+            s.host.memory = 32 << 20;
+            sh(s, "a=$(head -c 200m /dev/zero | tr '\\0' a); echo survived");
+        })
+        .await;
+    assert_eq!(code, 137);
+    let r = env.e().inspect_container(&id).await.unwrap();
+    assert!(r.state.oom_killed, "{:?}", r.state);
+    assert_eq!(r.config.host.memory, 32 << 20);
+}
+
+async fn named_volume_keeps_data_and_is_filled_from_image() {
+    let env = Env::new().await;
+    let (a, code) = env
+        .run(|s| {
+            s.host.binds = vec!["keep:/data".into(), "etcvol:/mnt/etc".into()];
+            sh(s, "echo persisted > /data/x");
+        })
+        .await;
+    assert_eq!(code, 0);
+    env.e()
+        .remove_container(
+            &a,
+            RemoveOptions {
+                force: false,
+                volumes: true,
+            },
+        )
+        .await
+        .unwrap();
+    // Named volumes survive `rm -v`.
+    let v = env.e().volume_inspect("keep").await.unwrap();
+    assert!(Path::new(&v.mountpoint).join("x").exists());
+    let (b, code) = env
+        .run(|s| {
+            s.host.binds = vec!["keep:/data:ro".into()];
+            sh(s, "cat /data/x; echo no > /data/y || echo readonly");
+        })
+        .await;
+    assert_eq!(code, 0);
+    let (out, _) = env.logs(&b).await;
+    assert_eq!(out, "persisted\nreadonly\n");
+    // In use → conflict; after removal it goes.
+    let e = env.e().volume_remove("keep", false).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Conflict);
+    env.e()
+        .remove_container(&b, RemoveOptions::default())
+        .await
+        .unwrap();
+    env.e().volume_remove("keep", false).await.unwrap();
+    // A new volume over an image directory is filled from the image (copy-up).
+    let (c, _) = env
+        .run(|s| {
+            s.host.binds = vec!["fromimg:/etc".into()];
+            sh(s, "true");
+        })
+        .await;
+    let v = env.e().volume_inspect("fromimg").await.unwrap();
+    assert!(
+        std::fs::read_to_string(Path::new(&v.mountpoint).join("passwd"))
+            .unwrap()
+            .starts_with("root:")
+    );
+    env.e()
+        .remove_container(&c, RemoveOptions::default())
+        .await
+        .unwrap();
+    let names: Vec<String> = env
+        .e()
+        .volume_list(Filters::new())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    assert!(
+        names.contains(&"fromimg".to_string()) && names.contains(&"etcvol".to_string()),
+        "{names:?}"
+    );
+}
+
+/// Read a multiplexed stream to EOF: (stdout, stderr).
+async fn demux(io: &mut Box<dyn AttachIo>) -> (String, String) {
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), io.read_to_end(&mut buf))
+        .await
+        .expect("stream end")
+        .unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut i = 0;
+    while i + 8 <= buf.len() {
+        let len = u32::from_be_bytes([buf[i + 4], buf[i + 5], buf[i + 6], buf[i + 7]]) as usize;
+        let payload = &buf[i + 8..(i + 8 + len).min(buf.len())];
+        match buf[i] {
+            2 => err.extend_from_slice(payload),
+            _ => out.extend_from_slice(payload),
+        }
+        i += 8 + len;
+    }
+    (
+        String::from_utf8_lossy(&out).into(),
+        String::from_utf8_lossy(&err).into(),
+    )
+}
+
+async fn attach_before_start_gets_stdin_and_output() {
+    let env = Env::new().await;
+    let id = env
+        .create(|s| {
+            s.open_stdin = true;
+            s.stdin_once = true;
+            s.cmd = Some(vec!["cat".into()]);
+        })
+        .await;
+    let mut a = env
+        .e()
+        .attach_container(
+            &id,
+            AttachOptions {
+                stdin: true,
+                stdout: true,
+                stderr: true,
+                stream: true,
+                logs: false,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!a.tty);
+    let w = env
+        .e()
+        .wait_container(&id, WaitCondition::NextExit)
+        .await
+        .unwrap();
+    a.io.write_all(b"hi\n").await.unwrap();
+    a.io.shutdown().await.unwrap();
+    env.e().start_container(&id).await.unwrap();
+    let (out, _) = demux(&mut a.io).await;
+    assert_eq!(out, "hi\n");
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), w.result())
+            .await
+            .unwrap()
+            .status_code,
+        0
+    );
+}
+
+async fn exec_stop_signal_and_stats() {
+    let env = Env::new().await;
+    let id = env
+        .create(|s| {
+            s.name = Some("web".into());
+            // PID 1 ignores SIGTERM unless it has a handler: trap it and exit 7.
+            sh(s, "trap 'exit 7' USR1; while true; do sleep 0.1; done");
+            s.stop_signal = Some("SIGUSR1".into());
+        })
+        .await;
+    env.e().start_container("web").await.unwrap();
+    let e = env.e().start_container("web").await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotModified);
+    let r = env.e().inspect_container("web").await.unwrap();
+    assert!(r.state.running && r.state.pid > 0);
+    // Its own pid namespace: the host pid's NSpid shows 1 inside.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", r.state.pid)).unwrap();
+    let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    assert!(nspid.trim_end().ends_with("\t1"), "{nspid}");
+
+    let xid = env
+        .e()
+        .exec_create(
+            "web",
+            ExecSpec {
+                cmd: vec!["cat".into(), "/etc/hostname".into()],
+                attach_stdout: true,
+                attach_stderr: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut s = env
+        .e()
+        .exec_start(&xid, ExecStartOptions::default())
+        .await
+        .unwrap()
+        .unwrap();
+    let (out, _) = demux(&mut s.io).await;
+    assert_eq!(out, format!("{}\n", &id[..12]));
+    assert_eq!(env.e().exec_inspect(&xid).await.unwrap().exit_code, Some(0));
+
+    let top = env.e().top_container("web", None).await.unwrap();
+    assert!(
+        top.processes
+            .iter()
+            .any(|p| p[1] == r.state.pid.to_string()),
+        "{top:?}"
+    );
+
+    let t0 = Instant::now();
+    let st = env.e().container_stats("web").await.unwrap();
+    println!("  one-shot stats: {:?}", t0.elapsed());
+    assert!(st.cgroup.as_ref().unwrap().memory_usage > 0);
+    assert!(st.pre_cgroup.is_some() && st.preread.is_some());
+    assert!(st.system_cpu_ns >= st.pre_system_cpu_ns);
+
+    env.e().pause_container("web").await.unwrap();
+    assert_eq!(
+        env.e().inspect_container("web").await.unwrap().state.status,
+        ContainerStatus::Paused
+    );
+    env.e().unpause_container("web").await.unwrap();
+
+    let t0 = Instant::now();
+    env.e().stop_container("web", Some(10), None).await.unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "stop signal was honoured at once"
+    );
+    let r = env.e().inspect_container("web").await.unwrap();
+    assert_eq!(r.state.exit_code, 7);
+    let e = env.e().stop_container("web", None, None).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotModified);
+    let e = env.e().kill_container("web", None).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Conflict);
+    env.e()
+        .remove_container("web", RemoveOptions::default())
+        .await
+        .unwrap();
+}
+
+async fn auto_remove_and_conflicts() {
+    let env = Env::new().await;
+    let id = env
+        .create(|s| {
+            s.name = Some("web".into());
+            s.cmd = Some(vec!["sleep".into(), "30".into()]);
+        })
+        .await;
+    let e = env
+        .e()
+        .create_container(ContainerSpec {
+            name: Some("/web".into()),
+            image: "busybox".into(),
+            cmd: Some(vec!["true".into()]),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Conflict);
+    assert!(e.message.contains(&id), "{}", e.message);
+    env.e().start_container(&id).await.unwrap();
+    let e = env
+        .e()
+        .remove_container("web", RemoveOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.message, format!("You cannot remove a running container {id}. Stop the container before attempting removal or force remove"));
+    // Default stop timeout (2 s in this env): sleep ignores SIGTERM as PID 1 → SIGKILL.
+    let t0 = Instant::now();
+    env.e().stop_container("web", None, None).await.unwrap();
+    let el = t0.elapsed();
+    assert!(
+        el >= Duration::from_secs(2) && el < Duration::from_secs(6),
+        "{el:?}"
+    );
+    assert_eq!(
+        env.e()
+            .inspect_container("web")
+            .await
+            .unwrap()
+            .state
+            .exit_code,
+        137
+    );
+    env.e()
+        .remove_container("web", RemoveOptions::default())
+        .await
+        .unwrap();
+
+    let e = env
+        .e()
+        .create_container(ContainerSpec {
+            image: "nosuchimage".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.kind, e.message.as_str()),
+        (ErrorKind::NotFound, "No such image: nosuchimage:latest")
+    );
+
+    // --rm: the waiter for `removed` resolves after the container is gone.
+    let t0 = Instant::now();
+    let id = env
+        .create(|s| {
+            s.host.auto_remove = true;
+            s.cmd = Some(vec!["true".into()]);
+        })
+        .await;
+    let w = env
+        .e()
+        .wait_container(&id, WaitCondition::Removed)
+        .await
+        .unwrap();
+    env.e().start_container(&id).await.unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), w.result())
+        .await
+        .unwrap();
+    println!("  run --rm true: {:?}", t0.elapsed());
+    assert_eq!(r.status_code, 0);
+    assert_eq!(
+        env.e().inspect_container(&id).await.unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+    // Force removal of a running container.
+    let id = env
+        .create(|s| s.cmd = Some(vec!["sleep".into(), "30".into()]))
+        .await;
+    env.e().start_container(&id).await.unwrap();
+    env.e()
+        .remove_container(
+            &id,
+            RemoveOptions {
+                force: true,
+                volumes: true,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(env
+        .e()
+        .list_containers(ListOptions {
+            all: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn restart_policy_on_failure() {
+    let env = Env::new().await;
+    let id = env
+        .create(|s| {
+            s.host.restart_policy = RestartPolicy {
+                name: "on-failure".into(),
+                maximum_retry_count: 2,
+            };
+            sh(s, "echo run; exit 5");
+        })
+        .await;
+    env.e().start_container(&id).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = env.e().inspect_container(&id).await.unwrap();
+        if r.restart_count == 2 && r.state.status == ContainerStatus::Exited {
+            assert_eq!(r.state.exit_code, 5);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "restart policy did not settle: {:?} count {}",
+            r.state,
+            r.restart_count
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (out, _) = env.logs(&id).await;
+    assert_eq!(out, "run\nrun\nrun\n");
+}
+
+async fn live_restore_readopts_running_container() {
+    let mut env = Env::new().await;
+    let id = env
+        .create(|s| {
+            s.name = Some("ticker".into());
+            sh(
+                s,
+                "i=0; while true; do echo $i; i=$((i+1)); sleep 0.05; done",
+            );
+        })
+        .await;
+    env.e().start_container(&id).await.unwrap();
+    let pid = env.e().inspect_container(&id).await.unwrap().state.pid;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The daemon goes away (its tasks die with it); the container keeps running.
+    let old = env.engine.take().unwrap();
+    old.shutdown();
+    drop(old);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(PathBuf::from(format!("/proc/{pid}")).exists());
+    let engine = Engine::open(env.cfg.clone()).await.unwrap();
+    env.engine = Some(engine);
+    let r = env.e().inspect_container("ticker").await.unwrap();
+    assert_eq!(r.state.status, ContainerStatus::Running);
+    assert_eq!(r.state.pid, pid);
+    // Follow the logs, then stop: no line is lost (0, 1, 2, ... without gaps).
+    let mut rx = env
+        .e()
+        .container_logs(
+            "ticker",
+            LogOptions {
+                follow: true,
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    env.e()
+        .stop_container("ticker", Some(1), None)
+        .await
+        .unwrap();
+    let mut n = 0u64;
+    while let Some(e) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("follow ends when the container stops")
+    {
+        let line = String::from_utf8(e.unwrap().bytes).unwrap();
+        assert_eq!(line.trim(), n.to_string(), "line {n} missing");
+        n += 1;
+    }
+    assert!(n > 10, "{n}");
+    let r = env.e().inspect_container("ticker").await.unwrap();
+    assert_eq!(r.state.exit_code, 137);
+}
