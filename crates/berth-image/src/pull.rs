@@ -145,14 +145,21 @@ impl ImageStore {
                 });
             }
         }
-        let results: Vec<Result<(), ImageError>> =
-            futures_util::stream::iter(missing.iter().map(|&i| {
-                let repo = &repo;
-                let desc = runnable[i];
-                let diff = &config.rootfs.diff_ids[i];
-                let chain = &chains[i];
-                async move { self.fetch_layer(repo, desc, diff, chain, progress).await }
-            }))
+        // futures built up front (not by a closure inside the stream), so the pull future
+        // stays `Send` without higher-ranked closure bounds
+        let jobs: Vec<_> = missing
+            .iter()
+            .map(|&i| {
+                self.fetch_layer(
+                    &repo,
+                    runnable[i],
+                    &config.rootfs.diff_ids[i],
+                    &chains[i],
+                    progress,
+                )
+            })
+            .collect();
+        let results: Vec<Result<(), ImageError>> = futures_util::stream::iter(jobs)
             .buffer_unordered(CONCURRENT_LAYERS)
             .collect()
             .await;
@@ -591,5 +598,16 @@ impl Read for ChannelReader {
         buf[..n].copy_from_slice(&self.cur[..n]);
         self.cur.advance(n);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The engine awaits pulls inside `Send` futures (axum handlers).
+    #[allow(dead_code)]
+    fn pull_future_is_send(s: &super::ImageStore, r: &super::ImageRef) {
+        fn is_send<T: Send>(_: T) {}
+        let sink = |_: super::PullEvent| {};
+        is_send(s.pull(r, &super::PullOptions::default(), &sink));
     }
 }
