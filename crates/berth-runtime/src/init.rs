@@ -150,7 +150,6 @@ fn init(mut plan: InitPlan, sock: &OwnedFd) -> Result<std::convert::Infallible> 
     if plan.proc.terminal {
         setup_console(sock, &plan.proc.process)?;
     }
-    rootfs::finish(&plan.spec)?;
     if plan.ns.new_uts {
         if let Some(h) = plan.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
             nix::unistd::sethostname(h).ctx(|| "hostname".into())?;
@@ -165,6 +164,8 @@ fn init(mut plan: InitPlan, sock: &OwnedFd) -> Result<std::convert::Infallible> 
             std::fs::write(&path, v).ctx(|| format!("linux.sysctl.{k}"))?;
         }
     }
+    // After the sysctls: /proc/sys becomes read-only here.
+    rootfs::finish(&plan.spec)?;
     let (path, args, env) = finalize_process(&plan.proc)?;
     sync::send(sock.as_fd(), &Msg::Ready).ctx(|| "sync".into())?;
     // From here on the parent may be gone: failures go to the container's stderr.

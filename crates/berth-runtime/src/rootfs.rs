@@ -1,6 +1,7 @@
 //! Building the container's filesystem view, inside the init's new mount namespace, in the
 //! order runc established: root propagation → bind the rootfs onto itself → the spec's mounts
-//! in order → /dev devices, ptmx and symlinks → pivot_root → masked and read-only paths →
+//! in order → /dev devices, ptmx and symlinks → pivot_root → (hostname, sysctls) → read-only
+//! and masked paths →
 //! read-only rootfs.
 
 use std::fs;
