@@ -19,7 +19,23 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("shim") {
         std::process::exit(berth_shim::main(args[2..].to_vec()));
     }
-    let filter: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
+    // libtest's CLI as far as cargo test and cargo nextest use it: `--list [--format terse]
+    // [--ignored]`, `--exact NAME`, a substring filter, and flags that are ignored.
+    let list = args.iter().any(|a| a == "--list");
+    let ignored = args.iter().any(|a| a == "--ignored");
+    let exact = args.iter().any(|a| a == "--exact");
+    let mut filter: Vec<&String> = Vec::new();
+    let mut it = args[1..].iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            // Flags with a value.
+            "--format" | "--test-threads" | "--color" | "--logfile" | "--skip" | "-Z" => {
+                it.next();
+            }
+            _ if a.starts_with('-') => {}
+            _ => filter.push(a),
+        }
+    }
     let tests: &[(&str, fn())] = &[
         (
             "output_reaches_log_and_attach_and_exit_is_recorded",
@@ -73,10 +89,28 @@ fn main() {
         ),
         ("root_berth_shim_binary_rss", root_berth_shim_binary_rss),
     ];
+    let selected = |name: &str| {
+        filter.is_empty()
+            || filter.iter().any(|p| {
+                if exact {
+                    name == p.as_str()
+                } else {
+                    name.contains(p.as_str())
+                }
+            })
+    };
+    if list {
+        if !ignored {
+            for (name, _) in tests.iter().filter(|(n, _)| selected(n)) {
+                println!("{name}: test");
+            }
+        }
+        return;
+    }
     let mut failed = Vec::new();
     let mut ran = 0;
     for (name, f) in tests {
-        if !filter.is_empty() && !filter.iter().any(|p| name.contains(p.as_str())) {
+        if !selected(name) {
             continue;
         }
         ran += 1;
