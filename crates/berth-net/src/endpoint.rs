@@ -172,7 +172,7 @@ impl NetworkManager {
             self.save(&st)?;
         }
         if !ep.ports.is_empty() {
-            if let Err(e) = self.apply_firewall().await {
+            if let Err(e) = self.apply_ports().await {
                 let _ = self.detach(&ep.container_id, &ep.network_id).await;
                 return Err(e);
             }
@@ -185,7 +185,7 @@ impl NetworkManager {
     pub async fn detach(&self, container_id: &str, network: &str) -> Result<()> {
         let ep = self.forget_endpoint(container_id, network)?;
         if !ep.ports.is_empty() {
-            self.apply_firewall().await?;
+            self.apply_ports().await?;
         }
         link::delete_link(&self.inner.host, &ep.host_veth).await
     }
@@ -201,7 +201,7 @@ impl NetworkManager {
             had_ports |= !ep.ports.is_empty();
         }
         if had_ports {
-            self.apply_firewall().await?;
+            self.apply_ports().await?;
         }
         for ep in eps {
             let h = self.inner.host.clone();

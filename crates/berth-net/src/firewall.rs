@@ -7,7 +7,8 @@
 //!
 //! What the table holds (family `ip`, IPv4 only):
 //! - `prerouting` / `output` (nat, priority -100 — nft 1.0.6 rejects the name `dstnat` for
-//!   `hook output`): one DNAT per published port. `-p 8080:80` matches
+//!   `hook output`) jump to the regular chain `ports`: one DNAT per published port (a port
+//!   change only flushes and refills `ports`, see [`Ruleset::ports_batch`]). `-p 8080:80` matches
 //!   `fib daddr type local tcp dport 8080` (any local address), `-p 127.0.0.1:8080:80`
 //!   matches `ip daddr 127.0.0.1 tcp dport 8080`.
 //! - `postrouting` (nat, priority 100), per bridge network:
@@ -37,8 +38,11 @@ use nftables::expr::{
     Expression, Fib, FibFlag, FibResult, Meta, MetaKey, NamedExpression, Payload, PayloadField,
     Prefix, CT,
 };
-use nftables::schema::{Chain, NfListObject, Nftables, Rule, Table};
-use nftables::stmt::{Match, Operator, Statement, NAT};
+use nftables::schema::{Chain, FlushObject, NfCmd, NfListObject, Nftables, Rule, Table};
+use nftables::stmt::{JumpTarget, Match, Operator, Statement, NAT};
+
+/// Regular chain holding one DNAT rule per published port (jumped to from prerouting/output).
+const PORTS_CHAIN: &str = "ports";
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
 use crate::error::{NetError, Result};
@@ -166,18 +170,7 @@ impl Ruleset {
         })
     }
 
-    /// The batch that atomically replaces our table with this content.
-    pub fn to_nftables(&self) -> Nftables<'static> {
-        let mut b = Batch::new();
-        // `add` is a no-op when the table exists; then delete + re-create it from scratch.
-        b.add(NfListObject::Table(self.table()));
-        b.delete(NfListObject::Table(self.table()));
-        b.add(NfListObject::Table(self.table()));
-        b.add(self.chain("prerouting", NfChainType::NAT, NfHook::Prerouting, -100));
-        b.add(self.chain("output", NfChainType::NAT, NfHook::Output, -100));
-        b.add(self.chain("postrouting", NfChainType::NAT, NfHook::Postrouting, 100));
-        b.add(self.chain("forward", NfChainType::Filter, NfHook::Forward, 0));
-
+    fn port_rules(&self, b: &mut Batch<'static>) {
         for p in &self.ports {
             let dst = if p.host_ip.is_unspecified() {
                 local_daddr()
@@ -202,9 +195,51 @@ impl Ruleset {
                     flags: None,
                 })),
             ];
-            b.add(self.rule("prerouting", stmts.clone()));
-            b.add(self.rule("output", stmts));
+            b.add(self.rule(PORTS_CHAIN, stmts));
         }
+    }
+
+    /// The small batch for a port change: `flush chain ports` + its rules. Only a regular
+    /// chain changes, so no hook is re-registered (re-registering base chains waits for
+    /// RCU grace periods: ~20 ms here versus ~5 ms for this batch).
+    pub fn ports_batch(&self) -> Nftables<'static> {
+        let mut b = Batch::new();
+        b.add_cmd(NfCmd::Flush(FlushObject::Chain(
+            self.regular_chain(PORTS_CHAIN),
+        )));
+        self.port_rules(&mut b);
+        b.to_nftables()
+    }
+
+    fn regular_chain(&self, name: &'static str) -> Chain<'static> {
+        Chain {
+            family: NfFamily::IP,
+            table: Cow::Owned(self.table.clone()),
+            name: Cow::Borrowed(name),
+            ..Chain::default()
+        }
+    }
+
+    /// The batch that atomically replaces our table with this content.
+    pub fn to_nftables(&self) -> Nftables<'static> {
+        let mut b = Batch::new();
+        // `add` is a no-op when the table exists; then delete + re-create it from scratch.
+        b.add(NfListObject::Table(self.table()));
+        b.delete(NfListObject::Table(self.table()));
+        b.add(NfListObject::Table(self.table()));
+        b.add(self.chain("prerouting", NfChainType::NAT, NfHook::Prerouting, -100));
+        b.add(self.chain("output", NfChainType::NAT, NfHook::Output, -100));
+        b.add(self.chain("postrouting", NfChainType::NAT, NfHook::Postrouting, 100));
+        b.add(self.chain("forward", NfChainType::Filter, NfHook::Forward, 0));
+        b.add(NfListObject::Chain(self.regular_chain(PORTS_CHAIN)));
+        let jump = || {
+            vec![Statement::Jump(JumpTarget {
+                target: Cow::Borrowed(PORTS_CHAIN),
+            })]
+        };
+        b.add(self.rule("prerouting", jump()));
+        b.add(self.rule("output", jump()));
+        self.port_rules(&mut b);
 
         for n in &self.networks {
             let loopback: Ipv4Net = "127.0.0.0/8".parse().expect("valid prefix");
@@ -379,6 +414,15 @@ mod tests {
             "{j}"
         );
         assert!(j.contains(r#""prio":-100"#));
+        assert!(j.contains(r#""jump":{"target":"ports"}"#), "{j}");
+        let p = serde_json::to_string(&r.ports_batch()).unwrap();
+        assert!(
+            p.starts_with(
+                r#"{"nftables":[{"flush":{"chain":{"family":"ip","table":"bt","name":"ports"}}}"#
+            ),
+            "{p}"
+        );
+        assert!(p.contains(r#""dnat":{"addr":"10.1.0.2","port":80}"#), "{p}");
         // internal network: no outbound masquerade rule for 10.2.0.0/24 with oifname !=
         assert_eq!(j.matches(r#""op":"!=""#).count(), 1, "{j}");
         // the batch starts by deleting our table only

@@ -146,6 +146,7 @@ impl NetworkManager {
         for b in &bridges {
             link::delete_link(h, b).await?;
         }
+        self.flush()?;
         let _g = self.inner.fw.lock().await;
         firewall::apply(&firewall::delete_table(&self.inner.cfg.nft_table)).await
     }
@@ -161,5 +162,9 @@ impl NetworkManager {
             t.abort();
         }
         live.ports.clear();
+        drop(live);
+        if let Err(e) = self.flush() {
+            tracing::warn!("{e}");
+        }
     }
 }

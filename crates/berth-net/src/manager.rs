@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ipnet::Ipv4Net;
@@ -38,6 +39,8 @@ pub(crate) struct Inner {
     pub(crate) fw: tokio::sync::Mutex<()>,
     pub(crate) live: Mutex<Live>,
     pub(crate) upstreams: Arc<Vec<SocketAddr>>,
+    /// A background fsync of the state file is scheduled.
+    pub(crate) flush_pending: Arc<AtomicBool>,
 }
 
 /// In-memory only: what exists because this process holds it.
@@ -126,6 +129,7 @@ impl NetworkManager {
                 fw: tokio::sync::Mutex::new(()),
                 live: Mutex::new(Live::default()),
                 upstreams: Arc::new(upstreams),
+                flush_pending: Arc::new(AtomicBool::new(false)),
             }),
         };
         for n in &bridges {
@@ -148,8 +152,28 @@ impl NetworkManager {
         self.inner.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Persist: atomic rename now, fsync in the background (coalesced). Call with the
+    /// state lock held so writes are ordered.
     pub(crate) fn save(&self, st: &State) -> Result<()> {
-        st.save(&self.inner.state_path)
+        st.save_unsynced(&self.inner.state_path)?;
+        if !self.inner.flush_pending.swap(true, Ordering::AcqRel) {
+            let (flag, path) = (
+                self.inner.flush_pending.clone(),
+                self.inner.state_path.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                flag.store(false, Ordering::Release);
+                if let Err(e) = crate::state::sync(&path) {
+                    tracing::warn!("{e}");
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Make the state durable now (shutdown paths).
+    pub(crate) fn flush(&self) -> Result<()> {
+        crate::state::sync(&self.inner.state_path)
     }
 
     pub(crate) async fn ensure_bridge(&self, n: &Network) -> Result<u32> {
@@ -312,6 +336,22 @@ impl NetworkManager {
 
     /// Rebuild our nftables table from the current state (one atomic batch).
     pub(crate) async fn apply_firewall(&self) -> Result<()> {
+        self.apply_rules(false).await
+    }
+
+    /// Only the published ports changed: refill the `ports` chain (falls back to the full
+    /// rebuild if that fails, e.g. because our table was removed behind our back).
+    pub(crate) async fn apply_ports(&self) -> Result<()> {
+        match self.apply_rules(true).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::debug!("ports-only nft update failed ({e}); rebuilding the table");
+                self.apply_rules(false).await
+            }
+        }
+    }
+
+    async fn apply_rules(&self, ports_only: bool) -> Result<()> {
         let _g = self.inner.fw.lock().await;
         let rs = {
             let st = self.state();
@@ -344,7 +384,12 @@ impl NetworkManager {
                 ports,
             }
         };
-        firewall::apply(&rs.to_nftables()).await
+        let batch = if ports_only {
+            rs.ports_batch()
+        } else {
+            rs.to_nftables()
+        };
+        firewall::apply(&batch).await
     }
 
     pub(crate) fn resolver(&self) -> Arc<dyn Resolver> {

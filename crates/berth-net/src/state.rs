@@ -46,6 +46,21 @@ impl State {
         write_atomic(path, &bytes)
     }
 
+    /// Write atomically but without waiting for the disk: temp file + rename. A crash of
+    /// the process leaves the old or the new file; call [`sync`] (in the background) for
+    /// durability against power loss. fsync costs ~5-10 ms on this disk, which is more
+    /// than the whole network setup budget, so the hot path (attach/release) uses this.
+    pub fn save_unsynced(&self, path: &Path) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| NetError::State {
+            path: path.to_path_buf(),
+            msg: format!("cannot serialize: {e}"),
+        })?;
+        let tmp = tmp_path(path);
+        fs::write(&tmp, &bytes)
+            .and_then(|()| fs::rename(&tmp, path))
+            .map_err(|e| NetError::io(format!("write {}", path.display()), e))
+    }
+
     /// Resolve a network by exact id, exact name, then unique id prefix (Docker's order).
     pub fn find_network(&self, key: &str) -> Result<&Network> {
         if let Some(n) = self.networks.get(key) {
@@ -85,15 +100,29 @@ impl State {
     }
 }
 
+fn tmp_path(path: &Path) -> PathBuf {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
+        std::process::id()
+    ))
+}
+
+/// fsync the file and its directory (makes an earlier `save_unsynced` durable).
+pub fn sync(path: &Path) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .and_then(|()| fs::File::open(dir)?.sync_all())
+        .map_err(|e| NetError::io(format!("fsync {}", path.display()), e))
+}
+
 /// temp + fsync + rename + fsync(dir).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| NetError::io(format!("create {}", dir.display()), e))?;
-    let tmp: PathBuf = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
-        std::process::id()
-    ));
+    let tmp = tmp_path(path);
     let res = (|| -> std::io::Result<()> {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;

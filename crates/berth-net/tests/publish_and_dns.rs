@@ -16,9 +16,14 @@ async fn containers_talk_resolve_and_publish() {
         return;
     }
     let upstream = fake_upstream();
-    let (m, _dir) = open(Some(upstream)).await;
+    let (m, _dir, _cleanup) = open(Some(upstream)).await;
     let cfg = m.config().clone();
-    m.create_network(NetworkCreate { name: "web".into(), ..Default::default() }).await.unwrap();
+    m.create_network(NetworkCreate {
+        name: "web".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
 
     let a = NetNs::new("bna").unwrap();
     let b = NetNs::new("bnb").unwrap();
@@ -51,7 +56,13 @@ async fn containers_talk_resolve_and_publish() {
         .await
         .expect("attach b");
     assert_eq!(ea.container_ifname, "eth0");
-    assert_eq!(ea.mac, format!("02:42:{}", ea.ip.octets().map(|o| format!("{o:02x}")).join(":")));
+    assert_eq!(
+        ea.mac,
+        format!(
+            "02:42:{}",
+            ea.ip.octets().map(|o| format!("{o:02x}")).join(":")
+        )
+    );
     assert_ne!(ea.ip, eb.ip);
     let ephemeral = ea.ports[2].host_port;
     assert_ne!(ephemeral, 0);
@@ -60,27 +71,69 @@ async fn containers_talk_resolve_and_publish() {
 
     // container -> container by IP
     let ip_a = ea.ip.to_string();
-    assert!(host_get(SocketAddr::from((ea.ip, 80))).unwrap().contains("hello from alpha"), "host -> container IP");
-    assert!(ns_get(&b, &ip_a, 80).contains("hello from alpha"), "b -> a by IP");
+    assert!(
+        host_get(SocketAddr::from((ea.ip, 80)))
+            .unwrap()
+            .contains("hello from alpha"),
+        "host -> container IP"
+    );
+    assert!(ns_get_ok(&b, &ip_a, 80, "hello from alpha"), "b -> a by IP");
 
     // embedded DNS: name, alias, short id; unknown names go to the upstream
     assert_eq!(dns_a(&b.path(), "alpha"), Some((0, vec![ea.ip])));
     assert_eq!(dns_a(&b.path(), "BACKEND"), Some((0, vec![ea.ip])));
     assert_eq!(dns_a(&b.path(), &"a".repeat(12)), Some((0, vec![ea.ip])));
     assert_eq!(dns_a(&a.path(), "bravo"), Some((0, vec![eb.ip])));
-    assert_eq!(dns_a(&b.path(), "example.test"), Some((0, vec![Ipv4Addr::new(198, 51, 100, 7)])), "forwarded");
+    assert_eq!(
+        dns_a(&b.path(), "example.test"),
+        Some((0, vec![Ipv4Addr::new(198, 51, 100, 7)])),
+        "forwarded"
+    );
     // two-sided: busybox inside b resolves "backend" through the resolv.conf berth-net writes
-    b.write_etc("resolv.conf", &berth_net::resolv_conf_embedded("nameserver 127.0.0.1\n")).unwrap();
-    assert!(ns_get(&b, "backend", 80).contains("hello from alpha"), "b -> a by alias via DNS");
+    b.write_etc(
+        "resolv.conf",
+        &berth_net::resolv_conf_embedded("nameserver 127.0.0.1\n"),
+    )
+    .unwrap();
+    assert!(
+        ns_get_ok(&b, "backend", 80, "hello from alpha"),
+        "b -> a by alias via DNS"
+    );
 
     // publishing
-    assert!(host_get(SocketAddr::from((Ipv4Addr::LOCALHOST, lo_port))).unwrap().contains("hello from alpha"), "127.0.0.1 publish");
-    assert!(host_get(SocketAddr::from((Ipv4Addr::LOCALHOST, any_port))).unwrap().contains("hello from alpha"), "0.0.0.0 publish via lo");
-    assert!(host_get(SocketAddr::from((ea.gateway, any_port))).unwrap().contains("hello from alpha"), "via bridge IP");
-    assert!(host_get(SocketAddr::from((Ipv4Addr::LOCALHOST, ephemeral))).unwrap().contains("hello from alpha"), "-P");
+    assert!(
+        host_get(SocketAddr::from((Ipv4Addr::LOCALHOST, lo_port)))
+            .unwrap()
+            .contains("hello from alpha"),
+        "127.0.0.1 publish"
+    );
+    assert!(
+        host_get(SocketAddr::from((Ipv4Addr::LOCALHOST, any_port)))
+            .unwrap()
+            .contains("hello from alpha"),
+        "0.0.0.0 publish via lo"
+    );
+    assert!(
+        host_get(SocketAddr::from((ea.gateway, any_port)))
+            .unwrap()
+            .contains("hello from alpha"),
+        "via bridge IP"
+    );
+    assert!(
+        host_get(SocketAddr::from((Ipv4Addr::LOCALHOST, ephemeral)))
+            .unwrap()
+            .contains("hello from alpha"),
+        "-P"
+    );
     // neighbour through the published port, and hairpin: a reaches its own published port
-    assert!(ns_get(&b, &ea.gateway.to_string(), any_port).contains("hello from alpha"), "b -> published port");
-    assert!(ns_get(&a, &ea.gateway.to_string(), any_port).contains("hello from alpha"), "hairpin");
+    assert!(
+        ns_get_ok(&b, &ea.gateway.to_string(), any_port, "hello from alpha"),
+        "b -> published port"
+    );
+    assert!(
+        ns_get_ok(&a, &ea.gateway.to_string(), any_port, "hello from alpha"),
+        "hairpin"
+    );
 
     // port conflicts: ours, and somebody else's listener
     let c = NetNs::new("bnc").unwrap();
@@ -92,26 +145,64 @@ async fn containers_talk_resolve_and_publish() {
         ports: vec![PortBinding::parse(&spec).unwrap()],
         ..Default::default()
     };
-    let e = m.attach(req(format!("127.0.0.1:{lo_port}:80"))).await.unwrap_err();
-    assert_eq!(e.to_string(), format!("Bind for 127.0.0.1:{lo_port} failed: port is already allocated"));
+    let e = m
+        .attach(req(format!("127.0.0.1:{lo_port}:80")))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("Bind for 127.0.0.1:{lo_port} failed: port is already allocated")
+    );
     let foreign = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let fport = foreign.local_addr().unwrap().port();
     let e = m.attach(req(format!("{fport}:80"))).await.unwrap_err();
     assert!(matches!(e, NetError::PortAllocated { .. }), "{e}");
-    assert_eq!(e.to_string(), format!("Bind for 0.0.0.0:{fport} failed: port is already allocated"));
-    assert_eq!(m.network_endpoints("web").unwrap().len(), 2, "failed attaches leave no lease");
+    assert_eq!(
+        e.to_string(),
+        format!("Bind for 0.0.0.0:{fport} failed: port is already allocated")
+    );
+    assert_eq!(
+        m.network_endpoints("web").unwrap().len(),
+        2,
+        "failed attaches leave no lease"
+    );
 
     // release a: its published port is free again and its name gone from DNS
     m.release_container(&"a".repeat(64)).await.unwrap();
     m.settle().await;
-    assert!(std::net::TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, lo_port)).is_ok(), "port released");
-    assert_eq!(dns_a(&b.path(), "alpha").map(|r| r.1), Some(vec![Ipv4Addr::new(198, 51, 100, 7)]), "name gone");
+    assert!(
+        std::net::TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, lo_port)).is_ok(),
+        "port released"
+    );
+    assert_eq!(
+        dns_a(&b.path(), "alpha").map(|r| r.1),
+        Some(vec![Ipv4Addr::new(198, 51, 100, 7)]),
+        "name gone"
+    );
 
     // teardown: nothing of ours remains
     m.teardown_all().await.unwrap();
-    assert!(host_links_with_prefix(&cfg.veth_prefix).is_empty(), "veths left");
-    assert!(host_links_with_prefix(&cfg.user_bridge_prefix).is_empty(), "user bridges left");
-    assert!(host_links_with_prefix(&cfg.default_bridge).is_empty(), "default bridge left");
-    assert!(!berth_net::list_ip_tables().await.unwrap().contains(&cfg.nft_table), "nft table left");
-    assert!(m.network_endpoints("web").unwrap().is_empty(), "leases left");
+    assert!(
+        host_links_with_prefix(&cfg.veth_prefix).is_empty(),
+        "veths left"
+    );
+    assert!(
+        host_links_with_prefix(&cfg.user_bridge_prefix).is_empty(),
+        "user bridges left"
+    );
+    assert!(
+        !host_links_with_prefix(&cfg.default_bridge).contains(&cfg.default_bridge),
+        "default bridge left"
+    );
+    assert!(
+        !berth_net::list_ip_tables()
+            .await
+            .unwrap()
+            .contains(&cfg.nft_table),
+        "nft table left"
+    );
+    assert!(
+        m.network_endpoints("web").unwrap().is_empty(),
+        "leases left"
+    );
 }

@@ -15,8 +15,14 @@ async fn restore_keeps_live_and_drops_stale() {
     }
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(Some(fake_upstream()));
+    let _cleanup = Cleanup(cfg.clone());
     let m1 = NetworkManager::open(dir.path(), cfg.clone()).await.unwrap();
-    m1.create_network(NetworkCreate { name: "r".into(), ..Default::default() }).await.unwrap();
+    m1.create_network(NetworkCreate {
+        name: "r".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let a = NetNs::new("bra").unwrap();
     let b = NetNs::new("brb").unwrap();
     let port = berth_testkit::unique::free_port();
@@ -42,22 +48,53 @@ async fn restore_keeps_live_and_drops_stale() {
         .await
         .unwrap();
     let (_h, _w) = httpd(&a, "hello from alpha");
-    assert!(host_get(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).unwrap().contains("alpha"));
+    assert!(host_get(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+        .unwrap()
+        .contains("alpha"));
     m1.close();
     drop(m1);
 
     // "daemon restart": only a is still running
     let m2 = NetworkManager::open(dir.path(), cfg.clone()).await.unwrap();
-    m2.restore(&[RunningContainer { container_id: "a".repeat(64), netns: a.path() }]).await.unwrap();
+    m2.restore(&[RunningContainer {
+        container_id: "a".repeat(64),
+        netns: a.path(),
+    }])
+    .await
+    .unwrap();
     assert_eq!(m2.container_endpoints(&"a".repeat(64)).len(), 1);
-    assert!(m2.container_endpoints(&"b".repeat(64)).is_empty(), "stale lease dropped");
-    assert!(host_links_with_prefix(&eb.host_veth).is_empty(), "stale veth deleted");
-    assert_eq!(host_links_with_prefix(&ea.host_veth), vec![ea.host_veth.clone()]);
-    assert!(host_get(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).unwrap().contains("alpha"), "publish survives");
-    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_err(), "port re-reserved");
-    assert_eq!(dns_a(&a.path(), "alpha"), Some((0, vec![ea.ip])), "DNS restarted");
+    assert!(
+        m2.container_endpoints(&"b".repeat(64)).is_empty(),
+        "stale lease dropped"
+    );
+    assert!(
+        host_links_with_prefix(&eb.host_veth).is_empty(),
+        "stale veth deleted"
+    );
+    assert_eq!(
+        host_links_with_prefix(&ea.host_veth),
+        vec![ea.host_veth.clone()]
+    );
+    assert!(
+        host_get(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+            .unwrap()
+            .contains("alpha"),
+        "publish survives"
+    );
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_err(),
+        "port re-reserved"
+    );
+    assert_eq!(
+        dns_a(&a.path(), "alpha"),
+        Some((0, vec![ea.ip])),
+        "DNS restarted"
+    );
 
     m2.teardown_all().await.unwrap();
     assert!(host_links_with_prefix(&cfg.veth_prefix).is_empty());
-    assert!(!berth_net::list_ip_tables().await.unwrap().contains(&cfg.nft_table));
+    assert!(!berth_net::list_ip_tables()
+        .await
+        .unwrap()
+        .contains(&cfg.nft_table));
 }

@@ -24,12 +24,19 @@ pub fn unique_subnet() -> Ipv4Net {
 /// An instance config with unique kernel names; the user-network pool holds fresh /24s.
 pub fn config(upstream: Option<SocketAddr>) -> NetConfig {
     let tag = berth_testkit::unique::name("");
-    let short: String = tag.chars().rev().take(5).collect::<String>().chars().rev().collect();
+    let short: String = tag
+        .chars()
+        .rev()
+        .take(5)
+        .collect::<String>()
+        .chars()
+        .rev()
+        .collect();
     NetConfig {
         default_bridge: format!("bb{tag}").chars().take(15).collect(),
         default_subnet: Some(unique_subnet()),
-        user_bridge_prefix: format!("bu{short}"),
-        veth_prefix: format!("bv{short}"),
+        user_bridge_prefix: format!("bu{short}x"),
+        veth_prefix: format!("bv{short}x"),
         nft_table: format!("berth_test_{tag}"),
         address_pool: (0..4).map(|_| unique_subnet()).collect(),
         dns_upstreams: Some(upstream.into_iter().collect()),
@@ -37,11 +44,51 @@ pub fn config(upstream: Option<SocketAddr>) -> NetConfig {
     }
 }
 
-/// A manager in a fresh temp dir (dir returned so it outlives the manager).
-pub async fn open(upstream: Option<SocketAddr>) -> (NetworkManager, tempfile::TempDir) {
+/// Removes every kernel object of an instance by name (links with our prefixes, our nft
+/// table), also when the test panics before `teardown_all`. Synchronous on purpose: it
+/// must work from `Drop` during unwinding.
+pub struct Cleanup(pub NetConfig);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let c = &self.0;
+        for name in host_links_with_prefix(&c.veth_prefix)
+            .into_iter()
+            .chain(host_links_with_prefix(&c.user_bridge_prefix))
+            .chain(
+                host_links_with_prefix(&c.default_bridge)
+                    .into_iter()
+                    .filter(|n| *n == c.default_bridge),
+            )
+        {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", &name])
+                .output();
+        }
+        let _ = std::process::Command::new(berth_net_nft())
+            .args(["delete", "table", "ip", &c.nft_table])
+            .stderr(std::process::Stdio::null())
+            .output();
+    }
+}
+
+fn berth_net_nft() -> &'static str {
+    ["/usr/sbin/nft", "/sbin/nft"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("nft")
+}
+
+/// A manager in a fresh temp dir, plus the guard that cleans up after it (keep both alive;
+/// declare the guard before namespaces so it drops after them).
+pub async fn open(upstream: Option<SocketAddr>) -> (NetworkManager, tempfile::TempDir, Cleanup) {
     let dir = tempfile::tempdir().unwrap();
-    let m = NetworkManager::open(dir.path(), config(upstream)).await.expect("open network manager");
-    (m, dir)
+    let cfg = config(upstream);
+    let guard = Cleanup(cfg.clone());
+    let m = NetworkManager::open(dir.path(), cfg)
+        .await
+        .expect("open network manager");
+    (m, dir, guard)
 }
 
 /// Run `f` on a thread inside the namespace at `path`.
@@ -78,7 +125,12 @@ pub fn fake_upstream() -> SocketAddr {
         let mut buf = [0u8; 1500];
         while let Ok((n, peer)) = s.recv_from(&mut buf) {
             if let Ok(q) = berth_net::dns::wire::parse_query(&buf[..n]) {
-                let a = berth_net::dns::wire::answer(&buf[..n], &q, &[Ipv4Addr::new(198, 51, 100, 7)], 0);
+                let a = berth_net::dns::wire::answer(
+                    &buf[..n],
+                    &q,
+                    &[Ipv4Addr::new(198, 51, 100, 7)],
+                    0,
+                );
                 let _ = s.send_to(&a, peer);
             }
         }
@@ -91,7 +143,17 @@ pub fn httpd(ns: &NetNs, body: &str) -> (Proc, tempfile::TempDir) {
     let www = tempfile::tempdir().unwrap();
     std::fs::write(www.path().join("index.html"), body).unwrap();
     let p = ns
-        .spawn("/bin/busybox", &["httpd", "-f", "-p", "80", "-h", www.path().to_str().unwrap()])
+        .spawn(
+            "/bin/busybox",
+            &[
+                "httpd",
+                "-f",
+                "-p",
+                "80",
+                "-h",
+                www.path().to_str().unwrap(),
+            ],
+        )
         .expect("start httpd");
     (p, www)
 }
@@ -110,7 +172,9 @@ pub fn host_get(addr: SocketAddr) -> Result<String, String> {
         })();
         match r {
             Ok(body) if !body.is_empty() => return Ok(body),
-            Ok(_) | Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Ok(_) | Err(_) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
             Ok(_) => return Err(format!("empty reply from {addr}")),
             Err(e) => return Err(format!("{addr}: {e}")),
         }
@@ -119,14 +183,33 @@ pub fn host_get(addr: SocketAddr) -> Result<String, String> {
 
 /// HTTP GET with busybox nc from inside `ns` (addr may be a name: resolved via /etc/resolv.conf).
 pub fn ns_get(ns: &NetNs, host: &str, port: u16) -> String {
-    let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 3 {host} {port}");
+    let script =
+        format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 3 {host} {port}");
     let out = ns.sh(&script).expect("run nc");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Like [`ns_get`] but retries for up to 5 s until the reply contains `want` (for
+/// positive checks against a server that may still be starting).
+pub fn ns_get_ok(ns: &NetNs, host: &str, port: u16, want: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if ns_get(ns, host, port).contains(want) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Link names on the host starting with `prefix`.
 pub fn host_links_with_prefix(prefix: &str) -> Vec<String> {
-    let out = std::process::Command::new("ip").args(["-o", "link", "show"]).output().unwrap();
+    let out = std::process::Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split(": ").nth(1))
