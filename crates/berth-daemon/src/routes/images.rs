@@ -40,8 +40,17 @@ pub fn reference(from: &str, tag: &str) -> String {
 }
 
 fn progress_message(p: &PullProgress) -> ProgressMessage {
+    // Docker's final line reads `Status: Downloaded newer image for …` / `Status: Image is
+    // up to date for …`; clients and scripts match on that prefix.
+    let status = if p.id.is_none()
+        && (p.status.starts_with("Downloaded newer image") || p.status.starts_with("Image is up to date"))
+    {
+        format!("Status: {}", p.status)
+    } else {
+        p.status.clone()
+    };
     ProgressMessage {
-        status: Some(p.status.clone()),
+        status: Some(status),
         id: p.id.clone(),
         progress_detail: if p.current.is_some() || p.total.is_some() {
             Some(ProgressDetail {

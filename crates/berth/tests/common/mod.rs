@@ -1,0 +1,241 @@
+//! E2E harness: a `berth daemon` with its own data root, exec root, socket and cgroup
+//! parent, started from the binary under test and killed by PID on drop (after removing
+//! every container it still has); a loopback registry holding busybox; helpers to run the
+//! real docker CLI and berth's own CLI against the daemon.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+pub const DOCKER: &str = "/usr/local/bin/docker";
+
+/// What a command did.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `cmd` with `stdin` bytes, killing it after `timeout`.
+pub fn run_cmd(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> Run {
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn command");
+    if let Some(data) = stdin {
+        let mut si = child.stdin.take().expect("stdin");
+        let data = data.to_vec();
+        std::thread::spawn(move || {
+            let _ = si.write_all(&data);
+        });
+    }
+    let pid = child.id();
+    let deadline = Instant::now() + timeout;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    loop {
+        if let Ok(r) = rx.try_recv() {
+            return Run::from(r.expect("wait for command"));
+        }
+        if Instant::now() > deadline {
+            // Only the process this harness started, by its PID.
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            let r = rx.recv().expect("reaped");
+            let mut out = Run::from(r.expect("wait"));
+            out.stderr.push_str("\n[killed: timeout]");
+            out.code = -9;
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `berth daemon` under test.
+pub struct Daemon {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    /// Short, because shim socket paths live under it (108-byte `sun_path`).
+    pub exec_root: tempfile::TempDir,
+    pub sock: PathBuf,
+    pub host: String,
+    docker_config: PathBuf,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        let dir = tempfile::Builder::new().prefix("berth-e2e-").tempdir().expect("tempdir");
+        let sock = dir.path().join("berth.sock");
+        let host = format!("unix://{}", sock.display());
+        let cgroup_parent = format!("/{}", berth_testkit::unique::name("be2e"));
+        let exec_root = tempfile::Builder::new().prefix("be").rand_bytes(6).tempdir_in("/run").expect("exec root");
+        let docker_config = dir.path().join("docker-config");
+        std::fs::create_dir_all(&docker_config).expect("docker config dir");
+        let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log file");
+        let child = Command::new(BERTH)
+            .args(["daemon", "--data-root"])
+            .arg(dir.path().join("data"))
+            .arg("--exec-root")
+            .arg(exec_root.path())
+            .arg("-H")
+            .arg(&host)
+            .args(["--cgroup-parent", &cgroup_parent])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start berth daemon");
+        let mut d = Daemon { child: Some(child), dir, exec_root, sock, host, docker_config };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(status))) = d.child.as_mut().map(Child::try_wait) {
+                d.child = None;
+                panic!("berth daemon exited with {status}; log:\n{}", d.log());
+            }
+            if d.raw("HEAD", "/_ping", None).is_some_and(|(s, _, _)| s == 200) {
+                return d;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("berth daemon did not answer /_ping within 20 s; log:\n{}", d.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// The real docker CLI against this daemon.
+    pub fn docker(&self, args: &[&str]) -> Run {
+        self.docker_in(args, None, Duration::from_secs(120))
+    }
+
+    pub fn docker_in(&self, args: &[&str], stdin: Option<&[u8]>, timeout: Duration) -> Run {
+        let mut c = Command::new(DOCKER);
+        c.env("DOCKER_HOST", &self.host).env("DOCKER_CONFIG", &self.docker_config).env_remove("DOCKER_CONTEXT").args(args);
+        run_cmd(c, stdin, timeout)
+    }
+
+    /// berth's own CLI against this daemon.
+    pub fn berth(&self, args: &[&str]) -> Run {
+        self.berth_in(args, None, Duration::from_secs(120))
+    }
+
+    pub fn berth_in(&self, args: &[&str], stdin: Option<&[u8]>, timeout: Duration) -> Run {
+        let mut c = Command::new(BERTH);
+        c.env("BERTH_HOST", &self.host).args(args);
+        run_cmd(c, stdin, timeout)
+    }
+
+    /// One raw HTTP/1.1 request over the socket: (status, headers, body).
+    pub fn raw(&self, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String, String)> {
+        raw_request(&self.sock, method, path, body)
+    }
+}
+
+/// A raw request (no client library, so malformed input reaches the daemon as sent).
+pub fn raw_request(sock: &Path, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String, String)> {
+    let mut s = UnixStream::connect(sock).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let b = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: api.moby.localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+        b.len()
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let body = if head.to_lowercase().contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_string() };
+    Some((status, head.to_string(), body))
+}
+
+fn dechunk(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Remove every container first (stops their shims, unmounts, frees cgroups).
+        let ids = self.berth_in(&["ps", "-aq", "--no-trunc"], None, Duration::from_secs(30));
+        for id in ids.stdout.split_whitespace() {
+            let _ = self.berth_in(&["rm", "-f", "-v", id], None, Duration::from_secs(30));
+        }
+        if let Some(mut c) = self.child.take() {
+            // The daemon this harness started, by its PID.
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// A loopback registry with busybox pushed, plus the image reference.
+pub fn registry() -> (berth_testkit::registry::RegistryGuard, String) {
+    berth_testkit::images::busybox_in_registry().expect("loopback registry with busybox")
+}
+
+/// Asserts a command succeeded, showing its output and the daemon log otherwise.
+#[track_caller]
+pub fn ok(d: &Daemon, r: &Run) {
+    assert_eq!(r.code, 0, "command failed: {r:?}\n--- daemon log ---\n{}", tail(&d.log(), 40));
+}
+
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}

@@ -1,0 +1,221 @@
+//! E2E, root tier: the real docker CLI (28.2.2, /usr/local/bin/docker) against `berth
+//! daemon`, images pulled from a loopback registry. Issue 4's "What it must show".
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{ok, registry, Daemon};
+
+fn docker_present() -> bool {
+    std::path::Path::new(common::DOCKER).exists()
+}
+
+fn setup(test: &str) -> Option<(Daemon, berth_testkit::registry::RegistryGuard, String)> {
+    if !berth_testkit::require_root(test) {
+        return None;
+    }
+    if !docker_present() {
+        eprintln!("skipping {test}: {} is not installed", common::DOCKER);
+        return None;
+    }
+    let (reg, img) = registry();
+    let d = Daemon::start();
+    Some((d, reg, img))
+}
+
+#[test]
+fn docker_version_info_pull_images() {
+    let Some((d, _reg, img)) = setup("docker_version_info_pull_images") else { return };
+    let v = d.docker(&["version"]);
+    ok(&d, &v);
+    assert!(v.stdout.contains("Server: berth"), "{}", v.stdout);
+    assert!(v.stdout.contains("API version:      1.47"), "{}", v.stdout);
+    let i = d.docker(&["info"]);
+    ok(&d, &i);
+    assert!(i.stdout.contains("Server Version:"), "{}", i.stdout);
+    assert!(i.stdout.contains("Storage Driver: overlay2"), "{}", i.stdout);
+    let p = d.docker(&["pull", &img]);
+    ok(&d, &p);
+    assert!(p.stdout.contains("Status: "), "{}", p.stdout);
+    assert_eq!(p.stdout.lines().last(), Some(img.as_str()), "{}", p.stdout);
+    let images = d.docker(&["images"]);
+    ok(&d, &images);
+    let repo = img.trim_end_matches(":latest");
+    let header = images.stdout.lines().next().unwrap_or("");
+    assert!(header.starts_with("REPOSITORY   TAG       IMAGE ID"), "{}", images.stdout);
+    assert!(images.stdout.lines().any(|l| l.starts_with(repo) && l.contains("latest")), "{}", images.stdout);
+    let q = d.docker(&["images", "-q"]);
+    ok(&d, &q);
+    assert_eq!(q.stdout.trim().len(), 12, "{}", q.stdout);
+    // Pulling again says it is up to date.
+    let again = d.docker(&["pull", &img]);
+    ok(&d, &again);
+}
+
+#[test]
+fn docker_run_output_exit_codes_and_stdin() {
+    let Some((d, _reg, img)) = setup("docker_run_output_exit_codes_and_stdin") else { return };
+    // No pull first: create → 404 "No such image" → pull → create again.
+    let r = d.docker(&["run", "--rm", &img, "echo", "hello"]);
+    ok(&d, &r);
+    assert_eq!(r.stdout, "hello\n");
+    assert!(r.stderr.contains("Unable to find image"), "{}", r.stderr);
+    let r = d.docker(&["run", "--rm", &img, "sh", "-c", "exit 3"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    let r = d.docker(&["run", "--rm", &img, "nosuchcmd"]);
+    assert_eq!(r.code, 127, "{r:?}");
+    let r = d.docker_in(&["run", "-i", "--rm", &img, "cat"], Some(b"hi\n"), Duration::from_secs(60));
+    ok(&d, &r);
+    assert_eq!(r.stdout, "hi\n");
+    let r = d.docker(&["run", "--rm", &img, "sh", "-c", "echo out; echo err >&2"]);
+    ok(&d, &r);
+    assert_eq!(r.stdout, "out\n");
+    assert_eq!(r.stderr, "err\n");
+    // --rm removed them all.
+    let ps = d.docker(&["ps", "-aq"]);
+    ok(&d, &ps);
+    assert_eq!(ps.stdout.trim(), "", "{}", ps.stdout);
+}
+
+#[test]
+fn docker_detached_web_lifecycle() {
+    let Some((d, _reg, img)) = setup("docker_detached_web_lifecycle") else { return };
+    let r = d.docker(&["run", "-d", "--name", "web", "-m", "64m", &img, "sh", "-c", "echo started; exec httpd -f -p 80"]);
+    ok(&d, &r);
+    let id = r.stdout.trim().to_string();
+    assert_eq!(id.len(), 64, "{r:?}");
+    let ps = d.docker(&["ps"]);
+    ok(&d, &ps);
+    let row = ps.stdout.lines().find(|l| l.ends_with(" web")).unwrap_or_else(|| panic!("web not in ps:\n{}", ps.stdout));
+    assert!(row.starts_with(&id[..12]), "{row}");
+    assert!(row.contains("Up "), "{row}");
+    assert!(common::eventually(Duration::from_secs(10), || d.docker(&["logs", "web"]).stdout == "started\n"));
+    let h = d.docker(&["exec", "web", "cat", "/etc/hostname"]);
+    ok(&d, &h);
+    assert_eq!(h.stdout.trim(), &id[..12]);
+    let e = d.docker(&["exec", "web", "sh", "-c", "exit 7"]);
+    assert_eq!(e.code, 7, "{e:?}");
+    // exec -it with a real PTY, through script(1).
+    let cmd = format!("{} exec -it web sh -c 'tty; echo pty-ok'", common::DOCKER);
+    let mut sc = std::process::Command::new("script");
+    sc.args(["-qec", &cmd, "/dev/null"]).env("DOCKER_HOST", &d.host).env("DOCKER_CONFIG", d.dir.path().join("docker-config"));
+    let t = common::run_cmd(sc, None, Duration::from_secs(60));
+    assert_eq!(t.code, 0, "{t:?}");
+    assert!(t.stdout.contains("/dev/pts/"), "{t:?}");
+    assert!(t.stdout.contains("pty-ok"), "{t:?}");
+    // stats --no-stream
+    let s = d.docker(&["stats", "--no-stream", "web"]);
+    ok(&d, &s);
+    assert!(s.stdout.starts_with("CONTAINER ID   NAME"), "{}", s.stdout);
+    assert!(s.stdout.contains(" web "), "{}", s.stdout);
+    // inspect: a live PID in its own pid namespace, memory as set.
+    let pid = d.docker(&["inspect", "-f", "{{.State.Pid}}", "web"]);
+    ok(&d, &pid);
+    let pid: u32 = pid.stdout.trim().parse().expect("pid");
+    assert!(pid > 0);
+    let ours = std::fs::read_link("/proc/self/ns/pid").expect("our pid ns");
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/pid")).expect("container pid ns");
+    assert_ne!(ours, theirs);
+    let mem = d.docker(&["inspect", "-f", "{{.HostConfig.Memory}}", "web"]);
+    ok(&d, &mem);
+    assert_eq!(mem.stdout.trim(), (64u64 << 20).to_string());
+    let full = d.docker(&["inspect", "web"]);
+    ok(&d, &full);
+    let v: serde_json::Value = serde_json::from_str(&full.stdout).expect("inspect JSON");
+    assert_eq!(v[0]["Name"], "/web");
+    assert_eq!(v[0]["State"]["Running"], true);
+    // stop: SIGTERM is ignored by httpd as PID 1, so SIGKILL after the timeout.
+    let t0 = Instant::now();
+    let st = d.docker(&["stop", "-t", "2", "web"]);
+    ok(&d, &st);
+    assert!(t0.elapsed() >= Duration::from_millis(1900), "stop returned after {:?}", t0.elapsed());
+    let code = d.docker(&["inspect", "-f", "{{.State.ExitCode}} {{.State.Running}}", "web"]);
+    assert_eq!(code.stdout.trim(), "137 false", "{code:?}");
+    let again = d.docker(&["stop", "web"]);
+    ok(&d, &again);
+    let rm = d.docker(&["rm", "-f", "web"]);
+    ok(&d, &rm);
+    let gone = d.docker(&["inspect", "web"]);
+    assert_eq!(gone.code, 1);
+    assert!(gone.stderr.contains("No such object: web"), "{gone:?}");
+}
+
+#[test]
+fn docker_memory_hog_is_oom_killed() {
+    let Some((d, _reg, img)) = setup("docker_memory_hog_is_oom_killed") else { return };
+    ok(&d, &d.docker(&["pull", &img]));
+    let r = d.docker(&["run", "--name", "hog", "-m", "32m", &img, "sh", "-c", "dd if=/dev/zero of=/dev/null bs=128M count=1"]);
+    assert_eq!(r.code, 137, "{r:?}");
+    let oom = d.docker(&["inspect", "-f", "{{.State.OOMKilled}}", "hog"]);
+    ok(&d, &oom);
+    assert_eq!(oom.stdout.trim(), "true");
+}
+
+#[test]
+fn docker_named_volume_keeps_data() {
+    let Some((d, _reg, img)) = setup("docker_named_volume_keeps_data") else { return };
+    ok(&d, &d.docker(&["pull", &img]));
+    let c = d.docker(&["volume", "create", "keep"]);
+    ok(&d, &c);
+    assert_eq!(c.stdout.trim(), "keep");
+    let ls = d.docker(&["volume", "ls"]);
+    ok(&d, &ls);
+    assert!(ls.stdout.lines().any(|l| l.starts_with("local") && l.ends_with("keep")), "{}", ls.stdout);
+    ok(&d, &d.docker(&["run", "--rm", "-v", "keep:/data", &img, "sh", "-c", "echo kept > /data/f"]));
+    let r = d.docker(&["run", "--rm", "-v", "keep:/data", &img, "cat", "/data/f"]);
+    ok(&d, &r);
+    assert_eq!(r.stdout, "kept\n");
+    let rm = d.docker(&["volume", "rm", "keep"]);
+    ok(&d, &rm);
+    let missing = d.docker(&["volume", "inspect", "keep"]);
+    assert_eq!(missing.code, 1, "{missing:?}");
+}
+
+#[test]
+fn api_bad_input_gets_docker_status_codes() {
+    let Some((d, _reg, img)) = setup("api_bad_input_gets_docker_status_codes") else { return };
+    let (s, _, b) = d.raw("POST", "/v1.47/containers/create", Some("{not json")).expect("reply");
+    assert_eq!(s, 400, "{b}");
+    assert!(b.contains("\"message\""), "{b}");
+    let (s, _, b) = d.raw("GET", "/v1.47/containers/nosuch/json", None).expect("reply");
+    assert_eq!((s, b.trim()), (404, r#"{"message":"No such container: nosuch"}"#));
+    let (s, _, b) = d.raw("GET", "/v1.99/version", None).expect("reply");
+    assert_eq!(s, 400);
+    assert!(b.contains("client version 1.99 is too new. Maximum supported API version is 1.47"), "{b}");
+    let (s, h, _) = d.raw("GET", "/v1.24/_ping", None).expect("reply");
+    assert_eq!(s, 200);
+    assert!(h.to_lowercase().contains("api-version: 1.47"), "{h}");
+    let (s, _, _) = d.raw("GET", "/v1.47/nosuch/endpoint", None).expect("reply");
+    assert_eq!(s, 404);
+    let (s, _, b) = d.raw("POST", "/containers/create", Some(r#"{"Image":"nosuch:latest"}"#)).expect("reply");
+    assert_eq!(s, 404, "{b}");
+    assert!(b.contains("No such image"), "{b}");
+    let (s, _, b) = d.raw("GET", "/containers/json?filters=%7Bbroken", None).expect("reply");
+    assert_eq!(s, 400, "{b}");
+    let (s, _, b) = d.raw("POST", "/containers/create?name=bad%20name", Some(r#"{"Image":"x"}"#)).expect("reply");
+    assert_eq!(s, 400, "{b}");
+    // Name conflicts and removing a running container.
+    ok(&d, &d.docker(&["pull", &img]));
+    ok(&d, &d.docker(&["run", "-d", "--name", "busy", &img, "sleep", "60"]));
+    let body = format!(r#"{{"Image":"{img}","Cmd":["true"]}}"#);
+    let (s, _, b) = d.raw("POST", "/containers/create?name=busy", Some(&body)).expect("reply");
+    assert_eq!(s, 409, "{b}");
+    assert!(b.contains("is already in use"), "{b}");
+    let (s, _, b) = d.raw("DELETE", "/containers/busy", None).expect("reply");
+    assert_eq!(s, 409, "{b}");
+    let (s, _, b) = d.raw("POST", "/containers/busy/start", None).expect("reply");
+    assert_eq!((s, b.as_str()), (304, ""));
+    let dup = d.docker(&["run", "-d", "--name", "busy", &img, "true"]);
+    assert_eq!(dup.code, 125, "{dup:?}");
+    assert!(dup.stderr.contains("Conflict"), "{dup:?}");
+    let rm = d.docker(&["rm", "busy"]);
+    assert_eq!(rm.code, 1, "{rm:?}");
+    let (s, _, b) = d.raw("DELETE", "/containers/busy?force=1", None).expect("reply");
+    assert_eq!(s, 204, "{b}");
+    let (s, _, _) = d.raw("DELETE", "/containers/busy", None).expect("reply");
+    assert_eq!(s, 404);
+    // The daemon is still alive and well.
+    let (s, _, b) = d.raw("GET", "/_ping", None).expect("reply");
+    assert_eq!((s, b.as_str()), (200, "OK"));
+}
