@@ -102,6 +102,8 @@ fn report() -> String {
         "NoNewPrivs",
         "Seccomp",
         "Umask",
+        "SigIgn",
+        "SigBlk",
     ] {
         let v = status_field(&status, &format!("{k}:")).unwrap_or_default();
         let _ = write!(o, ",{}:{}", esc(k), esc(&v));

@@ -310,6 +310,7 @@ fn finalize_process(p: &ProcPlan) -> Result<(CString, Vec<CString>, Vec<CString>
     let args = process::cstrings(&args, "process.args")?;
     let env = process::cstrings(&env, "process.env")?;
     berth_sys::mark_cloexec_from(3).ctx(|| "close inherited descriptors".into())?;
+    berth_sys::reset_signals().ctx(|| "reset signal dispositions".into())?;
     Ok((path, args, env))
 }
 

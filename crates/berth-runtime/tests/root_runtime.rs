@@ -24,6 +24,22 @@ fn pid1_hostname_only_lo_and_only_own_processes() {
     );
     assert_eq!(r["uid"][0], 0);
     assert_eq!(r["cwd"], "/");
+    assert_eq!(r["SigBlk"], "0000000000000000");
+}
+
+#[test]
+fn signal_dispositions_are_not_inherited() {
+    // The test harness (Rust) ignores SIGPIPE; the container's process must not inherit it.
+    // `cat` is exec'd directly by the init, so its status shows what it was given.
+    let Some(f) = fixture("signals", |s| {
+        s["process"]["args"] = json!(["cat", "/proc/self/status"])
+    }) else {
+        return;
+    };
+    let (code, out, err) = f.run();
+    assert_eq!(code, 0, "{err}");
+    let ign = out.lines().find(|l| l.starts_with("SigIgn:")).unwrap();
+    assert!(ign.ends_with("0000000000000000"), "{ign}");
 }
 
 #[test]

@@ -17,8 +17,10 @@
 
 pub mod fd;
 pub mod process;
+pub mod signal;
 pub mod term;
 
 pub use fd::{mark_cloexec_from, recv_fd, recv_with_fds, send_fd};
 pub use process::{clone_parent, exit_now, fork_child, set_domainname};
+pub use signal::reset_signals;
 pub use term::{set_controlling_terminal, set_window_size};
