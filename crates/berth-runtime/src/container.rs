@@ -136,6 +136,14 @@ pub(crate) fn create(
     let mgr = guard.cgroup.as_ref().expect("just set");
     mgr.set(&resources)
         .map_err(|e| Error::spec("linux.resources", e.to_string()))?;
+    let devices = linux
+        .resources()
+        .as_ref()
+        .and_then(|r| r.devices().clone())
+        .unwrap_or_default();
+    if let Some(w) = cgroup::apply_devices(mgr.as_ref(), &devices)? {
+        warnings.push(w);
+    }
     let cgroup_mounts = cgroup::mounts(mgr.as_ref());
     let fifo = dir.join(state::FIFO);
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))

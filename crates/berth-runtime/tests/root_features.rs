@@ -278,3 +278,43 @@ fn exec_through_the_cli_returns_the_exit_code() {
     f.rt.kill(&f.id, libc::SIGKILL, true).unwrap();
     wait_code(c.pid, 10);
 }
+
+#[test]
+fn device_cgroup_denies_devices_not_allowed() {
+    let Some(f) = fixture("devices", |s| {
+        for k in ["bounding", "effective", "permitted"] {
+            s["process"]["capabilities"][k] =
+                json!(["CAP_MKNOD", "CAP_DAC_OVERRIDE", "CAP_SYSLOG"]);
+        }
+        // c 1:11 is /dev/kmsg: harmless to read, not in the allowed list.
+        s["process"]["args"] = json!(["sh", "-c",
+            "mknod /dev/kmsg2 c 1 11 && (head -c 1 /dev/kmsg2 >/dev/null 2>&1 && echo kmsg-open || echo kmsg-denied); head -c 1 /dev/zero | wc -c"]);
+    }) else {
+        return;
+    };
+    let (code, out, err) = f.run();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        vec!["kmsg-denied", "1"],
+        "{out}"
+    );
+}
+
+#[test]
+fn device_cgroup_allow_all_rule_allows() {
+    let Some(f) = fixture("devices-all", |s| {
+        for k in ["bounding", "effective", "permitted"] {
+            s["process"]["capabilities"][k] =
+                json!(["CAP_MKNOD", "CAP_DAC_OVERRIDE", "CAP_SYSLOG"]);
+        }
+        s["linux"]["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
+        s["process"]["args"] = json!(["sh", "-c",
+            "mknod /dev/kmsg2 c 1 11 && (head -c 1 /dev/kmsg2 >/dev/null 2>&1 && echo kmsg-open || echo kmsg-denied)"]);
+    }) else {
+        return;
+    };
+    let (code, out, err) = f.run();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "kmsg-open");
+}
