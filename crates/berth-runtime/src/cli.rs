@@ -218,6 +218,7 @@ fn run_cmd(cli: Cli) -> anyhow::Result<i32> {
                 None if own_tty => ConsoleMode::ReturnMaster,
                 None => ConsoleMode::None,
             };
+            let forward = (!detach).then(block_forwarded_signals);
             let created = rt.create(
                 &id,
                 &bundle,
@@ -227,6 +228,9 @@ fn run_cmd(cli: Cli) -> anyhow::Result<i32> {
                     ..Default::default()
                 },
             )?;
+            if let Some(set) = forward {
+                forward_signals(set, created.pid);
+            }
             if let Err(e) = rt.start(&id) {
                 let _ = rt.delete(&id, true);
                 return Err(e.into());
@@ -350,6 +354,7 @@ fn run_cmd(cli: Cli) -> anyhow::Result<i32> {
                 None if terminal => ConsoleMode::ReturnMaster,
                 None => ConsoleMode::None,
             };
+            let forward = (!detach).then(block_forwarded_signals);
             let created = rt.exec(
                 &id,
                 &proc,
@@ -359,6 +364,9 @@ fn run_cmd(cli: Cli) -> anyhow::Result<i32> {
                     ..Default::default()
                 },
             )?;
+            if let Some(set) = forward {
+                forward_signals(set, created.pid);
+            }
             if detach {
                 return Ok(0);
             }
@@ -373,6 +381,38 @@ fn run_cmd(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// Block the signals `run`/`exec` relay to the container (a thread picks them up with
+/// sigwait). The container's process resets its mask before exec, so it is not affected.
+fn block_forwarded_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+    ] {
+        set.add(s);
+    }
+    let _ = set.thread_block();
+    set
+}
+
+/// Relay blocked signals to `pid` (SIGWINCH too, so a terminal resize reaches it).
+fn forward_signals(set: nix::sys::signal::SigSet, pid: i32) {
+    std::thread::spawn(move || loop {
+        match set.wait() {
+            Ok(sig) => {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
+            }
+            Err(_) => return,
+        }
+    });
 }
 
 /// `9`, `KILL`, `SIGKILL` → 9.
