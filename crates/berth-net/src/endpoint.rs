@@ -172,7 +172,7 @@ impl NetworkManager {
             self.save(&st)?;
         }
         if !ep.ports.is_empty() {
-            if let Err(e) = self.apply_ports().await {
+            if let Err(e) = self.apply_ports_added(&ep.id).await {
                 let _ = self.detach(&ep.container_id, &ep.network_id).await;
                 return Err(e);
             }
@@ -190,9 +190,12 @@ impl NetworkManager {
         link::delete_link(&self.inner.host, &ep.host_veth).await
     }
 
-    /// Container stopped or removed: release all its endpoints (leases, ports, rules, DNS).
-    /// Returns without waiting for the veth deletions (~20 ms each in the kernel, which
-    /// also happen by themselves when the netns dies); `settle()` waits for them.
+    /// Container stopped or removed: release all its endpoints (leases, port reservations,
+    /// DNS) and return. The slow kernel parts finish in the background (`settle()` waits
+    /// for them): removing its DNAT rules (an nf_tables commit that deletes waits for RCU,
+    /// ~12-19 ms here) and deleting the veths (~20 ms each; they also go away by themselves
+    /// when the netns dies). Until the rules are gone, a new container publishing the same
+    /// host port may see its first packets go to the old rule for a few milliseconds.
     pub async fn release_container(&self, container_id: &str) -> Result<()> {
         let eps: Vec<Endpoint> = self.state().endpoints_of(container_id).cloned().collect();
         let mut had_ports = false;
@@ -200,20 +203,25 @@ impl NetworkManager {
             self.forget_endpoint(container_id, &ep.network_id)?;
             had_ports |= !ep.ports.is_empty();
         }
-        if had_ports {
-            self.apply_ports().await?;
+        if eps.is_empty() {
+            return Ok(());
         }
-        for ep in eps {
-            let h = self.inner.host.clone();
-            let task = tokio::spawn(async move {
-                if let Err(e) = link::delete_link(&h, &ep.host_veth).await {
+        let me = self.clone();
+        let task = tokio::spawn(async move {
+            if had_ports {
+                if let Err(e) = me.apply_ports().await {
+                    tracing::warn!("removing published ports of released container: {e}");
+                }
+            }
+            for ep in eps {
+                if let Err(e) = link::delete_link(&me.inner.host, &ep.host_veth).await {
                     tracing::warn!("deleting veth {}: {e}", ep.host_veth);
                 }
-            });
-            let mut live = self.live();
-            live.background.retain(|t| !t.is_finished());
-            live.background.push(task);
-        }
+            }
+        });
+        let mut live = self.live();
+        live.background.retain(|t| !t.is_finished());
+        live.background.push(task);
         Ok(())
     }
 

@@ -211,6 +211,13 @@ impl Ruleset {
         b.to_nftables()
     }
 
+    /// Append the DNAT rules of `self.ports` (no flush; see `ports_batch`).
+    pub fn ports_add_batch(&self) -> Nftables<'static> {
+        let mut b = Batch::new();
+        self.port_rules(&mut b);
+        b.to_nftables()
+    }
+
     fn regular_chain(&self, name: &'static str) -> Chain<'static> {
         Chain {
             family: NfFamily::IP,

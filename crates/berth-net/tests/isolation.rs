@@ -48,7 +48,11 @@ fn outside() -> (NetNs, Ipv4Addr) {
     .unwrap();
     ns.run("ip", &["link", "set", "eth0", "up"]).unwrap();
     // a route back to everything, so only our rules (not missing routes) can stop traffic
-    ns.run("ip", &["route", "add", "default", "via", &host_ip.to_string()]).unwrap();
+    ns.run(
+        "ip",
+        &["route", "add", "default", "via", &host_ip.to_string()],
+    )
+    .unwrap();
     (ns, out_ip)
 }
 

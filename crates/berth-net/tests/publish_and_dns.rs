@@ -167,9 +167,15 @@ async fn containers_talk_resolve_and_publish() {
         "failed attaches leave no lease"
     );
 
+    assert_eq!(
+        dnat_rules(&cfg.nft_table),
+        3,
+        "one DNAT rule per published port"
+    );
     // release a: its published port is free again and its name gone from DNS
     m.release_container(&"a".repeat(64)).await.unwrap();
     m.settle().await;
+    assert_eq!(dnat_rules(&cfg.nft_table), 0, "DNAT rules removed");
     assert!(
         std::net::TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, lo_port)).is_ok(),
         "port released"

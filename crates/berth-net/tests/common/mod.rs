@@ -217,3 +217,13 @@ pub fn host_links_with_prefix(prefix: &str) -> Vec<String> {
         .filter(|n| n.starts_with(prefix))
         .collect()
 }
+
+/// Number of DNAT rules in our table (via `nft -j list table`).
+pub fn dnat_rules(table: &str) -> usize {
+    let out = std::process::Command::new(berth_net_nft())
+        .args(["-j", "list", "table", "ip", table])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace(' ', "");
+    text.matches("\"dnat\":{").count()
+}
