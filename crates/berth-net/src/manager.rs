@@ -102,13 +102,19 @@ impl NetworkManager {
         };
 
         if !st.networks.values().any(|n| n.name == "bridge") {
+            let mut taken = link::host_routes(&host).await?;
+            taken.extend(st.networks.values().filter_map(|n| n.subnet));
             let subnet = match cfg.default_subnet {
-                Some(s) => s,
-                None => {
-                    let mut taken = link::host_routes(&host).await?;
-                    taken.extend(st.networks.values().filter_map(|n| n.subnet));
-                    ipam::pick_subnet(&cfg.address_pool, &taken)?
+                Some(s) => {
+                    if let Some(o) = taken.iter().find(|o| ipam::overlaps(&s, o)) {
+                        return Err(NetError::SubnetOverlap {
+                            subnet: s.to_string(),
+                            other: o.to_string(),
+                        });
+                    }
+                    s
                 }
+                None => ipam::pick_subnet(&cfg.address_pool, &taken)?,
             };
             let (subnet, gw) = ipam::validate(subnet, None)?;
             let n = predefined(

@@ -14,11 +14,28 @@ use ipnet::Ipv4Net;
 
 static SUBNETS: AtomicU32 = AtomicU32::new(0);
 
-/// A /24 unlikely to collide with other test processes: 10.(150+pid%100).(n).0/24.
+/// A /24 unlikely to collide with other test processes — 10.(150+pid%100).(n).0/24 — and
+/// not overlapping any route on the host right now.
 pub fn unique_subnet() -> Ipv4Net {
-    let n = SUBNETS.fetch_add(1, Ordering::Relaxed);
-    let b = 150 + (std::process::id() % 100) as u8;
-    Ipv4Net::new(Ipv4Addr::new(10, b, (n % 256) as u8, 0), 24).unwrap()
+    let out = std::process::Command::new("ip")
+        .args(["-4", "route"])
+        .output()
+        .unwrap();
+    let routes: Vec<Ipv4Net> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    loop {
+        let n = SUBNETS.fetch_add(1, Ordering::Relaxed);
+        let b = 150 + ((std::process::id() + n / 256) % 100) as u8;
+        let net = Ipv4Net::new(Ipv4Addr::new(10, b, (n % 256) as u8, 0), 24).unwrap();
+        if !routes
+            .iter()
+            .any(|r| r.contains(&net.network()) || net.contains(&r.network()))
+        {
+            return net;
+        }
+    }
 }
 
 /// An instance config with unique kernel names; the user-network pool holds fresh /24s.
