@@ -128,40 +128,6 @@ pub(crate) fn destroy(mgr: &dyn CgroupManager) -> Result<()> {
     Err(last.expect("loop ran").into())
 }
 
-/// Re-attach ourselves to the cgroup we are already in (a no-op move) to start the kernel's
-/// slow path of the attach lock early; see `container::create`.
-pub(crate) fn warm_attach() {
-    let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") else {
-        return;
-    };
-    let Ok(layout) = Layout::detect() else { return };
-    let pid = std::process::id().to_string();
-    match layout {
-        Layout::V1 { hierarchies } => {
-            for line in own.lines() {
-                let mut f = line.splitn(3, ':');
-                let (_, ctrl, rel) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
-                if let Some(h) = hierarchies.iter().find(|h| h.key() == ctrl) {
-                    let p = h
-                        .mount
-                        .join(rel.trim_start_matches('/'))
-                        .join("cgroup.procs");
-                    let _ = std::fs::write(p, &pid);
-                    return;
-                }
-            }
-        }
-        Layout::V2 { root } => {
-            if let Some(rel) = own.lines().find_map(|l| l.strip_prefix("0::")) {
-                let _ = std::fs::write(
-                    root.join(rel.trim_start_matches('/')).join("cgroup.procs"),
-                    &pid,
-                );
-            }
-        }
-    }
-}
-
 /// Devices every container may use (runc's list): mknod of anything (use still checked),
 /// null, zero, full, random, urandom, tty, console, ptmx and the pty slaves.
 const DEFAULT_ALLOWED_DEVICES: &[&str] = &[

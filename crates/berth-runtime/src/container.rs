@@ -58,13 +58,6 @@ pub(crate) fn create(
 ) -> Result<Created> {
     state::check_id(id)?;
     let t = crate::timing::Timer::new("create");
-    // Why: the first cgroup attach after a quiet spell waits for an RCU grace period
-    // (cgroup_threadgroup_rwsem), 5-15 ms on a busy host. A no-op attach of ourselves, in a
-    // thread, starts that wait now so it overlaps the work below.
-    let warm = std::thread::Builder::new()
-        .name("cgroup-warm".into())
-        .spawn(cgroup::warm_attach)
-        .ok();
     let bundle = bundle
         .canonicalize()
         .ctx(|| format!("bundle {}", bundle.display()))?;
@@ -201,9 +194,10 @@ pub(crate) fn create(
     }
     t.mark("helper forked, init cloned");
     sync::send_or_child_error(parent_sock.as_fd(), &Msg::Go)?;
-    if let Some(w) = warm {
-        let _ = w.join();
-    }
+    // Why the init is released before the attach: the first cgroup attach after a quiet
+    // spell waits for an RCU grace period (cgroup_threadgroup_rwsem), milliseconds on a busy
+    // host; the init does its mounts meanwhile and waits for the second Go only before it
+    // needs its cgroups (cgroup namespace, cgroup mounts).
     mgr.add_task(pid)?;
     sync::send_or_child_error(parent_sock.as_fd(), &Msg::Go)?;
     t.mark("init attached to cgroups");

@@ -105,14 +105,15 @@ impl Record {
         })
     }
 
-    /// Write-to-temp + fsync + rename.
+    /// Write-to-temp + rename (atomic for readers and against our own crash). No fsync:
+    /// runtime state describes live processes, which do not survive a power loss either, and
+    /// an fsync costs milliseconds on the start path when the root is not a tmpfs.
     pub fn save(&self, root: &Path) -> Result<()> {
         let d = dir(root, &self.id);
         let tmp = d.join(".state.json.tmp");
         let data = serde_json::to_vec(self).expect("record serializes");
         let mut f = std::fs::File::create(&tmp).ctx(|| format!("write {}", tmp.display()))?;
         f.write_all(&data)
-            .and_then(|_| f.sync_all())
             .ctx(|| format!("write {}", tmp.display()))?;
         std::fs::rename(&tmp, d.join(STATE_FILE)).ctx(|| format!("rename {}", tmp.display()))
     }
