@@ -55,9 +55,44 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Design choices (and why)
+//! - **Everything over netlink** (`rtnetlink`): the veth is created with its peer directly
+//!   inside the container netns, already named `eth0` with its MAC and MTU, and the host end
+//!   created up and enslaved — one request instead of create/move/rename/master/up.
+//!   Container-side work uses a netlink socket opened by a short-lived thread that
+//!   `setns()`es into the netns (see `netns.rs`); tokio workers never change namespace.
+//! - **127.0.0.1 publishing by DNAT**, not a userland proxy: `route_localnet=1` on our bridges
+//!   plus `ip saddr 127.0.0.0/8 oifname <bridge> masquerade` (host-facts: both are needed).
+//!   No proxy process or copy loop per port, and non-loopback clients keep their source
+//!   address; the cost is that the container sees loopback clients as the gateway address.
+//! - **nftables**: one private table; network changes rebuild it atomically, a new
+//!   published port only appends rules (an nf_tables commit that deletes waits for RCU
+//!   grace periods, ~12-19 ms here, a pure append ~4 ms), removed ports are flushed and
+//!   refilled in the background.
+//! - **State**: written with temp + rename on every change and fsynced in the background
+//!   (fsync costs 5-10 ms on this disk, more than the whole setup budget); `restore`
+//!   reconciles it with the running containers anyway.
+//! - **Embedded DNS per container** inside its netns (like Docker's 127.0.0.11), bound with
+//!   `IP_FREEBIND`, served by one tokio task; forwarding happens from the host namespace.
+//!   Hand-written wire parsing (only the question is needed; forwarded packets are relayed
+//!   byte for byte), see `dns::wire`. The socket keeps the netns alive: the engine must call
+//!   `release_container` when a container stops.
+//!
+//! ## Performance (`cargo run --release -p berth-net --example attach_bench`, 2 vCPU, load ~3-4 from parallel builds)
+//! | operation | median | p90 |
+//! |---|---|---|
+//! | `attach`, no ports (veth + IPAM + addr/routes + DNS socket + state write) | 1.9 ms | 2.8 ms |
+//! | `attach` with one published port (+ one `nft` exec) | 7.6 ms | 12.2 ms |
+//! | `release_container` (returns; veth/rule removal in background) | 0.4 ms | 0.7 ms |
+//! | background veth deletion (kernel, serialized by RTNL) | ~10-17 ms each | |
+//! For comparison, host-facts measured 36-56 ms for the same setup with `ip` execs.
+//!
 //! ## Not yet
 //! IPv6, port ranges, TCP DNS, the iptables fallback when `nft` is missing (an `nft`
-//! binary is required; Debian package `nftables`), macvlan/overlay drivers.
+//! binary is required; Debian package `nftables`), macvlan/overlay drivers, moving the
+//! default route to another network when the network that holds it is disconnected.
+//! Another ruleset's FORWARD policy `drop` (e.g. a dockerd on the same kernel) still drops
+//! our bridged traffic: base chains cannot override each other and we never edit theirs.
 
 #![forbid(unsafe_code)]
 
