@@ -11,17 +11,42 @@ set -euo pipefail
 export PATH=/usr/sbin:/sbin:$PATH
 RUNS=${1:-10}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-source "$ROOT/bench/lib/common.sh"
-cleanup() { cleanup_common; }
+BENCH_TMP=$(mktemp -d /tmp/berth-bench-pull.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  done
+  # dockerd leaves overlay mounts of its data root only while running; it is stopped above
+  rm -rf "$BENCH_TMP"
+}
 trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 cd "$ROOT"
 cargo build --release -q -p berth-image --examples
 PULL=$ROOT/target/release/examples/pull
 FIXTURE=$ROOT/target/release/examples/bench_fixture
 
-# registry (the common helper also pushes busybox:latest; harmless)
-start_registry
+# a real docker-registry on a free loopback port, stopped by PID at exit
+PORT=$(free_port)
+REGISTRY=127.0.0.1:$PORT
+cat > "$BENCH_TMP/registry.yml" <<YML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $BENCH_TMP/registry
+http:
+  addr: $REGISTRY
+YML
+docker-registry serve "$BENCH_TMP/registry.yml" >"$BENCH_TMP/registry.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do curl -sf "http://$REGISTRY/v2/" >/dev/null && break; sleep 0.05; done
 "$FIXTURE" "$REGISTRY" bench:latest --layers 4 --layer-mb 24 --max-file-kb 4096 \
   --source /usr/lib/x86_64-linux-gnu --source /usr/share | tee "$BENCH_TMP/fixture.txt"
 REF=$REGISTRY/bench:latest

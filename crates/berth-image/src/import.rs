@@ -1,14 +1,84 @@
-//! `docker import`: a rootfs tarball (any compression) becomes a one-layer image.
+//! Local layer sources: `docker import` of a rootfs tarball, and the shared step of `import`
+//! and `load` — unpack a layer from a reader while keeping its bytes as a blob (so the image
+//! can later be saved or pushed with the same digests).
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{self, Read, Write};
+
+use sha2::{Digest as _, Sha256};
 
 use crate::config::{ContainerConfig, History, ImageConfig, RootFs};
-use crate::error::ImageError;
-use crate::manifest::Platform;
+use crate::digest::{ChainId, DiffId, Digest};
+use crate::error::{io_err, ImageError};
+use crate::fsutil;
+use crate::manifest::{self, Platform};
 use crate::reference::ImageRef;
 use crate::store::{ImageRecord, ImageStore, Layer};
 
+/// Copies everything read into a file and a hash; remembers the first bytes (compression).
+struct Tee<'a> {
+    inner: &'a mut dyn Read,
+    file: File,
+    hasher: Sha256,
+    head: Vec<u8>,
+}
+
+impl Read for Tee<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.file.write_all(&buf[..n])?;
+        self.hasher.update(&buf[..n]);
+        if self.head.len() < 4 {
+            let take = (4 - self.head.len()).min(n);
+            self.head.extend_from_slice(&buf[..take]);
+        }
+        Ok(n)
+    }
+}
+
 impl ImageStore {
+    /// Unpacks a layer (any compression) on top of `parent` and keeps its bytes as a blob.
+    pub(crate) fn apply_and_keep(
+        &self,
+        parent: Option<&ChainId>,
+        input: &mut dyn Read,
+        expected: Option<&DiffId>,
+    ) -> Result<Layer, ImageError> {
+        let tmp = self.root.join("ingest").join(fsutil::temp_name("local-"));
+        let file = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        let mut tee = Tee {
+            inner: input,
+            file,
+            hasher: Sha256::new(),
+            head: Vec::new(),
+        };
+        let res = self.snapshots.apply_layer(parent, &mut tee, expected);
+        let (chain, stats) = match res {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e.into());
+            }
+        };
+        let blob = Digest::from_hasher(tee.hasher);
+        let media_type = if tee.head.starts_with(&[0x1f, 0x8b]) {
+            manifest::OCI_LAYER_GZIP
+        } else if tee.head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            manifest::OCI_LAYER_ZSTD
+        } else {
+            manifest::OCI_LAYER
+        };
+        let dest = self.blob_path(&blob);
+        std::fs::rename(&tmp, &dest).map_err(io_err("rename", &dest))?;
+        Ok(Layer {
+            diff_id: stats.diff_id,
+            chain_id: chain,
+            size: stats.size,
+            blob: Some(blob),
+            media_type: Some(media_type.to_string()),
+        })
+    }
+
     /// Imports a rootfs tarball as a single-layer image, tagged `tag` when given, with
     /// `defaults` (`--change`) as its container config.
     pub fn import(
@@ -17,7 +87,16 @@ impl ImageStore {
         tag: Option<&ImageRef>,
         defaults: ContainerConfig,
     ) -> Result<ImageRecord, ImageError> {
-        let (chain, stats) = self.snapshots.apply_layer(None, &mut &mut *tar, None)?;
+        let tagged = match tag {
+            Some(t) if t.digest.is_some() => {
+                return Err(ImageError::Invalid(format!(
+                    "cannot import as {t}: give a tag, not a digest"
+                )))
+            }
+            Some(t) => t.tagged(),
+            None => None,
+        };
+        let layer = self.apply_and_keep(None, tar, None)?;
         let host = Platform::host();
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         let config = ImageConfig {
@@ -28,7 +107,7 @@ impl ImageStore {
             config: defaults,
             rootfs: RootFs {
                 kind: "layers".into(),
-                diff_ids: vec![stats.diff_id.clone()],
+                diff_ids: vec![layer.diff_id.clone()],
             },
             history: vec![History {
                 created: Some(now),
@@ -40,22 +119,6 @@ impl ImageStore {
         };
         let bytes = serde_json::to_vec(&config).expect("config serialises");
         let id = self.write_blob(&bytes, None)?;
-        let layer = Layer {
-            diff_id: stats.diff_id,
-            chain_id: chain,
-            size: stats.size,
-            blob: None,
-            media_type: None,
-        };
-        let tagged = match tag {
-            Some(t) if t.digest.is_some() => {
-                return Err(ImageError::Invalid(format!(
-                    "cannot import as {t}: give a tag, not a digest"
-                )))
-            }
-            Some(t) => t.tagged(),
-            None => None,
-        };
         self.commit_image(&id, vec![layer], None, tagged, None)?;
         self.get(&id.to_string())
     }

@@ -40,6 +40,7 @@
 
 #![forbid(unsafe_code)]
 
+mod archive;
 pub mod config;
 pub mod digest;
 mod error;
@@ -48,6 +49,7 @@ mod import;
 pub mod manifest;
 pub mod progress;
 mod pull;
+mod push;
 pub mod reference;
 pub mod registry;
 pub mod snapshot;
@@ -60,6 +62,7 @@ pub use error::{ErrorKind, ImageError};
 pub use manifest::Platform;
 pub use progress::{LayerStatus, PullEvent};
 pub use pull::{PullOptions, StreamError};
+pub use push::PushEvent;
 pub use reference::ImageRef;
 pub use registry::{Credentials, RegistryConfig};
 pub use snapshot::{mount, unmount, RootfsMount, Snapshots};

@@ -249,6 +249,13 @@ impl ImageStore {
         Ok(previous)
     }
 
+    /// Records `name@digest` (a pushed or pulled manifest) for an image.
+    pub(crate) fn add_repo_digest(&self, key: String, id: &ImageId) -> Result<(), ImageError> {
+        let mut repos = self.repos.lock().unwrap_or_else(|p| p.into_inner());
+        repos.digests.insert(key, id.clone());
+        self.save_repos(&repos)
+    }
+
     /// The image a full `name:tag` points to.
     pub(crate) fn tag_target(&self, full_tag: &str) -> Option<ImageId> {
         self.repos
@@ -259,7 +266,7 @@ impl ImageStore {
             .cloned()
     }
 
-    fn load(&self, id: &ImageId) -> Result<ImageRecord, ImageError> {
+    fn load_record(&self, id: &ImageId) -> Result<ImageRecord, ImageError> {
         let p = self.image_path(id);
         let b = std::fs::read(&p).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
@@ -314,7 +321,7 @@ impl ImageStore {
         let mut v: Vec<ImageRecord> = self
             .all_ids()
             .iter()
-            .filter_map(|id| self.load(id).ok())
+            .filter_map(|id| self.load_record(id).ok())
             .collect();
         v.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
         Ok(v)
@@ -322,7 +329,8 @@ impl ImageStore {
 
     /// Finds an image by reference (`busybox`, `x:v1`, `x@sha256:…`), full ID, or ID prefix.
     pub fn get(&self, name_or_id: &str) -> Result<ImageRecord, ImageError> {
-        self.resolve(name_or_id).and_then(|id| self.load(&id))
+        self.resolve(name_or_id)
+            .and_then(|id| self.load_record(&id))
     }
 
     fn resolve(&self, name_or_id: &str) -> Result<ImageId, ImageError> {

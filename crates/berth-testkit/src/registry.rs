@@ -368,6 +368,10 @@ fn serve(client: TcpStream, cfg: &ProxyCfg) -> Result<()> {
     }
     req.push_str("Connection: close\r\n\r\n");
     backend.write_all(req.as_bytes())?;
+    // forward a request body (pushes)
+    if let Some(n) = get("content-length").and_then(|v| v.parse::<u64>().ok()) {
+        std::io::copy(&mut (&mut reader).take(n), &mut backend)?;
+    }
     let mut br = BufReader::new(backend);
     let (status, rh) = read_response_head(&mut br)?;
     let len = rh

@@ -8,6 +8,7 @@
 
 pub mod auth;
 mod client;
+mod upload;
 
 pub use auth::Credentials;
 pub(crate) use client::error_chain;
