@@ -455,7 +455,16 @@ pub(crate) fn kill(rt: &Runtime, id: &str, sig: i32, all: bool) -> Result<()> {
 pub(crate) fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
     state::check_id(id)?;
     let t = crate::timing::Timer::new("delete");
-    let rec = Record::load(&rt.root, id)?;
+    let rec = match Record::load(&rt.root, id) {
+        Ok(r) => r,
+        // A create that was killed half-way leaves a directory without state.json; only
+        // --force removes it, since a create may still be running.
+        Err(Error::NotFound(_)) if force && state::dir(&rt.root, id).is_dir() => {
+            let dir = state::dir(&rt.root, id);
+            return std::fs::remove_dir_all(&dir).ctx(|| format!("remove {}", dir.display()));
+        }
+        Err(e) => return Err(e),
+    };
     let st = status_of(rt, &rec);
     let mgr = cgroup::open(&berth_cgroups::CgroupPath(rec.cgroup_path.clone()))?;
     match st {
@@ -493,7 +502,11 @@ pub(crate) fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
         }
     }
     t.mark("processes gone");
-    cgroup::destroy(mgr.as_ref())?;
+    match cgroup::destroy(mgr.as_ref()) {
+        Ok(()) => {}
+        Err(e) if force => eprintln!("berth runtime: warning: {e}; removing the state anyway"),
+        Err(e) => return Err(e),
+    }
     t.mark("cgroups removed");
     let dir = state::dir(&rt.root, id);
     std::fs::remove_dir_all(&dir).ctx(|| format!("remove {}", dir.display()))

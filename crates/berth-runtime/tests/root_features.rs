@@ -318,3 +318,69 @@ fn device_cgroup_allow_all_rule_allows() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "kmsg-open");
 }
+
+/// A named network namespace (`ip netns add`), removed on drop.
+struct NetNs(String);
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn joins_a_network_namespace_by_path() {
+    if !berth_testkit::require_root("netns-join") {
+        return;
+    }
+    let ns = NetNs(berth_testkit::unique::name("btns"));
+    let ok = std::process::Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .status()
+        .unwrap()
+        .success()
+        && std::process::Command::new("ip")
+            .args([
+                "-n", &ns.0, "link", "add", "berthv0", "type", "veth", "peer", "name", "berthv1",
+            ])
+            .status()
+            .unwrap()
+            .success();
+    assert!(ok, "ip netns setup");
+    let path = format!("/run/netns/{}", ns.0);
+    let Some(f) = fixture("netns-join", |s| {
+        for n in s["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "network" {
+                n["path"] = json!(path);
+            }
+        }
+    }) else {
+        return;
+    };
+    let r = f.report();
+    let mut ifs: Vec<&str> = r["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    ifs.sort();
+    assert_eq!(ifs, vec!["berthv0", "berthv1", "lo"]);
+}
+
+#[test]
+fn force_delete_cleans_a_half_created_container() {
+    let Some(f) = fixture("half", |_| {}) else {
+        return;
+    };
+    let dir = f.dir.path().join("state").join(&f.id);
+    std::fs::create_dir_all(&dir).unwrap();
+    assert_eq!(
+        f.rt.delete(&f.id, false).unwrap_err().kind(),
+        berth_runtime::ErrorKind::NotFound
+    );
+    f.rt.delete(&f.id, true).unwrap();
+    assert!(!dir.exists());
+}
