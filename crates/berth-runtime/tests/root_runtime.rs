@@ -394,7 +394,8 @@ fn assert_nothing_left(f: &common::Fixture) {
 
 #[test]
 fn bad_config_names_the_field_and_leaves_nothing() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    type Tweak = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Tweak)> = vec![
         (
             "process.user.uid",
             Box::new(|s| s["process"]["user"]["uid"] = json!("root")),
