@@ -51,6 +51,29 @@ async fn restore_keeps_live_and_drops_stale() {
     assert!(host_get(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
         .unwrap()
         .contains("alpha"));
+    // a veth on our bridge that no endpoint owns (e.g. a crash between create and record)
+    let stray = format!("{}stray", cfg.veth_prefix);
+    let bridge = m1.network("r").unwrap().bridge.unwrap();
+    for args in [
+        vec![
+            "link",
+            "add",
+            stray.as_str(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "bstraypeer0",
+        ],
+        vec!["link", "set", stray.as_str(), "master", bridge.as_str()],
+    ] {
+        assert!(std::process::Command::new("ip")
+            .args(&args)
+            .status()
+            .unwrap()
+            .success());
+    }
+
     m1.close();
     drop(m1);
 
