@@ -52,13 +52,16 @@ pub fn dev_null() -> io::Result<OwnedFd> {
 pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
     use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
     use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
     let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
     grantpt(&master)?;
     unlockpt(&master)?;
     let name = ptsname(&master, Vec::new())?;
+    // O_NOCTTY: the shim leads its own session; the slave must not become its terminal.
     let slave = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
         .open(std::ffi::OsStr::from_bytes(name.as_bytes()))?;
     Ok((master, slave.into()))
 }

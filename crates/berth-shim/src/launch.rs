@@ -142,12 +142,21 @@ pub fn serve(cfg: Config) -> i32 {
     }
 }
 
-/// The container's cgroup path from the bundle (`linux.cgroupsPath`), if it is a cgroupfs path.
-fn cgroups_path(bundle: &std::path::Path) -> Option<String> {
+/// The container's cgroup path from the bundle's `linux.cgroupsPath`. With berth's runtime an
+/// absent path means `/berth/<id>` and a relative one lives under `/berth` (its rule); other
+/// runtimes have their own defaults, so only an absolute path is trusted for them.
+fn cgroups_path(bundle: &std::path::Path, id: &str, berth_rules: bool) -> Option<String> {
     let cfg: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bundle.join("config.json")).ok()?).ok()?;
-    let p = cfg["linux"]["cgroupsPath"].as_str()?;
-    p.starts_with('/').then(|| p.to_string())
+    let p = cfg["linux"]["cgroupsPath"]
+        .as_str()
+        .filter(|p| !p.is_empty());
+    match (p, berth_rules) {
+        (Some(p), _) if p.starts_with('/') => Some(p.to_string()),
+        (Some(p), true) if !p.contains(':') => Some(format!("/berth/{p}")),
+        (None, true) => Some(format!("/berth/{id}")),
+        _ => None,
+    }
 }
 
 /// Read the OOM-kill counter of a cgroup.
@@ -273,7 +282,8 @@ fn serve_with<B: Backend>(cfg: Config, mut backend: B) -> i32 {
         listener,
         sigfd,
     );
-    if let Some(p) = cgroups_path(&cfg.bundle) {
+    let berth_rules = cfg.runtime == RuntimeChoice::Berth;
+    if let Some(p) = cgroups_path(&cfg.bundle, &cfg.id, berth_rules) {
         let read = oom_reader(p);
         let base = read().unwrap_or(0);
         server.oom = Some((base, read));
