@@ -148,7 +148,7 @@ fn init(mut plan: InitPlan, sock: &OwnedFd) -> Result<std::convert::Infallible> 
     }
     rootfs::pivot(&plan.rootfs)?;
     if plan.proc.terminal {
-        setup_console(sock, &plan.proc.process)?;
+        setup_console(sock, &plan.proc.process, true)?;
     }
     if plan.ns.new_uts {
         if let Some(h) = plan.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
@@ -203,7 +203,7 @@ pub(crate) fn exec_main(mut proc: ProcPlan, sock: OwnedFd) -> i32 {
         nix::unistd::setsid().ctx(|| "setsid".into())?;
         set_stdio(&mut proc.stdio)?;
         if proc.terminal {
-            setup_console(&sock, &proc.process)?;
+            setup_console(&sock, &proc.process, false)?;
         }
         let (path, args, env) = finalize_process(&proc)?;
         sync::send(sock.as_fd(), &Msg::Ready).ctx(|| "sync".into())?;
@@ -248,7 +248,8 @@ fn set_stdio(stdio: &mut [Option<OwnedFd>; 3]) -> Result<()> {
 
 /// Open a pty from the container's devpts, hand the master to the parent, make the slave
 /// our stdio and controlling terminal.
-fn setup_console(sock: &OwnedFd, p: &Process) -> Result<()> {
+/// The init (`console_dev`) also binds the slave over /dev/console, as runc does.
+fn setup_console(sock: &OwnedFd, p: &Process, console_dev: bool) -> Result<()> {
     use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .ctx(|| "open /dev/ptmx".into())?;
@@ -261,6 +262,20 @@ fn setup_console(sock: &OwnedFd, p: &Process) -> Result<()> {
         Mode::empty(),
     )
     .ctx(|| format!("open {name}"))?;
+    if console_dev {
+        let console = Path::new("/dev/console");
+        if std::fs::symlink_metadata(console).is_err() {
+            let _ = std::fs::File::create(console);
+        }
+        nix::mount::mount(
+            Some(Path::new(&name)),
+            console,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .ctx(|| "bind the terminal over /dev/console".into())?;
+    }
     if let Some(size) = p.console_size() {
         berth_sys::set_window_size(slave.as_fd(), size.height() as u16, size.width() as u16)
             .ctx(|| "process.consoleSize".into())?;
