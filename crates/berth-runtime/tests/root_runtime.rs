@@ -10,12 +10,16 @@ use serde_json::json;
 
 #[test]
 fn pid1_hostname_only_lo_and_only_own_processes() {
-    let Some(f) = fixture("pid1", |s| s["hostname"] = json!("berth-test")) else {
+    let Some(f) = fixture("pid1", |s| {
+        s["hostname"] = json!("berth-test");
+        s["domainname"] = json!("berth.example");
+    }) else {
         return;
     };
     let r = f.report();
     assert_eq!(r["pid"], 1);
     assert_eq!(r["hostname"], "berth-test");
+    assert_eq!(r["domainname"], "berth.example");
     assert_eq!(r["interfaces"], json!(["lo"]));
     assert_eq!(
         r["processes"],
@@ -457,4 +461,26 @@ fn rlimits_above_our_hard_limit_are_clamped() {
     let got = r["rlimits"]["nofile"]["hard"].as_u64().unwrap();
     assert!(got <= hard.max(1048576));
     assert!(Path::new("/proc/self").exists());
+}
+
+#[test]
+fn seccomp_masked_eq_argument_condition() {
+    // unshare(flags) is refused with EACCES only when CLONE_NEWUSER is among the flags.
+    for (call, want) in [("unshare-user", libc::EACCES), ("unshare-ns", libc::EPERM)] {
+        let Some(f) = fixture("seccomp-masked", |s| {
+            s["process"]["args"] = json!(["/bin/checker", "try-syscall", call]);
+            s["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["unshare"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EACCES,
+                  "args": [{"index": 0, "value": libc::CLONE_NEWUSER, "valueTwo": libc::CLONE_NEWUSER, "op": "SCMP_CMP_MASKED_EQ"}]}]
+            });
+        }) else {
+            return;
+        };
+        let (code, out, err) = f.run();
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        // unshare(CLONE_NEWNS) passes the filter and is refused by the kernel (no CAP_SYS_ADMIN)
+        assert_eq!(v["errno"], want, "{call}: {out}");
+    }
 }
