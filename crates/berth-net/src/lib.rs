@@ -10,7 +10,7 @@
 //!   address, and the container's published ports.
 //! - **Published port**: `-p [ip:]host:container[/proto]` → a DNAT rule in our own
 //!   nftables table, plus a socket holding the host port so nobody else can take it.
-//! - **Embedded DNS**: a UDP server at 127.0.0.11:53 inside every attached container
+//! - **Embedded DNS**: a UDP+TCP server at 127.0.0.11:53 inside every attached container
 //!   answering names/aliases of containers on the same user network and forwarding the
 //!   rest to the host's resolvers ([`resolv_conf_embedded`] is what goes into the
 //!   container's `/etc/resolv.conf`, [`hosts_file`] into `/etc/hosts`).
@@ -88,7 +88,7 @@
 //! For comparison, host-facts measured 36-56 ms for the same setup with `ip` execs.
 //!
 //! ## Not yet
-//! IPv6, port ranges, TCP DNS, the iptables fallback when `nft` is missing (an `nft`
+//! IPv6, port ranges, the iptables fallback when `nft` is missing (an `nft`
 //! binary is required; Debian package `nftables`), macvlan/overlay drivers, moving the
 //! default route to another network when the network that holds it is disconnected.
 //! Another ruleset's FORWARD policy `drop` (e.g. a dockerd on the same kernel) still drops

@@ -8,8 +8,8 @@
 //! runtime, no blocking, and the worker threads never leave the host namespace.
 
 use std::fs::File;
-use std::net::{SocketAddrV4, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::net::{SocketAddrV4, TcpListener, UdpSocket};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
@@ -24,8 +24,14 @@ use crate::error::{NetError, Result};
 pub struct NetnsSockets {
     /// Netlink handle bound to the namespace; its connection task is already spawned.
     pub handle: rtnetlink::Handle,
-    /// UDP socket bound to the requested DNS address inside the namespace.
-    pub dns: Option<UdpSocket>,
+    /// DNS sockets bound to the requested address inside the namespace.
+    pub dns: Option<DnsSockets>,
+}
+
+/// The embedded DNS server's sockets (UDP, and TCP for truncated answers and `+tcp` clients).
+pub struct DnsSockets {
+    pub udp: UdpSocket,
+    pub tcp: TcpListener,
 }
 
 type Conn = Connection<RouteNetlinkMessage>;
@@ -35,7 +41,7 @@ pub async fn open_in_netns(netns: &Path, dns_bind: Option<SocketAddrV4>) -> Resu
     let rt = tokio::runtime::Handle::current();
     let path: PathBuf = netns.to_path_buf();
     let (tx, rx) =
-        tokio::sync::oneshot::channel::<Result<(Conn, rtnetlink::Handle, Option<UdpSocket>)>>();
+        tokio::sync::oneshot::channel::<Result<(Conn, rtnetlink::Handle, Option<DnsSockets>)>>();
     std::thread::Builder::new()
         .name("berth-netns".into())
         .spawn(move || {
@@ -56,7 +62,7 @@ fn in_netns_thread(
     path: &Path,
     rt: &tokio::runtime::Handle,
     dns_bind: Option<SocketAddrV4>,
-) -> Result<(Conn, rtnetlink::Handle, Option<UdpSocket>)> {
+) -> Result<(Conn, rtnetlink::Handle, Option<DnsSockets>)> {
     let f = File::open(path).map_err(|e| {
         NetError::io(
             format!(
@@ -73,31 +79,45 @@ fn in_netns_thread(
     let (conn, handle, _) = rtnetlink::new_connection()
         .map_err(|e| NetError::io("open netlink socket in container netns", e))?;
     let dns = match dns_bind {
-        Some(addr) => Some(bind_udp_freebind(addr)?),
+        Some(addr) => Some(DnsSockets {
+            udp: UdpSocket::from(bind_freebind(addr, SockType::Datagram)?),
+            tcp: {
+                let fd = bind_freebind(addr, SockType::Stream)?;
+                socket::listen(
+                    &fd,
+                    socket::Backlog::new(64).unwrap_or(socket::Backlog::MAXCONN),
+                )
+                .map_err(|e| NetError::io("listen on DNS TCP socket", e.into()))?;
+                TcpListener::from(fd)
+            },
+        }),
         None => None,
     };
     Ok((conn, handle, dns))
 }
 
-/// Bind a UDP socket with IP_FREEBIND: the container's `lo` may not be up yet (its
+/// Bind a socket with IP_FREEBIND: the container's `lo` may not be up yet (its
 /// 127.0.0.1/8 appears only when it is), and 127.0.0.11 must be bindable before that.
-fn bind_udp_freebind(addr: SocketAddrV4) -> Result<UdpSocket> {
+fn bind_freebind(addr: SocketAddrV4, ty: SockType) -> Result<OwnedFd> {
     let fd = socket::socket(
         AddressFamily::Inet,
-        SockType::Datagram,
+        ty,
         SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         None,
     )
     .map_err(|e| NetError::io("create DNS socket", e.into()))?;
     socket::setsockopt(&fd, sockopt::IpFreebind, &true)
         .map_err(|e| NetError::io("set IP_FREEBIND", e.into()))?;
+    // a restarted daemon must be able to listen again while old connections linger
+    socket::setsockopt(&fd, sockopt::ReuseAddr, &true)
+        .map_err(|e| NetError::io("set SO_REUSEADDR", e.into()))?;
     socket::bind(fd.as_raw_fd(), &SockaddrIn::from(addr)).map_err(|e| {
         NetError::io(
             format!("bind DNS socket {addr} in container netns"),
             e.into(),
         )
     })?;
-    Ok(UdpSocket::from(fd))
+    Ok(fd)
 }
 
 /// Bring `lo` up inside a namespace (what `--network none` needs, and every container).

@@ -89,6 +89,17 @@ async fn containers_talk_resolve_and_publish() {
         Some((0, vec![Ipv4Addr::new(198, 51, 100, 7)])),
         "forwarded"
     );
+    // the same over TCP, local and forwarded
+    assert_eq!(
+        dns_a_tcp(&b.path(), "alpha"),
+        Some((0, vec![ea.ip])),
+        "TCP DNS"
+    );
+    assert_eq!(
+        dns_a_tcp(&b.path(), "example.test"),
+        Some((0, vec![Ipv4Addr::new(198, 51, 100, 7)])),
+        "TCP DNS forwarded"
+    );
     // two-sided: busybox inside b resolves "backend" through the resolv.conf berth-net writes
     b.write_etc(
         "resolv.conf",

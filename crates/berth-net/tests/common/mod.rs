@@ -134,25 +134,68 @@ pub fn dns_a(ns: &Path, name: &str) -> Option<(u8, Vec<Ipv4Addr>)> {
     })
 }
 
-/// A fake upstream resolver on 127.0.0.1: answers every A query with 198.51.100.7.
+/// A fake upstream resolver on 127.0.0.1 (UDP and TCP on the same port): answers every
+/// A query with 198.51.100.7.
 pub fn fake_upstream() -> SocketAddr {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (s, t) = loop {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        if let Ok(t) = std::net::TcpListener::bind(s.local_addr().unwrap()) {
+            break (s, t);
+        }
+    };
     let addr = s.local_addr().unwrap();
+    let answer = |q: &[u8]| {
+        let p = berth_net::dns::wire::parse_query(q).ok()?;
+        Some(berth_net::dns::wire::answer(
+            q,
+            &p,
+            &[Ipv4Addr::new(198, 51, 100, 7)],
+            0,
+        ))
+    };
     std::thread::spawn(move || {
         let mut buf = [0u8; 1500];
         while let Ok((n, peer)) = s.recv_from(&mut buf) {
-            if let Ok(q) = berth_net::dns::wire::parse_query(&buf[..n]) {
-                let a = berth_net::dns::wire::answer(
-                    &buf[..n],
-                    &q,
-                    &[Ipv4Addr::new(198, 51, 100, 7)],
-                    0,
-                );
+            if let Some(a) = answer(&buf[..n]) {
                 let _ = s.send_to(&a, peer);
             }
         }
     });
+    std::thread::spawn(move || {
+        for mut c in t.incoming().flatten() {
+            let mut len = [0u8; 2];
+            if c.read_exact(&mut len).is_err() {
+                continue;
+            }
+            let mut q = vec![0u8; u16::from_be_bytes(len) as usize];
+            if c.read_exact(&mut q).is_ok() {
+                if let Some(a) = answer(&q) {
+                    let _ = c.write_all(&(a.len() as u16).to_be_bytes());
+                    let _ = c.write_all(&a);
+                }
+            }
+        }
+    });
     addr
+}
+
+/// Like [`dns_a`] over TCP (2-byte length prefix).
+pub fn dns_a_tcp(ns: &Path, name: &str) -> Option<(u8, Vec<Ipv4Addr>)> {
+    let name = name.to_string();
+    in_netns(ns, move || {
+        let mut s =
+            TcpStream::connect_timeout(&"127.0.0.11:53".parse().ok()?, Duration::from_secs(3))
+                .ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(4))).ok()?;
+        let q = berth_net::dns::wire::build_query(0x4343, &name, berth_net::dns::wire::TYPE_A);
+        s.write_all(&(q.len() as u16).to_be_bytes()).ok()?;
+        s.write_all(&q).ok()?;
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).ok()?;
+        let mut r = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut r).ok()?;
+        berth_net::dns::wire::parse_a_answers(&r)
+    })
 }
 
 /// busybox httpd serving `body` on port 80 inside `ns`.
