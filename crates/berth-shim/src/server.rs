@@ -384,6 +384,15 @@ impl<B: Backend> Server<B> {
                     if rev.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
                         self.read_client(i);
                     }
+                    // HUP on a unix stream: the peer closed both directions (a half-close
+                    // is only EOF on read). Nothing can reach it any more; forget it, or
+                    // poll would report it again at once, forever.
+                    if rev.intersects(PollFlags::HUP | PollFlags::ERR) {
+                        let c = &mut self.clients[i];
+                        if c.read_eof {
+                            c.dead = true;
+                        }
+                    }
                     self.clients[i].flush();
                 }
             }

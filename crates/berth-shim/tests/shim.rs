@@ -70,6 +70,14 @@ fn main() {
         ("attach_logs_replays_history", attach_logs_replays_history),
         ("bad_requests_get_err", bad_requests_get_err),
         (
+            "vanished_clients_do_not_make_the_shim_spin",
+            vanished_clients_do_not_make_the_shim_spin,
+        ),
+        (
+            "kill_before_start_and_many_waiters",
+            kill_before_start_and_many_waiters,
+        ),
+        (
             "root_busybox_container_through_runc",
             root_busybox_container_through_runc,
         ),
@@ -598,6 +606,55 @@ fn bad_requests_get_err() {
     }
     assert!(matches!(c.resize(10, 10), Err(ClientError::Shim(m)) if m.contains("no tty")));
     assert!(c.is_alive(), "bad requests do not hurt the shim");
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+fn vanished_clients_do_not_make_the_shim_spin() {
+    let ctx = Ctx::new(&["/bin/sleep", "30"], |_| {});
+    let l = ctx.launch().unwrap();
+    let c = ctx.client();
+    c.start().unwrap();
+    // A waiter and an attacher that go away without a word.
+    drop(c.wait_stream().unwrap());
+    drop(c.attach(all_opts()).unwrap());
+    std::thread::sleep(Duration::from_millis(100));
+    let before = cpu_ticks(l.shim_pid);
+    std::thread::sleep(Duration::from_millis(500));
+    let used = cpu_ticks(l.shim_pid) - before;
+    assert!(used <= 2, "the idle shim used {used} ticks in 0.5 s");
+    c.kill(9).unwrap();
+    assert_eq!(c.wait().unwrap(), (137, false));
+}
+
+fn kill_before_start_and_many_waiters() {
+    let ctx = Ctx::new(&["/bin/sleep", "30"], |_| {});
+    ctx.launch().unwrap();
+    let c = ctx.client();
+    let waiters: Vec<_> = (0..5).map(|_| c.wait_stream().unwrap()).collect();
+    c.kill(9).unwrap();
+    for w in waiters {
+        let mut line = String::new();
+        std::io::BufReader::new(w).read_line_compat(&mut line);
+        assert_eq!(line, "EXIT 137 0\n");
+    }
+    // An attach after the end gets OK and an immediate EOF.
+    wait_gone(&c);
+    assert!(
+        c.attach(all_opts()).is_err(),
+        "the shim is gone after the exit"
+    );
+    assert_eq!(c.wait().unwrap(), (137, false));
 }
 
 // ---------------------------------------------------------------- root tier (runc)
