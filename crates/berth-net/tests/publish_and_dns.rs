@@ -223,3 +223,53 @@ async fn containers_talk_resolve_and_publish() {
         "leases left"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_publish_on_loopback() {
+    if !berth_testkit::require_root("udp_publish_on_loopback") {
+        return;
+    }
+    let (m, _dir, _cleanup) = open(None).await;
+    let a = NetNs::new("bnu").unwrap();
+    let port = berth_testkit::unique::free_port();
+    let ep = m
+        .attach(AttachRequest {
+            container_id: "u".repeat(64),
+            container_name: "udp".into(),
+            netns: a.path(),
+            network: "bridge".into(),
+            ports: vec![PortBinding::parse(&format!("127.0.0.1:{port}:7777/udp")).unwrap()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ep.ports[0].proto, berth_net::Protocol::Udp);
+    // a UDP echo server inside the "container" (socket created in its netns)
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ns_path = a.path();
+    let echo = std::thread::spawn(move || {
+        in_netns(&ns_path, move || {
+            let s = std::net::UdpSocket::bind("0.0.0.0:7777").unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
+            tx.send(()).unwrap();
+            let mut buf = [0u8; 64];
+            if let Ok((n, peer)) = s.recv_from(&mut buf) {
+                let _ = s.send_to(&buf[..n], peer);
+            }
+        })
+    });
+    rx.recv().unwrap();
+    let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    c.send_to(b"ping-udp", ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, from) = c
+        .recv_from(&mut buf)
+        .expect("UDP echo through the published port");
+    assert_eq!(&buf[..n], b"ping-udp");
+    assert_eq!(from, SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    echo.join().unwrap();
+    m.teardown_all().await.unwrap();
+}
