@@ -190,6 +190,7 @@ impl ImageStore {
 
     /// Loads every image of an archive (`docker load`); returns the loaded images.
     pub fn load(&self, input: &mut dyn Read) -> Result<Vec<ImageRecord>, ImageError> {
+        let _writer = self.writer();
         let dir = TempDir(self.root.join("ingest").join(fsutil::temp_name("load-")));
         std::fs::create_dir_all(&dir.0).map_err(io_err("create", &dir.0))?;
         let links = extract(input, &dir.0)?;

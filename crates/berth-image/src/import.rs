@@ -87,6 +87,7 @@ impl ImageStore {
         tag: Option<&ImageRef>,
         defaults: ContainerConfig,
     ) -> Result<ImageRecord, ImageError> {
+        let _writer = self.writer();
         let tagged = match tag {
             Some(t) if t.digest.is_some() => {
                 return Err(ImageError::Invalid(format!(

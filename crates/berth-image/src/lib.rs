@@ -31,9 +31,14 @@
 //!   → [`ImageRecord`] `{ id, repo_tags, repo_digests, created, size, config, layers, manifest }`.
 //! - [`ImageStore::list`], [`ImageStore::get`] (reference, full ID or ID prefix),
 //!   [`ImageStore::tag`], [`ImageStore::remove`]`(name, force, in_use)` → [`RemoveEvent`]s,
-//!   [`ImageStore::import`] (rootfs tarball), [`ImageStore::gc`].
+//!   [`ImageStore::import`] (rootfs tarball), [`ImageStore::gc`] (skipped while a pull,
+//!   load or import runs).
+//! - [`ImageStore::save`]`(names, &mut dyn Write)` / [`ImageStore::load`]`(&mut dyn Read)`:
+//!   OCI layout + Docker `manifest.json` in one tar (what Docker 25+ writes); load also
+//!   reads classic docker-archives. [`ImageStore::push`]`(name, credentials, &dyn Fn(PushEvent))`.
 //! - [`ImageStore::prepare_container_rootfs`] → [`RootfsMount`] `{ lowerdirs (top first),
 //!   upper, work }`; [`mount`], [`unmount`], [`ImageStore::remove_container_rootfs`].
+//! - The pull and push futures are `Send`; `progress` callbacks must be `Send + Sync`.
 //! - [`ImageError::kind`] → [`ErrorKind`] for the daemon's status codes.
 //! - [`registry::auth::store`] / [`registry::auth::lookup`]: Docker `config.json` credentials
 //!   (`berth login`).

@@ -48,6 +48,7 @@ impl ImageStore {
         opts: &PullOptions,
         progress: &(dyn Fn(PullEvent) + Send + Sync),
     ) -> Result<ImageRecord, ImageError> {
+        let _writer = self.writer();
         let repo = RepoAccess {
             registry: r.registry.clone(),
             repository: r.repository.clone(),

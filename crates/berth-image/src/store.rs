@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -106,6 +107,18 @@ pub struct ImageStore {
     pub(crate) snapshots: Snapshots,
     repos: Mutex<Repositories>,
     blob_locks: Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
+    /// Pulls, loads and imports in progress: they commit snapshots and blobs before the
+    /// image record that references them, so GC must not run meanwhile.
+    writers: AtomicUsize,
+}
+
+/// Marks a writer (pull, load, import) in progress while alive.
+pub(crate) struct WriterGuard<'a>(&'a AtomicUsize);
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl ImageStore {
@@ -134,6 +147,7 @@ impl ImageStore {
             snapshots,
             repos: Mutex::new(repos),
             blob_locks: Mutex::new(HashMap::new()),
+            writers: AtomicUsize::new(0),
         })
     }
 
@@ -193,6 +207,11 @@ impl ImageStore {
             fsutil::write_atomic(&p, data, 0o644).map_err(io_err("write", &p))?;
         }
         Ok(d)
+    }
+
+    pub(crate) fn writer(&self) -> WriterGuard<'_> {
+        self.writers.fetch_add(1, Ordering::SeqCst);
+        WriterGuard(&self.writers)
     }
 
     /// One async lock per blob digest, so concurrent pulls of one layer do not share a partial file.
@@ -457,6 +476,10 @@ impl ImageStore {
     /// Removes blobs and snapshots no image and no container rootfs references, plus stale
     /// partial downloads older than a day.
     pub fn gc(&self) -> Result<GcStats, ImageError> {
+        if self.writers.load(Ordering::SeqCst) > 0 {
+            tracing::info!("image gc skipped: a pull, load or import is in progress");
+            return Ok(GcStats::default());
+        }
         let mut keep_blobs: BTreeSet<Digest> = BTreeSet::new();
         let mut keep_chains: BTreeSet<ChainId> =
             self.snapshots.container_layers().into_iter().collect();
@@ -552,5 +575,28 @@ fn familiar_key(key: &str) -> String {
     match ImageRef::parse(key) {
         Ok(r) => r.familiar(),
         Err(_) => key.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gc_waits_for_writers_and_removes_unreferenced_blobs() {
+        let d = tempfile::tempdir().unwrap();
+        let s = ImageStore::open(d.path(), RegistryConfig::default()).unwrap();
+        let b = s.write_blob(b"orphan", None).unwrap();
+        assert!(s.write_blob(b"x", Some(&b)).is_err());
+        {
+            let _w = s.writer();
+            assert_eq!(s.gc().unwrap(), GcStats::default());
+            assert!(s.has_blob(&b));
+        }
+        let st = s.gc().unwrap();
+        assert_eq!((st.blobs, st.bytes), (1, 6));
+        assert!(!s.has_blob(&b));
+        assert!(matches!(s.get("nothing"), Err(ImageError::NotFound(_))));
+        assert!(matches!(s.get("abcd"), Err(ImageError::NotFound(_))));
     }
 }
