@@ -62,13 +62,24 @@ impl NetworkManager {
         let mut dns_done = HashSet::new();
         for e in &kept {
             let mut fds = Vec::new();
+            let mut lost = Vec::new();
             for p in &e.ports {
                 match ports::reserve(p.host_ip, p.host_port, p.proto) {
                     Ok((fd, _)) => fds.push(fd),
                     Err(err) => {
-                        tracing::warn!(container = %e.container_id, "re-reserving published port: {err}")
+                        // Somebody took the port while we were down: do not DNAT it (that
+                        // would steal their local connections); the mapping is dropped.
+                        tracing::warn!(container = %e.container_id, "dropping published port: {err}");
+                        lost.push(p.clone());
                     }
                 }
+            }
+            if !lost.is_empty() {
+                let mut st = self.state();
+                if let Some(ep) = st.endpoints.get_mut(&e.id) {
+                    ep.ports.retain(|p| !lost.contains(p));
+                }
+                self.save(&st)?;
             }
             self.live().ports.insert(e.id.clone(), fds);
             if dns_done.insert(e.container_id.clone())

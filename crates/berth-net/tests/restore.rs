@@ -26,13 +26,17 @@ async fn restore_keeps_live_and_drops_stale() {
     let a = NetNs::new("bra").unwrap();
     let b = NetNs::new("brb").unwrap();
     let port = berth_testkit::unique::free_port();
+    let port2 = berth_testkit::unique::free_port();
     let ea = m1
         .attach(AttachRequest {
             container_id: "a".repeat(64),
             container_name: "alpha".into(),
             netns: a.path(),
             network: "r".into(),
-            ports: vec![PortBinding::parse(&format!("127.0.0.1:{port}:80")).unwrap()],
+            ports: vec![
+                PortBinding::parse(&format!("127.0.0.1:{port}:80")).unwrap(),
+                PortBinding::parse(&format!("127.0.0.1:{port2}:80")).unwrap(),
+            ],
             ..Default::default()
         })
         .await
@@ -77,6 +81,9 @@ async fn restore_keeps_live_and_drops_stale() {
     m1.close();
     drop(m1);
 
+    // while the daemon is down, another program takes port2
+    let foreign = std::net::TcpListener::bind(("127.0.0.1", port2)).unwrap();
+
     // "daemon restart": only a is still running
     let m2 = NetworkManager::open(dir.path(), cfg.clone()).await.unwrap();
     m2.restore(&[RunningContainer {
@@ -112,6 +119,16 @@ async fn restore_keeps_live_and_drops_stale() {
         dns_a(&a.path(), "alpha"),
         Some((0, vec![ea.ip])),
         "DNS restarted"
+    );
+    // the port taken meanwhile is not DNATed (its owner keeps its connections)
+    assert_eq!(m2.container_endpoints(&"a".repeat(64))[0].ports.len(), 1);
+    assert_eq!(dnat_rules(&cfg.nft_table), 1);
+    let c = std::net::TcpStream::connect(("127.0.0.1", port2)).unwrap();
+    let (_, peer) = foreign.accept().unwrap();
+    assert_eq!(
+        peer,
+        c.local_addr().unwrap(),
+        "connection reached the foreign listener"
     );
 
     m2.teardown_all().await.unwrap();
