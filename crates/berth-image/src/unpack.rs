@@ -23,7 +23,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -33,6 +33,9 @@ use sha2::{Digest as _, Sha256};
 use tar::EntryType;
 
 use crate::digest::{DiffId, Digest};
+
+mod fsops;
+use fsops::{chown_at, copy_big, remove_existing, Meta};
 
 /// The xattr that marks an opaque directory for a rootful overlay mount.
 pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
@@ -508,198 +511,6 @@ impl Unpacker {
             }
         }
         Ok(())
-    }
-}
-
-/// Copies with a large buffer; returns the bytes copied.
-fn copy_big(r: &mut impl Read, w: &mut impl io::Write, buf: &mut [u8]) -> io::Result<u64> {
-    let mut n = 0u64;
-    loop {
-        // fill as much of the buffer as the reader gives before writing
-        let mut filled = 0;
-        while filled < buf.len() {
-            match r.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(k) => filled += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if filled == 0 {
-            return Ok(n);
-        }
-        w.write_all(&buf[..filled])?;
-        n += filled as u64;
-    }
-}
-
-/// Removes `name` in `dir` unless it is a directory and `keep_dir` says a directory comes.
-fn remove_existing(
-    dir: &OwnedFd,
-    name: &OsStr,
-    keep_dir: Option<FileType>,
-    shown: &str,
-) -> Result<(), UnpackError> {
-    let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) => st,
-        Err(Errno::NOENT) => return Ok(()),
-        Err(e) => {
-            return Err(UnpackError::Io {
-                path: shown.into(),
-                op: "stat",
-                source: e.into(),
-            })
-        }
-    };
-    let ft = FileType::from_raw_mode(st.st_mode);
-    if ft == FileType::Directory {
-        if keep_dir == Some(FileType::Directory) {
-            return Ok(());
-        }
-        // std's remove_dir_all opens each level with O_NOFOLLOW: it never leaves the tree
-        let p = PathBuf::from(format!(
-            "/proc/self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(dir)
-        ))
-        .join(name);
-        std::fs::remove_dir_all(&p).map_err(|e| UnpackError::Io {
-            path: shown.into(),
-            op: "replace directory",
-            source: e,
-        })
-    } else {
-        rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(|e| UnpackError::Io {
-            path: shown.into(),
-            op: "replace entry",
-            source: e.into(),
-        })
-    }
-}
-
-fn chown_at(
-    dir: &OwnedFd,
-    name: &OsStr,
-    uid: u32,
-    gid: u32,
-    shown: &str,
-) -> Result<(), UnpackError> {
-    rustix::fs::chownat(
-        dir,
-        name,
-        Some(rustix::fs::Uid::from_raw_unchecked(uid)),
-        Some(rustix::fs::Gid::from_raw_unchecked(gid)),
-        AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .map_err(|e| UnpackError::Io {
-        path: shown.into(),
-        op: "chown",
-        source: e.into(),
-    })
-}
-
-/// Ownership, mode, mtime and xattrs of an entry (PAX values win over the header).
-struct Meta {
-    uid: u32,
-    gid: u32,
-    mode: u32,
-    mtime: i64,
-    xattrs: Vec<(String, Vec<u8>)>,
-}
-
-impl Meta {
-    fn read<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Self, UnpackError> {
-        let h = entry.header();
-        let mut m = Meta {
-            uid: h.uid().unwrap_or(0) as u32,
-            gid: h.gid().unwrap_or(0) as u32,
-            mode: h.mode().unwrap_or(0o644) & 0o7777,
-            mtime: h.mtime().unwrap_or(0) as i64,
-            xattrs: Vec::new(),
-        };
-        if let Some(pax) = entry.pax_extensions().map_err(UnpackError::Tar)? {
-            for ext in pax.flatten() {
-                let Ok(key) = ext.key() else { continue };
-                let val = ext.value_bytes();
-                let num = || {
-                    std::str::from_utf8(val)
-                        .ok()
-                        .and_then(|v| v.split('.').next()?.parse::<i64>().ok())
-                };
-                match key {
-                    "uid" => m.uid = num().unwrap_or(m.uid as i64) as u32,
-                    "gid" => m.gid = num().unwrap_or(m.gid as i64) as u32,
-                    "mtime" => m.mtime = num().unwrap_or(m.mtime),
-                    k if k.starts_with("SCHILY.xattr.") => m
-                        .xattrs
-                        .push((k["SCHILY.xattr.".len()..].to_string(), val.to_vec())),
-                    _ => {}
-                }
-            }
-        }
-        Ok(m)
-    }
-
-    /// chown, then chmod (chown clears set-id bits), then xattrs, through an open fd.
-    fn apply_fd(&self, fd: impl AsFd, shown: &str) -> Result<(), UnpackError> {
-        let io = |op, e: Errno| UnpackError::Io {
-            path: shown.into(),
-            op,
-            source: e.into(),
-        };
-        rustix::fs::fchown(
-            &fd,
-            Some(rustix::fs::Uid::from_raw_unchecked(self.uid)),
-            Some(rustix::fs::Gid::from_raw_unchecked(self.gid)),
-        )
-        .map_err(|e| io("chown", e))?;
-        rustix::fs::fchmod(&fd, Mode::from_raw_mode(self.mode)).map_err(|e| io("chmod", e))?;
-        for (k, v) in &self.xattrs {
-            rustix::fs::fsetxattr(&fd, k.as_str(), v, rustix::fs::XattrFlags::empty())
-                .map_err(|e| io("set xattr", e))?;
-        }
-        Ok(())
-    }
-
-    fn set_xattrs_path(&self, dir: &OwnedFd, name: &OsStr, shown: &str) -> Result<(), UnpackError> {
-        if self.xattrs.is_empty() {
-            return Ok(());
-        }
-        let p = PathBuf::from(format!(
-            "/proc/self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(dir)
-        ))
-        .join(name);
-        for (k, v) in &self.xattrs {
-            rustix::fs::lsetxattr(&p, k.as_str(), v, rustix::fs::XattrFlags::empty()).map_err(
-                |e| UnpackError::Io {
-                    path: shown.into(),
-                    op: "set xattr",
-                    source: e.into(),
-                },
-            )?;
-        }
-        Ok(())
-    }
-
-    fn set_mtime(&self, dir: &OwnedFd, name: &OsStr, shown: &str) -> Result<(), UnpackError> {
-        let t = Timespec {
-            tv_sec: self.mtime,
-            tv_nsec: 0,
-        };
-        rustix::fs::utimensat(
-            dir,
-            name,
-            &Timestamps {
-                last_access: t,
-                last_modification: t,
-            },
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| UnpackError::Io {
-            path: shown.into(),
-            op: "set mtime",
-            source: e.into(),
-        })
     }
 }
 
