@@ -187,7 +187,33 @@ impl NetworkManager {
         if !ep.ports.is_empty() {
             self.apply_ports().await?;
         }
-        link::delete_link(&self.inner.host, &ep.host_veth).await
+        link::delete_link(&self.inner.host, &ep.host_veth).await?;
+        if ep.default_route {
+            self.move_default_route(container_id).await?;
+        }
+        Ok(())
+    }
+
+    /// The endpoint holding the default route went away: give the route to another
+    /// endpoint of the container, if any (Docker does the same on disconnect).
+    async fn move_default_route(&self, container_id: &str) -> Result<()> {
+        let next = {
+            let mut st = self.state();
+            let Some(next) = st
+                .endpoints
+                .values_mut()
+                .find(|e| e.container_id == container_id)
+            else {
+                return Ok(());
+            };
+            next.default_route = true;
+            let next = next.clone();
+            self.save(&st)?;
+            next
+        };
+        let inside = netns::open_in_netns(&next.netns, None).await?;
+        let index = netns::link_index(&inside.handle, &next.container_ifname).await?;
+        link::add_default_route(&inside.handle, index, next.gateway).await
     }
 
     /// Container stopped or removed: release all its endpoints (leases, port reservations,

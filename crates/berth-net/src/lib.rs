@@ -89,8 +89,7 @@
 //!
 //! ## Not yet
 //! IPv6, port ranges, the iptables fallback when `nft` is missing (an `nft`
-//! binary is required; Debian package `nftables`), macvlan/overlay drivers, moving the
-//! default route to another network when the network that holds it is disconnected.
+//! binary is required; Debian package `nftables`), macvlan/overlay drivers.
 //! Another ruleset's FORWARD policy `drop` (e.g. a dockerd on the same kernel) still drops
 //! our bridged traffic: base chains cannot override each other and we never edit theirs.
 

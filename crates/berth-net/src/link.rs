@@ -205,16 +205,21 @@ pub async fn configure_container_side(
         .map_err(|e| NetError::netlink(format!("set {ifname} up"), e))?;
     crate::netns::loopback_up(h).await?;
     if let Some(gw) = gateway {
-        h.route()
-            .add(
-                RouteMessageBuilder::<Ipv4Addr>::new()
-                    .gateway(gw)
-                    .output_interface(index)
-                    .build(),
-            )
-            .execute()
-            .await
-            .map_err(|e| NetError::netlink(format!("add default route via {gw}"), e))?;
+        add_default_route(h, index, gw).await?;
     }
     Ok(index)
+}
+
+/// `ip route add default via GW dev IFINDEX` in the namespace of `h`.
+pub async fn add_default_route(h: &rtnetlink::Handle, index: u32, gw: Ipv4Addr) -> Result<()> {
+    h.route()
+        .add(
+            RouteMessageBuilder::<Ipv4Addr>::new()
+                .gateway(gw)
+                .output_interface(index)
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(|e| NetError::netlink(format!("add default route via {gw}"), e))
 }
