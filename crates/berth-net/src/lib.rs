@@ -106,6 +106,7 @@ mod lifecycle;
 mod link;
 mod manager;
 mod model;
+mod names;
 mod netns;
 mod ports;
 mod state;
