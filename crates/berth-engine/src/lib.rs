@@ -49,6 +49,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod images;
+pub mod init;
 mod lifecycle;
 pub mod logs;
 mod monitor;

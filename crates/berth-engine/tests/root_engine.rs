@@ -16,6 +16,7 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("shim") => std::process::exit(berth_shim::main(args[2..].to_vec())),
         Some("runtime") => std::process::exit(berth_runtime::cli::main(args[2..].to_vec())),
+        Some("init") => std::process::exit(berth_engine::init::main(args[2..].to_vec())),
         _ => {}
     }
     let filter: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
@@ -44,6 +45,9 @@ fn main() {
         }),
         ("restart_policy_on_failure", || {
             Box::pin(restart_policy_on_failure())
+        }),
+        ("init_reaps_orphans_and_forwards_signals", || {
+            Box::pin(init_reaps_orphans_and_forwards_signals())
         }),
         ("live_restore_readopts_running_container", || {
             Box::pin(live_restore_readopts_running_container())
@@ -732,4 +736,66 @@ async fn live_restore_readopts_running_container() {
     assert!(n > 10, "{n}");
     let r = env.e().inspect_container("ticker").await.unwrap();
     assert_eq!(r.state.exit_code, 137);
+}
+
+/// Zombie children of `pid` (state Z in /proc/*/stat).
+fn zombies_of(pid: u32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|s| {
+            let Some(close) = s.rfind(')') else {
+                return false;
+            };
+            let f: Vec<&str> = s[close + 2..].split_whitespace().collect();
+            f.first() == Some(&"Z") && f.get(1) == Some(&pid.to_string().as_str())
+        })
+        .count()
+}
+
+async fn init_reaps_orphans_and_forwards_signals() {
+    // Run on the host (the test binary is not static, so not inside busybox): the init is a
+    // subreaper, so the orphaned `sleep` comes to it and must be reaped, not left a zombie.
+    let exe = std::env::current_exe().unwrap();
+    let mut c = std::process::Command::new(&exe)
+        .args([
+            "init",
+            "--",
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "(/bin/busybox sleep 0.05 &); /bin/busybox sleep 0.6; exit 4",
+        ])
+        .spawn()
+        .unwrap();
+    let pid = c.id();
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(zombies_of(pid), 0, "init left a zombie");
+    assert_eq!(c.wait().unwrap().code(), Some(4));
+
+    let mut c = std::process::Command::new(&exe)
+        .args([
+            "init",
+            "--",
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "trap 'exit 9' TERM; while true; do /bin/busybox sleep 0.05; done",
+        ])
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(c.id() as i32),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(c.wait().unwrap().code(), Some(9));
+
+    let out = std::process::Command::new(&exe)
+        .args(["init", "--", "/no/such/cmd"])
+        .status()
+        .unwrap();
+    assert_eq!(out.code(), Some(127));
 }
