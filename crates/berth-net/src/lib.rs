@@ -88,7 +88,7 @@
 //! For comparison, host-facts measured 36-56 ms for the same setup with `ip` execs.
 //!
 //! ## Not yet
-//! IPv6, port ranges, the iptables fallback when `nft` is missing (an `nft`
+//! IPv6, a host port range mapped to one container port, the iptables fallback when `nft` is missing (an `nft`
 //! binary is required; Debian package `nftables`), macvlan/overlay drivers.
 //! Another ruleset's FORWARD policy `drop` (e.g. a dockerd on the same kernel) still drops
 //! our bridged traffic: base chains cannot override each other and we never edit theirs.

@@ -116,7 +116,7 @@ pub struct PortBinding {
 
 impl PortBinding {
     /// Parse Docker's `-p` syntax: `80`, `8080:80`, `127.0.0.1:8080:80`, `127.0.0.1::80`,
-    /// each optionally followed by `/tcp` or `/udp`. Port ranges are not supported yet.
+    /// each optionally followed by `/tcp` or `/udp`. Ranges: [`PortBinding::parse_many`].
     pub fn parse(spec: &str) -> Result<Self> {
         let bad = |why: &str| {
             NetError::InvalidArgument(format!(
@@ -132,7 +132,7 @@ impl PortBinding {
         let parts: Vec<&str> = rest.split(':').collect();
         let port = |s: &str| -> Result<u16> {
             if s.contains('-') {
-                return Err(bad("port ranges are not supported"));
+                return Err(bad("a range needs PortBinding::parse_many"));
             }
             match s.parse::<u16>() {
                 Ok(0) | Err(_) => Err(bad(&format!("{s:?} is not a port number 1-65535"))),
@@ -157,6 +157,60 @@ impl PortBinding {
             container_port,
             proto,
         })
+    }
+}
+
+impl PortBinding {
+    /// Like [`PortBinding::parse`], plus Docker's ranges: `8000-8002:80-82`, `80-82` (each
+    /// on an ephemeral host port), `127.0.0.1:8000-8001:80-81/udp`. Host and container
+    /// ranges must have the same length.
+    pub fn parse_many(spec: &str) -> Result<Vec<Self>> {
+        if !spec.contains('-') {
+            return Ok(vec![Self::parse(spec)?]);
+        }
+        let bad = |why: String| {
+            NetError::InvalidArgument(format!("invalid port specification {spec:?}: {why}"))
+        };
+        let (rest, proto) = match spec.rsplit_once('/') {
+            Some((r, p)) => (r, format!("/{p}")),
+            None => (spec, String::new()),
+        };
+        let range = |s: &str| -> Result<(u16, u16)> {
+            let (a, b) = s.split_once('-').unwrap_or((s, s));
+            let p = |x: &str| x.parse::<u16>().ok().filter(|v| *v > 0);
+            match (p(a), p(b)) {
+                (Some(a), Some(b)) if a <= b => Ok((a, b)),
+                _ => Err(bad(format!("{s:?} is not a port or a low-high port range"))),
+            }
+        };
+        let parts: Vec<&str> = rest.split(':').collect();
+        let (ip, host, cont) = match parts.as_slice() {
+            [c] => (None, None, *c),
+            [h, c] => (None, Some(*h), *c),
+            [ip, h, c] => (Some(*ip), (!h.is_empty()).then_some(*h), *c),
+            _ => return Err(bad("too many ':'".into())),
+        };
+        let (c1, c2) = range(cont)?;
+        let host = host.map(range).transpose()?;
+        if let Some((h1, h2)) = host {
+            if h2 - h1 != c2 - c1 {
+                return Err(bad(
+                    "host and container port ranges must have the same length".into(),
+                ));
+            }
+        }
+        (0..=(c2 - c1))
+            .map(|i| {
+                let c = c1 + i;
+                let one = match (ip, host) {
+                    (Some(ip), Some((h1, _))) => format!("{ip}:{}:{c}{proto}", h1 + i),
+                    (Some(ip), None) => format!("{ip}::{c}{proto}"),
+                    (None, Some((h1, _))) => format!("{}:{c}{proto}", h1 + i),
+                    (None, None) => format!("{c}{proto}"),
+                };
+                Self::parse(&one)
+            })
+            .collect()
     }
 }
 
@@ -244,6 +298,32 @@ mod tests {
         assert_eq!((p.host_port, p.container_port), (None, 80));
         let p = PortBinding::parse("127.0.0.1::80").unwrap();
         assert_eq!((p.host_ip, p.host_port), (Some(Ipv4Addr::LOCALHOST), None));
+    }
+
+    #[test]
+    fn parses_port_ranges() {
+        let v = PortBinding::parse_many("127.0.0.1:8000-8002:80-82/udp").unwrap();
+        assert_eq!(v.len(), 3);
+        assert_eq!(
+            (
+                v[2].host_ip,
+                v[2].host_port,
+                v[2].container_port,
+                v[2].proto
+            ),
+            (Some(Ipv4Addr::LOCALHOST), Some(8002), 82, Protocol::Udp)
+        );
+        let v = PortBinding::parse_many("80-81").unwrap();
+        assert_eq!(
+            v.iter()
+                .map(|p| (p.host_port, p.container_port))
+                .collect::<Vec<_>>(),
+            vec![(None, 80), (None, 81)]
+        );
+        assert_eq!(PortBinding::parse_many("8080:80").unwrap().len(), 1);
+        assert!(PortBinding::parse_many("8000-8001:80").is_err());
+        assert!(PortBinding::parse_many("82-80").is_err());
+        assert!(PortBinding::parse_many("0-3").is_err());
     }
 
     #[test]
