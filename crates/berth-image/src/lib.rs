@@ -40,8 +40,9 @@
 //!   upper, work }`; [`mount`], [`unmount`], [`ImageStore::remove_container_rootfs`].
 //! - The pull and push futures are `Send`; `progress` callbacks must be `Send + Sync`.
 //! - [`ImageError::kind`] → [`ErrorKind`] for the daemon's status codes.
-//! - [`registry::auth::store`] / [`registry::auth::lookup`]: Docker `config.json` credentials
-//!   (`berth login`).
+//! - `store.registry().login(registry, &Credentials)` / `.logout(registry)` (`berth login`,
+//!   checked against the registry, stored in Docker's `config.json` format);
+//!   [`registry::decode_x_registry_auth`] for the daemon's `X-Registry-Auth` header.
 
 #![forbid(unsafe_code)]
 

@@ -423,3 +423,47 @@ async fn token_auth_and_bad_credentials() {
         "{reqs:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_checks_and_stores_credentials() {
+    if !berth_testkit::require_root("login_checks_and_stores_credentials") {
+        return;
+    }
+    use berth_image::registry::auth;
+    use berth_testkit::registry::TokenAuth;
+    let reg = RegistryGuard::start().unwrap();
+    let proxy = Proxy::start(
+        &reg.addr,
+        Some(TokenAuth {
+            user: Some(("carol".into(), "pw".into())),
+        }),
+        Fault::None,
+    )
+    .unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("config.json");
+    let (_d, s) = store_with(berth_image::RegistryConfig {
+        insecure: vec![],
+        auth_file: Some(file.clone()),
+    });
+    let bad = berth_image::Credentials {
+        username: "carol".into(),
+        password: "nope".into(),
+    };
+    let e = s.registry().login(&proxy.addr, &bad).await.unwrap_err();
+    assert!(
+        e.to_string().contains("incorrect username or password"),
+        "{e}"
+    );
+    assert_eq!(auth::lookup(&file, &proxy.addr).unwrap(), None);
+    let good = berth_image::Credentials {
+        username: "carol".into(),
+        password: "pw".into(),
+    };
+    s.registry().login(&proxy.addr, &good).await.unwrap();
+    assert_eq!(auth::lookup(&file, &proxy.addr).unwrap(), Some(good));
+    // a registry without auth accepts any login
+    s.registry().login(&reg.addr, &bad).await.unwrap();
+    s.registry().logout(&proxy.addr).unwrap();
+    assert_eq!(auth::lookup(&file, &proxy.addr).unwrap(), None);
+}

@@ -156,6 +156,19 @@ impl RegistryClient {
         }
     }
 
+    pub(crate) fn http_client(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Drops cached tokens of a registry (after logout).
+    pub(crate) fn forget_tokens(&self, registry: &str) {
+        let prefix = format!("{registry}|");
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|k, _| !k.starts_with(&prefix));
+    }
+
     fn token_key(repo: &RepoAccess) -> String {
         format!("{}|{}|{}", repo.registry, repo.repository, repo.actions)
     }

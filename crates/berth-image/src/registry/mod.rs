@@ -8,11 +8,13 @@
 
 pub mod auth;
 mod client;
+mod login;
 mod upload;
 
 pub use auth::Credentials;
 pub(crate) use client::error_chain;
 pub use client::{RegistryClient, RegistryError, RepoAccess};
+pub use login::decode_x_registry_auth;
 
 use std::path::PathBuf;
 
