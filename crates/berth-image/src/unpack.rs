@@ -35,6 +35,7 @@ use tar::EntryType;
 use crate::digest::{DiffId, Digest};
 
 mod fsops;
+mod zstd;
 use fsops::{chown_at, copy_big, remove_existing, Meta};
 
 /// The xattr that marks an opaque directory for a rootful overlay mount.
@@ -119,9 +120,7 @@ fn decompressor<'a, R: Read + 'a>(input: R) -> Result<Box<dyn Read + 'a>, Unpack
     if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Box::new(flate2::bufread::MultiGzDecoder::new(br)))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        let d = ruzstd::decoding::StreamingDecoder::new(br)
-            .map_err(|e| UnpackError::Decompress(e.to_string()))?;
-        Ok(Box::new(d))
+        Ok(Box::new(zstd::ZstdFrames::new(br)))
     } else {
         Ok(Box::new(br))
     }
