@@ -489,6 +489,7 @@ impl ImageStore {
         });
 
         let mut net_error = None;
+        let mut oversized = false;
         if let Some((mut resp, tx)) = resp {
             let mut current = have.unwrap_or(0);
             let mut last = 0u64;
@@ -496,6 +497,13 @@ impl ImageStore {
                 match resp.chunk().await {
                     Ok(Some(c)) => {
                         current += c.len() as u64;
+                        if current > want {
+                            // a registry streaming more than the descriptor says: stop
+                            // before it fills the disk
+                            oversized = true;
+                            let _ = tx.send(Err("blob larger than its descriptor".into())).await;
+                            break;
+                        }
                         if tx.send(Ok(c)).await.is_err() {
                             break; // the unpacker stopped: its error tells why
                         }
@@ -523,6 +531,13 @@ impl ImageStore {
         let res = worker
             .await
             .map_err(|e| ImageError::Invalid(format!("layer worker failed: {e}")))?;
+        if oversized {
+            let _ = std::fs::remove_file(&partial);
+            return Err(ImageError::Oversized {
+                digest: desc.digest.clone(),
+                want,
+            });
+        }
         match res {
             Ok(size) => {
                 progress(PullEvent::Layer {

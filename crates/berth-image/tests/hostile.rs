@@ -357,3 +357,41 @@ async fn non_json_config_and_hostile_layer_via_registry() {
     assert!(e.to_string().contains("not found: manifest unknown"), "{e}");
     assert_eq!(e.kind(), berth_image::ErrorKind::NotFound);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blob_larger_than_descriptor_is_cut_off() {
+    if !berth_testkit::require_root("blob_larger_than_descriptor_is_cut_off") {
+        return;
+    }
+    let reg = RegistryGuard::start().unwrap();
+    let img = images::busybox_image().unwrap();
+    for l in &img.layers {
+        images::push_blob(&reg.addr, "big", &l.blob).unwrap();
+    }
+    images::push_blob(&reg.addr, "big", &img.config).unwrap();
+    let (m, mt) = img.manifest(Format::Oci);
+    let mut v: serde_json::Value = serde_json::from_slice(&m).unwrap();
+    let real = v["layers"][0]["size"].as_u64().unwrap();
+    v["layers"][0]["size"] = (real / 4).into();
+    images::push_manifest(
+        &reg.addr,
+        "big",
+        "latest",
+        mt,
+        &serde_json::to_vec(&v).unwrap(),
+    )
+    .unwrap();
+    let (d, s) = store();
+    let e = s
+        .pull(
+            &r(&format!("{}/big", reg.addr)),
+            &PullOptions::default(),
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ImageError::Oversized { .. }), "{e}");
+    assert!(e.to_string().contains("larger than its descriptor"), "{e}");
+    assert_store_untouched(d.path());
+    assert!(tree(&d.path().join("image/ingest")).is_empty());
+}
