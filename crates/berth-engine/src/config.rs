@@ -24,6 +24,9 @@ pub struct EngineConfig {
     /// The init for `--init`, bind-mounted at `/sbin/berth-init`; `None` = `berth_binary`
     /// (which must then be statically linked to run inside any image).
     pub init_binary: Option<PathBuf>,
+    /// Networking (bridges, veths, nftables, embedded DNS); `None` = containers get only
+    /// a loopback interface. The kernel is shared: give tests unique names.
+    pub net: Option<berth_net::NetConfig>,
     /// Seconds `stop` waits after the stop signal before SIGKILL when the container sets none.
     pub default_stop_timeout: u64,
 }
@@ -40,6 +43,7 @@ impl Default for EngineConfig {
             log_max_files: 3,
             default_stop_timeout: 10,
             init_binary: None,
+            net: Some(berth_net::NetConfig::default()),
         }
     }
 }

@@ -78,6 +78,7 @@ impl Engine {
         }
         oci::resources::validate(&spec.host, self.inner.facts.ncpu)
             .map_err(EngineError::invalid)?;
+        self.check_network_mode(&spec.host.network_mode)?;
         let (_, mut warnings) =
             oci::parse_security_opts(&spec.host.security_opt).map_err(EngineError::invalid)?;
         let caps = oci::caps::resolve(

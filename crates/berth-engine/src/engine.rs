@@ -39,6 +39,8 @@ pub(crate) struct Inner {
     pub volumes_lock: tokio::sync::Mutex<()>,
     /// Background tasks (monitors, restarts), aborted by [`Engine::shutdown`].
     pub tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// `None` when networking is off (or could not be set up: see the log).
+    pub net: Option<berth_net::NetworkManager>,
 }
 
 /// In-memory index of containers: by id, and name (with `/`) → id.
@@ -154,8 +156,23 @@ impl Engine {
             },
         )
         .map_err(|e| EngineError::internal(format!("open the image store: {e}")))?;
+        let net = match &config.net {
+            Some(nc) => {
+                match berth_net::NetworkManager::open(&config.data_root.join("network"), nc.clone())
+                    .await
+                {
+                    Ok(n) => Some(n),
+                    Err(e) => {
+                        tracing::warn!("networking unavailable, containers get loopback only: {e}");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
         let engine = Engine {
             inner: Arc::new(Inner {
+                net,
                 config,
                 containers: RwLock::new(ContainerTable::default()),
                 events: EventBus::new(),

@@ -54,6 +54,7 @@ mod lifecycle;
 pub mod logs;
 mod monitor;
 pub mod names;
+pub mod network;
 pub mod oci;
 pub mod options;
 mod reconcile;
@@ -79,11 +80,15 @@ pub use images::{
 };
 pub use lifecycle::parse_signal;
 pub use logs::{LogEntry, LogOptions, LogReceiver, LogStreamKind};
+pub use network::{Network, NetworkCreate};
 pub use options::{
     AttachOptions, CreateResult, Filters, ListOptions, PruneReport, RemoveOptions, TopResult,
     WaitCondition, WaitResult,
 };
-pub use record::{ContainerRecord, ContainerState, ContainerStatus, ContainerSummary, MountPoint};
+pub use record::{
+    ContainerRecord, ContainerState, ContainerStatus, ContainerSummary, MountPoint,
+    NetworkEndpoint, PublishedPort,
+};
 pub use spec::{ContainerSpec, HostSpec, MountSpec, PortBinding, RestartPolicy, Ulimit};
 pub use stats::{ContainerStats, StatsReceiver};
 pub use system::{DiskUsage, SystemCounts};

@@ -92,6 +92,7 @@ impl Engine {
             tracing::warn!(container = %id, "unmount rootfs: {e}");
         }
         self.destroy_cgroup(c);
+        self.disconnect_networks(c).await;
         let started_at = c.update(|r| {
             r.state.status = ContainerStatus::Exited;
             r.state.running = false;

@@ -89,8 +89,22 @@ impl Engine {
             }
             loaded.push(c);
         }
-        for c in loaded {
-            self.reconcile_one(&c).await;
+        for c in &loaded {
+            self.reconcile_one(c).await;
+        }
+        if let Some(net) = self.net() {
+            let running: Vec<berth_net::RunningContainer> = loaded
+                .iter()
+                .map(|c| c.snapshot())
+                .filter(|r| r.state.running && r.state.pid > 0)
+                .map(|r| berth_net::RunningContainer {
+                    container_id: r.id.clone(),
+                    netns: format!("/proc/{}/ns/net", r.state.pid).into(),
+                })
+                .collect();
+            if let Err(e) = net.restore(&running).await {
+                tracing::warn!("restore network state: {e}");
+            }
         }
     }
 
@@ -232,6 +246,7 @@ mod tests {
         let cfg = crate::EngineConfig {
             data_root: d.path().join("data"),
             exec_root: d.path().join("exec"),
+            net: None,
             ..Default::default()
         };
         let cdir = cfg.data_root.join("containers");

@@ -108,6 +108,33 @@ pub struct ContainerRecord {
     pub cgroup_path: String,
     /// Exec ids that belong to this container.
     pub exec_ids: Vec<String>,
+    /// Network name → this container's endpoint on it (addresses empty while stopped).
+    pub networks: std::collections::BTreeMap<String, NetworkEndpoint>,
+}
+
+/// A container's place on one network (inspect's `NetworkSettings.Networks.<name>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkEndpoint {
+    pub network_id: String,
+    pub endpoint_id: String,
+    /// Empty while the container is not running.
+    pub ip_address: String,
+    pub ip_prefix_len: u8,
+    pub gateway: String,
+    pub mac_address: String,
+    /// Published ports: `80/tcp` → (host ip, host port).
+    pub ports: Vec<PublishedPort>,
+}
+
+/// One published port as it was bound.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PublishedPort {
+    /// `80/tcp`.
+    pub container_port: String,
+    pub host_ip: String,
+    pub host_port: u16,
 }
 
 impl ContainerRecord {

@@ -176,6 +176,12 @@ impl Engine {
         })
         .await?;
 
+        // Networks: the netns exists now, the program has not started.
+        if let Err(e) = self.connect_networks(c, _pid).await {
+            let _ = shim_client::kill(&state_dir, 9).await;
+            self.disconnect_networks(c).await;
+            return Err(e);
+        }
         // Early attaches connect before START, so no output is missed.
         let pending =
             std::mem::take(&mut *c.pending_attach.lock().unwrap_or_else(|p| p.into_inner()));
@@ -199,6 +205,7 @@ impl Engine {
             Ok(pid) => pid,
             Err(e) => {
                 let _ = shim_client::kill(&state_dir, 9).await;
+                self.disconnect_networks(c).await;
                 return Err(e);
             }
         };

@@ -43,6 +43,9 @@ fn main() {
         ("auto_remove_and_conflicts", || {
             Box::pin(auto_remove_and_conflicts())
         }),
+        ("bridge_network_and_published_port", || {
+            Box::pin(bridge_network_and_published_port())
+        }),
         ("restart_policy_on_failure", || {
             Box::pin(restart_policy_on_failure())
         }),
@@ -107,6 +110,14 @@ impl Env {
             cgroup_parent: format!("/{}", berth_testkit::unique::name("bte")),
             berth_binary: std::env::current_exe().unwrap(),
             default_stop_timeout: 2,
+            // Unique kernel-global names: the kernel is shared with other engines and tests.
+            net: Some(berth_net::NetConfig {
+                default_bridge: berth_testkit::unique::name("btbr"),
+                user_bridge_prefix: berth_testkit::unique::name("btu"),
+                veth_prefix: berth_testkit::unique::name("btv"),
+                nft_table: berth_testkit::unique::name("btnft"),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let engine = Engine::open(cfg.clone()).await.unwrap();
@@ -183,7 +194,8 @@ impl Drop for Env {
         if let Some(e) = self.engine.take() {
             e.shutdown();
         }
-        // Kill what we started (by pid, from the shims' records), unmount, drop cgroups.
+        // Kill what we started (by pid, from the shims' records), unmount, drop cgroups,
+        // remove our bridge and nft table.
         let states = self.cfg.exec_root.join("containers");
         if let Ok(rd) = std::fs::read_dir(&states) {
             for d in rd.flatten() {
@@ -231,6 +243,14 @@ impl Drop for Env {
             }
         }
         let _ = std::fs::remove_dir_all(&self.cfg.exec_root);
+        if let Some(n) = &self.cfg.net {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", &n.default_bridge])
+                .output();
+            let _ = std::process::Command::new("nft")
+                .args(["delete", "table", "ip", &n.nft_table])
+                .output();
+        }
     }
 }
 
@@ -798,4 +818,91 @@ async fn init_reaps_orphans_and_forwards_signals() {
         .status()
         .unwrap();
     assert_eq!(out.code(), Some(127));
+}
+
+async fn bridge_network_and_published_port() {
+    let env = Env::new().await;
+    let port = berth_testkit::unique::free_port();
+    let id = env
+        .create(|s| {
+            s.name = Some("web".into());
+            s.exposed_ports = vec!["80/tcp".into()];
+            s.host.port_bindings.insert(
+                "80/tcp".into(),
+                vec![PortBinding { host_ip: "127.0.0.1".into(), host_port: port.to_string() }],
+            );
+            sh(s, "mkdir -p /www && echo hello-from-web > /www/index.html && exec httpd -f -p 80 -h /www");
+        })
+        .await;
+    env.e().start_container(&id).await.unwrap();
+    let r = env.e().inspect_container(&id).await.unwrap();
+    let ep = r.networks.get("bridge").expect("on the default bridge");
+    assert!(
+        !ep.ip_address.is_empty() && !ep.gateway.is_empty(),
+        "{ep:?}"
+    );
+    assert_eq!(ep.ports.len(), 1);
+    assert_eq!(ep.ports[0].host_port, port);
+    // /etc/hosts inside names the container by its address.
+    let xid = env
+        .e()
+        .exec_create(
+            "web",
+            ExecSpec {
+                cmd: vec!["cat".into(), "/etc/hosts".into()],
+                attach_stdout: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut s = env
+        .e()
+        .exec_start(&xid, ExecStartOptions::default())
+        .await
+        .unwrap()
+        .unwrap();
+    let (hosts, _) = demux(&mut s.io).await;
+    assert!(
+        hosts.contains(&format!("{}\t{}", ep.ip_address, &id[..12])),
+        "{hosts}"
+    );
+    // The published port reaches httpd (loopback only: 127.0.0.1).
+    let mut body = String::new();
+    for _ in 0..50 {
+        if let Ok(mut c) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            c.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+            let _ = tokio::time::timeout(Duration::from_secs(5), c.read_to_string(&mut body)).await;
+            if body.contains("hello-from-web") {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(body.contains("hello-from-web"), "{body}");
+    env.e()
+        .remove_container(
+            "web",
+            RemoveOptions {
+                force: true,
+                volumes: false,
+            },
+        )
+        .await
+        .unwrap();
+    // A network that does not exist is refused at create.
+    let e = env
+        .e()
+        .create_container(ContainerSpec {
+            image: "busybox".into(),
+            cmd: Some(vec!["true".into()]),
+            host: HostSpec {
+                network_mode: "nosuchnet".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound);
 }
