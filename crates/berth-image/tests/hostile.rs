@@ -395,3 +395,40 @@ async fn blob_larger_than_descriptor_is_cut_off() {
     assert_store_untouched(d.path());
     assert!(tree(&d.path().join("image/ingest")).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limit_is_retried_then_reported() {
+    if !berth_testkit::require_root("rate_limit_is_retried_then_reported") {
+        return;
+    }
+    let reg = RegistryGuard::start().unwrap();
+    let proxy = Proxy::start(&reg.addr, None, Fault::RateLimitManifests).unwrap();
+    let (_d, s) = store();
+    let e = s
+        .pull(
+            &r(&format!("{}/busybox", proxy.addr)),
+            &PullOptions::default(),
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("toomanyrequests"), "{e}");
+    let tries = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET ") && r.contains("/manifests/"))
+        .count();
+    assert!(tries >= 3, "retried with backoff: {:?}", proxy.requests());
+    // an unreachable registry says so
+    let port = berth_testkit::unique::free_port();
+    let e = s
+        .pull(
+            &r(&format!("127.0.0.1:{port}/x")),
+            &PullOptions::default(),
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("cannot reach registry"), "{e}");
+    assert_eq!(e.kind(), berth_image::ErrorKind::Unavailable);
+}

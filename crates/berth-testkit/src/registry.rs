@@ -160,13 +160,13 @@ fn read_response_head(r: &mut impl BufRead) -> Result<(u16, Vec<(String, String)
     Ok((status, hdrs))
 }
 
-/// Faults [`Proxy`] can inject into the first blob download it serves.
+/// Faults [`Proxy`] can inject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
     None,
     /// Send the headers and this many body bytes of the first (non-range) blob GET, then close.
     CutBlobOnce(usize),
-    /// Flip one byte in every layer blob (the config blob excepted if `size` below).
+    /// Flip one byte in every blob of at least `min_size` bytes.
     CorruptBlobs {
         min_size: usize,
     },
@@ -174,6 +174,8 @@ pub enum Fault {
     TruncateBlobs {
         min_size: usize,
     },
+    /// Answer every manifest request with 429 Too Many Requests (Docker Hub's rate limit).
+    RateLimitManifests,
 }
 
 /// A logging, optionally token-authenticating, fault-injecting front for a registry.
@@ -359,6 +361,15 @@ fn serve(client: TcpStream, cfg: &ProxyCfg) -> Result<()> {
         }
     }
 
+    if cfg.fault == Fault::RateLimitManifests && path.contains("/manifests/") {
+        let body = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}"#;
+        write!(
+            client,
+            "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        return Ok(());
+    }
     let mut backend = TcpStream::connect(&cfg.backend)?;
     let mut req = format!("{method} {path} HTTP/1.1\r\n");
     for (k, v) in &headers {

@@ -26,3 +26,16 @@ pub struct RegistryConfig {
     /// Docker `config.json` to read credentials from (and `berth login` to write).
     pub auth_file: Option<PathBuf>,
 }
+
+impl RegistryConfig {
+    /// Docker's credential file: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`
+    /// (what `docker login` writes, so existing logins are honoured).
+    pub fn default_auth_file() -> Option<PathBuf> {
+        if let Some(d) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+            return Some(PathBuf::from(d).join("config.json"));
+        }
+        std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(|h| PathBuf::from(h).join(".docker/config.json"))
+    }
+}
