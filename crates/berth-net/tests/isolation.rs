@@ -10,7 +10,7 @@ use berth_testkit::netns::NetNs;
 use common::*;
 
 /// A namespace standing in for "the world": reachable from the host over a veth pair.
-fn outside() -> (NetNs, Ipv4Addr) {
+fn outside() -> (NetNs, Ipv4Addr, Ipv4Addr) {
     let ns = NetNs::new("bno").unwrap();
     let net = unique_subnet();
     let host_ip = Ipv4Addr::from(u32::from(net.network()) + 1);
@@ -53,7 +53,7 @@ fn outside() -> (NetNs, Ipv4Addr) {
         &["route", "add", "default", "via", &host_ip.to_string()],
     )
     .unwrap();
-    (ns, out_ip)
+    (ns, out_ip, host_ip)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +85,10 @@ async fn networks_are_isolated_and_internal_has_no_way_out() {
         network: net.into(),
         ..Default::default()
     };
-    let ea = m.attach(attach(&a, 'a', "alpha", "one")).await.unwrap();
+    let published = berth_testkit::unique::free_port();
+    let mut req_a = attach(&a, 'a', "alpha", "one");
+    req_a.ports = vec![berth_net::PortBinding::parse(&format!("{published}:80")).unwrap()];
+    let ea = m.attach(req_a).await.unwrap();
     let eb = m.attach(attach(&b, 'b', "bravo", "two")).await.unwrap();
     let (_ha, _wa) = httpd(&a, "hello from alpha");
     let (_hb, _wb) = httpd(&b, "hello from bravo");
@@ -104,7 +107,7 @@ async fn networks_are_isolated_and_internal_has_no_way_out() {
     );
 
     // the way out: normal network reaches the outside through masquerade, internal does not
-    let (out, out_ip) = outside();
+    let (out, out_ip, host_ip) = outside();
     let (_ho, _wo) = httpd(&out, "hello from outside");
     assert!(
         ns_get_ok(&a, &out_ip.to_string(), 80, "outside"),
@@ -113,6 +116,29 @@ async fn networks_are_isolated_and_internal_has_no_way_out() {
     assert!(
         !ns_get(&b, &out_ip.to_string(), 80).contains("outside"),
         "internal network must not reach out"
+    );
+
+    // the classic `-p`: a client outside the host reaches the published port via the
+    // host's address (prerouting DNAT + forward accept of DNATed traffic)
+    assert!(
+        ns_get_ok(&out, &host_ip.to_string(), published, "hello from alpha"),
+        "published port from outside"
+    );
+    // ...but not the container address directly (not published = not forwarded)
+    out.run(
+        "ip",
+        &[
+            "route",
+            "add",
+            &ea.ip.to_string(),
+            "via",
+            &host_ip.to_string(),
+        ],
+    )
+    .unwrap();
+    assert!(
+        !ns_get(&out, &ea.ip.to_string(), 80).contains("alpha"),
+        "unpublished access from outside"
     );
 
     // DNS: other network's names are not visible; internal containers get no forwarding
