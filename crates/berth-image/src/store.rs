@@ -409,7 +409,8 @@ impl ImageStore {
 
     /// `docker rmi`: untags a tag; deletes the image when no tag is left (or when asked by
     /// ID). Refused while `in_use(id)` or (by ID) while several tags point at it, unless
-    /// `force`. Disk space comes back with [`ImageStore::gc`].
+    /// `force`. A deleted image's blobs and snapshots nothing else uses are removed at once
+    /// (a collection, see [`ImageStore::gc`]).
     pub fn remove(
         &self,
         name: &str,
@@ -470,6 +471,10 @@ impl ImageStore {
         let p = self.image_path(&id);
         std::fs::remove_file(&p).map_err(io_err("remove", &p))?;
         events.push(RemoveEvent::Deleted(id));
+        // like docker rmi, give the space back now (layers still used elsewhere stay)
+        if let Err(e) = self.gc() {
+            tracing::warn!("image gc after removal failed: {e}");
+        }
         Ok(events)
     }
 
