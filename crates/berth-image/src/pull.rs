@@ -181,7 +181,8 @@ impl ImageStore {
                 media_type: Some(d.media_type.clone()).filter(|m| !m.is_empty()),
             })
             .collect();
-        let tag = if r.digest.is_none() { r.tagged() } else { None };
+        // `name:tag@digest` pulls the digest and keeps the tag as a name
+        let tag = r.tagged();
         let previous = self.commit_image(
             &id,
             layers,

@@ -467,3 +467,40 @@ async fn login_checks_and_stores_credentials() {
     s.registry().logout(&proxy.addr).unwrap();
     assert_eq!(auth::lookup(&file, &proxy.addr).unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_pulls_share_downloads() {
+    if !berth_testkit::require_root("concurrent_pulls_share_downloads") {
+        return;
+    }
+    let reg = RegistryGuard::start().unwrap();
+    let img = images::multilayer_image(Compression::Gzip).unwrap();
+    images::push(&reg.addr, "multi", "v1", &img, Format::Oci).unwrap();
+    images::push(&reg.addr, "multi", "v2", &img, Format::Docker).unwrap();
+    let proxy = Proxy::start(&reg.addr, None, Fault::None).unwrap();
+    let (_d, s) = store();
+    let (a, b) = (
+        r(&format!("{}/multi:v1", proxy.addr)),
+        r(&format!("{}/multi:v2", proxy.addr)),
+    );
+    let opts = PullOptions::default();
+    let (x, y) = tokio::join!(s.pull(&a, &opts, &|_| {}), s.pull(&b, &opts, &|_| {}));
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(x.id, y.id);
+    let layer_gets = img
+        .layers
+        .iter()
+        .map(|l| images::sha256(&l.blob))
+        .map(|d| {
+            proxy
+                .requests()
+                .iter()
+                .filter(|r| r.starts_with("GET ") && r.contains(&d))
+                .count()
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(layer_gets, vec![1, 1, 1], "{:?}", proxy.requests());
+    let rec = s.get(&x.id.to_string()).unwrap();
+    assert_eq!(rec.repo_tags.len(), 2);
+    assert_eq!(rec.repo_digests.len(), 2);
+}
