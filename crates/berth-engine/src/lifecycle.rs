@@ -207,6 +207,7 @@ impl Engine {
         }
         c.update(|r| r.state.status = ContainerStatus::Removing);
         let id = rec.id.clone();
+        let t0 = std::time::Instant::now();
         let rootfs = self.rootfs_dir(&id);
         let _ = berth_image::unmount(&rootfs);
         if let Err(e) = self.inner.images.remove_container_rootfs(&id) {
@@ -236,6 +237,7 @@ impl Engine {
                 }
             }
         }
+        tracing::debug!(container = %&id[..12], us = t0.elapsed().as_micros() as u64, "removed");
         self.emit_container(&c, "destroy", &[]);
         c.state_tx.send_modify(|s| s.removed = true);
         Ok(())

@@ -5,7 +5,7 @@
 //! never fatal. Restart policies and `--rm` then apply as if the daemon had seen the exit.
 
 use crate::engine::{Container, WatchState};
-use crate::monitor::{exit_from_state_dir, should_restart};
+use crate::monitor::exit_from_state_dir;
 use crate::record::{ContainerRecord, ContainerStatus};
 use crate::shim_client;
 use crate::Engine;
@@ -188,15 +188,9 @@ impl Engine {
                             },
                         )
                         .await;
-                } else if should_restart(
-                    &rec.config.host.restart_policy,
-                    rec.state.exit_code,
-                    0,
-                    rec.manually_stopped,
-                ) && rec.config.host.restart_policy.name == "always"
-                    && rec.state.status == ContainerStatus::Exited
-                {
-                    // Docker starts `always` containers when the daemon starts.
+                } else if starts_with_daemon(&rec) {
+                    // Docker starts `always` / `unless-stopped` containers when the daemon
+                    // starts, unless the user stopped them.
                     let engine = self.clone();
                     let id = rec.id.clone();
                     tokio::spawn(async move {
@@ -210,9 +204,31 @@ impl Engine {
     }
 }
 
+/// Whether a stopped container is started when the daemon starts.
+pub(crate) fn starts_with_daemon(rec: &ContainerRecord) -> bool {
+    matches!(
+        rec.config.host.restart_policy.name.as_str(),
+        "always" | "unless-stopped"
+    ) && !rec.manually_stopped
+        && rec.state.status == ContainerStatus::Exited
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn daemon_start_restarts() {
+        let mut r = ContainerRecord::default();
+        r.state.status = ContainerStatus::Exited;
+        r.config.host.restart_policy.name = "unless-stopped".into();
+        assert!(starts_with_daemon(&r));
+        r.manually_stopped = true;
+        assert!(!starts_with_daemon(&r));
+        r.manually_stopped = false;
+        r.config.host.restart_policy.name = "on-failure".into();
+        assert!(!starts_with_daemon(&r));
+    }
 
     #[test]
     fn verdicts() {

@@ -67,6 +67,7 @@ impl Engine {
 
     async fn start_steps(&self, c: &Arc<Container>, rec: &ContainerRecord) -> Result<()> {
         let id = rec.id.as_str();
+        let mut clock = PhaseClock::new(id);
         let state_dir = self.state_dir(id);
         let bundle = self.bundle_dir(id);
         let rootfs = self.rootfs_dir(id);
@@ -88,6 +89,7 @@ impl Engine {
                 .map_err(|e| EngineError::internal(format!("mount rootfs: {e}")))?;
         }
 
+        clock.lap("mount rootfs");
         // /etc files.
         let hostname = rec
             .config
@@ -154,6 +156,7 @@ impl Engine {
                 EngineError::internal(e)
             }
         })?;
+        clock.lap("etc files, volumes, spec");
         let spec_json =
             serde_json::to_vec(&built.spec).map_err(|e| EngineError::internal(e.to_string()))?;
         std::fs::write(bundle.join("config.json"), spec_json)
@@ -176,12 +179,14 @@ impl Engine {
         })
         .await?;
 
+        clock.lap("write bundle, spawn shim (runtime create)");
         // Networks: the netns exists now, the program has not started.
         if let Err(e) = self.connect_networks(c, _pid).await {
             let _ = shim_client::kill(&state_dir, 9).await;
             self.disconnect_networks(c).await;
             return Err(e);
         }
+        clock.lap("networks");
         // Early attaches connect before START, so no output is missed.
         let pending =
             std::mem::take(&mut *c.pending_attach.lock().unwrap_or_else(|p| p.into_inner()));
@@ -209,6 +214,7 @@ impl Engine {
                 return Err(e);
             }
         };
+        clock.lap("attach, wait, START");
         c.update(|r| {
             r.state.status = ContainerStatus::Running;
             r.state.running = true;
@@ -224,6 +230,7 @@ impl Engine {
             r.rootfs = rootfs.display().to_string();
         });
         self.save(c)?;
+        clock.lap("save record");
         c.state_tx.send_modify(|s| s.running = true);
         self.baseline_sample(c);
         self.emit_container(c, "start", &[]);
@@ -357,6 +364,27 @@ fn start_mounts(rec: &ContainerRecord) -> Result<Vec<(UserMount, String)>> {
     }
     out.sort_by_key(|(m, _)| m.destination.split('/').filter(|c| !c.is_empty()).count());
     Ok(out)
+}
+
+/// Per-phase timings of a start, logged at debug level (`RUST_LOG=berth_engine=debug`):
+/// the start path is measured, not guessed.
+struct PhaseClock<'a> {
+    id: &'a str,
+    last: std::time::Instant,
+}
+
+impl<'a> PhaseClock<'a> {
+    fn new(id: &'a str) -> Self {
+        PhaseClock {
+            id,
+            last: std::time::Instant::now(),
+        }
+    }
+    fn lap(&mut self, phase: &str) {
+        let now = std::time::Instant::now();
+        tracing::debug!(container = %&self.id[..12], phase, us = (now - self.last).as_micros() as u64, "start phase");
+        self.last = now;
+    }
 }
 
 #[cfg(test)]

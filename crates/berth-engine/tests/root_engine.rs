@@ -43,6 +43,7 @@ fn main() {
         ("auto_remove_and_conflicts", || {
             Box::pin(auto_remove_and_conflicts())
         }),
+        ("run_rm_timings", || Box::pin(run_rm_timings())),
         ("bridge_network_and_published_port", || {
             Box::pin(bridge_network_and_published_port())
         }),
@@ -56,6 +57,12 @@ fn main() {
             Box::pin(live_restore_readopts_running_container())
         }),
     ];
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     if !berth_testkit::require_root("root_engine") {
         return;
     }
@@ -905,4 +912,42 @@ async fn bridge_network_and_published_port() {
         .await
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotFound);
+}
+
+/// `run --rm true` ten times through the engine; prints median create / start / exit+remove.
+/// (Debug builds of a test binary that is also the shim and runtime: absolute numbers are
+/// inflated; the split shows where time goes. Fails only if a run fails.)
+async fn run_rm_timings() {
+    let env = Env::new().await;
+    let (mut create, mut start, mut done) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..10 {
+        let t0 = Instant::now();
+        let id = env
+            .create(|s| {
+                s.host.auto_remove = true;
+                s.host.network_mode = "none".into();
+                s.cmd = Some(vec!["true".into()]);
+            })
+            .await;
+        let w = env
+            .e()
+            .wait_container(&id, WaitCondition::Removed)
+            .await
+            .unwrap();
+        let t1 = Instant::now();
+        env.e().start_container(&id).await.unwrap();
+        let t2 = Instant::now();
+        assert_eq!(w.result().await.status_code, 0);
+        let t3 = Instant::now();
+        create.push(t1 - t0);
+        start.push(t2 - t1);
+        done.push(t3 - t2);
+    }
+    for v in [&mut create, &mut start, &mut done] {
+        v.sort();
+    }
+    println!(
+        "  median: create {:?}, start {:?}, exit+remove {:?}",
+        create[5], start[5], done[5]
+    );
 }
