@@ -191,7 +191,62 @@ pub fn lookup(auth_file: &Path, registry: &str) -> Result<Option<Credentials>, A
             }));
         }
     }
-    Ok(None)
+    // credential helpers: `credHelpers` per registry, else the `credsStore` default
+    let helper = auth_keys(registry)
+        .iter()
+        .find_map(|k| {
+            file.other
+                .get("credHelpers")
+                .and_then(|h| h.get(k))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+        .or_else(|| {
+            file.other
+                .get("credsStore")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        });
+    match helper {
+        Some(h) => Ok(credential_helper(
+            std::path::Path::new(&format!("docker-credential-{h}")),
+            &auth_keys(registry)[0],
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Asks a Docker credential helper (`docker-credential-<name> get`, server URL on stdin,
+/// `{"Username","Secret"}` on stdout). A missing helper or an unknown server means none.
+pub(crate) fn credential_helper(program: &Path, server: &str) -> Option<Credentials> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(program)
+        .arg("get")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(server.as_bytes());
+    }
+    let out = child.wait_with_output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let user = v.get("Username")?.as_str()?.to_string();
+    let secret = v.get("Secret")?.as_str()?.to_string();
+    // `<token>` marks an identity token, which needs the OAuth flow (not supported yet)
+    (user != "<token>" && !secret.is_empty()).then_some(Credentials {
+        username: user,
+        password: secret,
+    })
 }
 
 /// Stores credentials for `registry` (what `berth login` does), keeping other entries;
@@ -246,6 +301,31 @@ pub(crate) struct TokenReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credential_helpers() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let helper = d.path().join("docker-credential-fake");
+        std::fs::write(
+            &helper,
+            "#!/bin/sh\nread server\n[ \"$1\" = get ] && [ \"$server\" = reg.example:5000 ] && echo '{\"Username\":\"hu\",\"Secret\":\"hs\"}' && exit 0\nexit 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let c = credential_helper(&helper, "reg.example:5000").unwrap();
+        assert_eq!((c.username.as_str(), c.password.as_str()), ("hu", "hs"));
+        assert_eq!(credential_helper(&helper, "other"), None);
+        assert_eq!(credential_helper(&d.path().join("missing"), "x"), None);
+        // a config naming a helper that is not installed gives no credentials, no error
+        let f = d.path().join("config.json");
+        std::fs::write(
+            &f,
+            r#"{"auths":{},"credsStore":"berth-test-not-installed"}"#,
+        )
+        .unwrap();
+        assert_eq!(lookup(&f, "reg.example:5000").unwrap(), None);
+    }
 
     #[test]
     fn challenges() {
