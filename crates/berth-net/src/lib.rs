@@ -101,6 +101,7 @@ mod endpoint;
 mod error;
 mod files;
 mod firewall;
+mod hostlock;
 mod ipam;
 mod lifecycle;
 mod link;

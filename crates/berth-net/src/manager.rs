@@ -101,6 +101,8 @@ impl NetworkManager {
             ),
         };
 
+        // Held until the bridges (and so their routes) exist: see hostlock.rs.
+        let lock = crate::hostlock::subnet_lock().await?;
         if !st.networks.values().any(|n| n.name == "bridge") {
             let mut taken = link::host_routes(&host).await?;
             taken.extend(st.networks.values().filter_map(|n| n.subnet));
@@ -153,6 +155,7 @@ impl NetworkManager {
         for n in &bridges {
             mgr.ensure_bridge(n).await?;
         }
+        drop(lock);
         mgr.apply_firewall().await?;
         Ok(mgr)
     }
@@ -222,6 +225,7 @@ impl NetworkManager {
                 req.name
             )));
         }
+        let lock = crate::hostlock::subnet_lock().await?;
         let routes = link::host_routes(&self.inner.host).await?;
         let net = {
             let mut st = self.state();
@@ -268,6 +272,7 @@ impl NetworkManager {
         };
         let res = async {
             self.ensure_bridge(&net).await?;
+            drop(lock);
             self.apply_firewall().await
         }
         .await;

@@ -132,3 +132,42 @@ async fn connect_disconnect_and_concurrent_attach() {
 
     m.teardown_all().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_instances_choose_different_subnets() {
+    if !berth_testkit::require_root("concurrent_instances_choose_different_subnets") {
+        return;
+    }
+    let pool = vec![unique_subnet(), unique_subnet()];
+    let mk = || {
+        let mut c = config(None);
+        c.default_subnet = None;
+        c.address_pool = pool.clone();
+        c
+    };
+    let (c1, c2) = (mk(), mk());
+    let (_g1, _g2) = (Cleanup(c1.clone()), Cleanup(c2.clone()));
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (m1, m2) = tokio::join!(
+        berth_net::NetworkManager::open(d1.path(), c1),
+        berth_net::NetworkManager::open(d2.path(), c2)
+    );
+    let (m1, m2) = (m1.unwrap(), m2.unwrap());
+    let s1 = m1.network("bridge").unwrap().subnet.unwrap();
+    let s2 = m2.network("bridge").unwrap().subnet.unwrap();
+    assert_ne!(
+        s1, s2,
+        "two instances opened together must not share a subnet"
+    );
+    // the pool is now exhausted for a third network
+    let e = m1
+        .create_network(NetworkCreate {
+            name: "x".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, NetError::NoFreeSubnet), "{e}");
+    m1.teardown_all().await.unwrap();
+    m2.teardown_all().await.unwrap();
+}
