@@ -153,6 +153,7 @@ impl Engine {
             berth_image::RegistryConfig {
                 insecure: config.insecure_registries.clone(),
                 auth_file: None,
+                ..Default::default()
             },
         )
         .map_err(|e| EngineError::internal(format!("open the image store: {e}")))?;

@@ -26,7 +26,7 @@
 //!
 //! ## Public API (stable; extended, not broken)
 //! - [`ImageRef::parse`] — Docker normalisation; [`ImageRef::familiar`] for display.
-//! - [`ImageStore::open`]`(data_root, RegistryConfig { insecure, auth_file })`.
+//! - [`ImageStore::open`]`(data_root, RegistryConfig { insecure, auth_file, certs_dir })`.
 //! - [`ImageStore::pull`]`(&ImageRef, &PullOptions { platform, credentials }, &dyn Fn(PullEvent))`
 //!   → [`ImageRecord`] `{ id, repo_tags, repo_digests, created, size, config, layers, manifest }`.
 //! - [`ImageStore::list`], [`ImageStore::get`] (reference, full ID or ID prefix),

@@ -410,6 +410,7 @@ async fn token_auth_and_bad_credentials() {
     let (_d2, s) = store_with(berth_image::RegistryConfig {
         insecure: vec![],
         auth_file: Some(auth_file),
+        ..Default::default()
     });
     let rec = s
         .pull(&reference, &PullOptions::default(), &|_| {})
@@ -445,6 +446,7 @@ async fn login_checks_and_stores_credentials() {
     let (_d, s) = store_with(berth_image::RegistryConfig {
         insecure: vec![],
         auth_file: Some(file.clone()),
+        ..Default::default()
     });
     let bad = berth_image::Credentials {
         username: "carol".into(),

@@ -96,6 +96,27 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// CA certificates (`<certs_dir>/<host>/*.crt`) as (host, PEM bytes).
+fn certs_d_cas(dir: Option<&std::path::Path>) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let Some(rd) = dir.and_then(|d| std::fs::read_dir(d).ok()) else {
+        return out;
+    };
+    for host in rd.flatten() {
+        let Ok(files) = std::fs::read_dir(host.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            if f.path().extension().is_some_and(|e| e == "crt") {
+                if let Ok(pem) = std::fs::read(f.path()) {
+                    out.push((host.file_name().to_string_lossy().to_string(), pem));
+                }
+            }
+        }
+    }
+    out
+}
+
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -109,16 +130,22 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 
 impl RegistryClient {
     pub fn new(config: RegistryConfig) -> Result<Self, RegistryError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
             .read_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(8)
-            .build()
-            .map_err(|e| RegistryError::Connect {
-                registry: "-".into(),
-                message: error_chain(&e),
+            .pool_max_idle_per_host(8);
+        for (host, pem) in certs_d_cas(config.certs_dir.as_deref()) {
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| RegistryError::Tls {
+                registry: host.clone(),
+                message: format!("bad CA certificate in the certs directory: {e}"),
             })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build().map_err(|e| RegistryError::Connect {
+            registry: "-".into(),
+            message: error_chain(&e),
+        })?;
         Ok(RegistryClient {
             http,
             config,
@@ -137,12 +164,18 @@ impl RegistryClient {
         } else {
             registry
         };
-        let plain = is_loopback(host)
-            || self
-                .config
-                .insecure
-                .iter()
-                .any(|i| i == host || i == registry);
+        let has_certs = self
+            .config
+            .certs_dir
+            .as_ref()
+            .is_some_and(|d| d.join(host).is_dir() || d.join(registry).is_dir());
+        let plain = !has_certs
+            && (is_loopback(host)
+                || self
+                    .config
+                    .insecure
+                    .iter()
+                    .any(|i| i == host || i == registry));
         format!("{}://{host}", if plain { "http" } else { "https" })
     }
 
@@ -536,6 +569,7 @@ mod tests {
         let c = super::RegistryClient::new(super::RegistryConfig {
             insecure: vec!["reg.lan:5000".into()],
             auth_file: None,
+            certs_dir: None,
         })
         .unwrap();
         assert_eq!(c.base_url("127.0.0.1:5000"), "http://127.0.0.1:5000");

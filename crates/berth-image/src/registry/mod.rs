@@ -25,6 +25,9 @@ pub struct RegistryConfig {
     pub insecure: Vec<String>,
     /// Docker `config.json` to read credentials from (and `berth login` to write).
     pub auth_file: Option<PathBuf>,
+    /// Like `/etc/docker/certs.d`: a registry `host:port` with a directory here is spoken to
+    /// over HTTPS (loopback included), trusting the CA certificates (`*.crt`) in it.
+    pub certs_dir: Option<PathBuf>,
 }
 
 impl RegistryConfig {
