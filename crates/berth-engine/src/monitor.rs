@@ -122,13 +122,15 @@ impl Engine {
             self.emit_container(c, "oom", &[]);
         }
         self.emit_container(c, "die", &[("exitCode", exit.code.to_string())]);
+        // Decide from the state as of this exit, before waiters (a `restart` holding the
+        // lifecycle lock) wake up and change it.
+        let rec = c.snapshot();
         c.state_tx.send_modify(|s| {
             s.exits += 1;
             s.exit_code = exit.code as i64;
             s.running = false;
         });
 
-        let rec = c.snapshot();
         if rec.config.host.auto_remove {
             let engine = self.clone();
             tokio::spawn(async move {
@@ -155,10 +157,17 @@ impl Engine {
             } else {
                 Duration::from_millis(100 * (1u64 << rec.restart_count.min(9)))
             };
-            c.update(|r| {
+            let marked = c.update(|r| {
+                if r.state.status != ContainerStatus::Exited || r.manually_stopped {
+                    return false; // started or stopped by someone else meanwhile
+                }
                 r.state.status = ContainerStatus::Restarting;
                 r.state.restarting = true;
+                true
             });
+            if !marked {
+                return;
+            }
             let weak = self.weak();
             let c = c.clone();
             self.spawn_task(async move {
