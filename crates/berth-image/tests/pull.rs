@@ -506,3 +506,54 @@ async fn concurrent_pulls_share_downloads() {
     assert_eq!(rec.repo_tags.len(), 2);
     assert_eq!(rec.repo_digests.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_registry_with_certs_dir_and_tls_errors() {
+    if !berth_testkit::require_root("https_registry_with_certs_dir_and_tls_errors") {
+        return;
+    }
+    let plain = RegistryGuard::start().unwrap();
+    let img = images::busybox_image().unwrap();
+    images::push(&plain.addr, "busybox", "latest", &img, Format::Oci).unwrap();
+    let tls = plain.tls_twin().unwrap();
+    let reference = r(&format!("{}/busybox", tls.addr));
+    // trusted through <certs_dir>/<host:port>/ca.crt: pulled over HTTPS
+    let certs = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(certs.path().join(&tls.addr)).unwrap();
+    std::fs::copy(
+        tls.cert().unwrap(),
+        certs.path().join(&tls.addr).join("ca.crt"),
+    )
+    .unwrap();
+    let cfg = berth_image::RegistryConfig {
+        certs_dir: Some(certs.path().to_path_buf()),
+        ..Default::default()
+    };
+    let (_d, s) = store_with(cfg);
+    assert!(s.registry().base_url(&tls.addr).starts_with("https://"));
+    let rec = s
+        .pull(&reference, &PullOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(rec.id.to_string(), img.id());
+    // HTTPS without trusting the certificate: a TLS error that says so
+    let untrusted = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(untrusted.path().join(&tls.addr)).unwrap();
+    let cfg = berth_image::RegistryConfig {
+        certs_dir: Some(untrusted.path().to_path_buf()),
+        ..Default::default()
+    };
+    let (_d2, s2) = store_with(cfg);
+    let e = s2
+        .pull(&reference, &PullOptions::default(), &|_| {})
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("TLS error"), "{e}");
+    // plain HTTP to the TLS port (loopback default): the registry's 400 is reported
+    let (_d3, s3) = store();
+    let e = s3
+        .pull(&reference, &PullOptions::default(), &|_| {})
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("400"), "{e}");
+}

@@ -26,9 +26,26 @@ pub struct RegistryGuard {
 impl RegistryGuard {
     /// Starts a registry on a free loopback port and waits until `/v2/` answers.
     pub fn start() -> Result<Self> {
+        Self::start_with(None, false)
+    }
+
+    /// A second registry serving the same storage over HTTPS with a self-made certificate
+    /// for 127.0.0.1 signed by a self-made CA (push fixtures to `self`, pull from the TLS
+    /// one). The CA certificate is at [`RegistryGuard::cert`].
+    pub fn tls_twin(&self) -> Result<Self> {
+        Self::start_with(Some(self.storage()), true)
+    }
+
+    /// The CA certificate (PEM) that signed a TLS registry's certificate.
+    pub fn cert(&self) -> Option<std::path::PathBuf> {
+        let p = self.dir.path().join("ca.pem");
+        p.exists().then_some(p)
+    }
+
+    fn start_with(storage: Option<std::path::PathBuf>, tls: bool) -> Result<Self> {
         let mut last = None;
         for _ in 0..5 {
-            match Self::try_start() {
+            match Self::try_start(storage.clone(), tls) {
                 Ok(g) => return Ok(g),
                 Err(e) => last = Some(e),
             }
@@ -36,7 +53,7 @@ impl RegistryGuard {
         Err(last.expect("tried at least once"))
     }
 
-    fn try_start() -> Result<Self> {
+    fn try_start(storage: Option<std::path::PathBuf>, tls: bool) -> Result<Self> {
         let bin = ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
@@ -47,13 +64,93 @@ impl RegistryGuard {
         let port = crate::unique::free_port();
         let addr = format!("127.0.0.1:{port}");
         let cfg = dir.path().join("config.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
-                dir.path().join("data").display()
-            ),
-        )?;
+        let storage = storage.unwrap_or_else(|| dir.path().join("data"));
+        let mut yml = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            storage.display()
+        );
+        if tls {
+            let d = dir.path();
+            let (cert, key) = (d.join("cert.pem"), d.join("key.pem"));
+            std::fs::write(
+                d.join("leaf.ext"),
+                "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+            )?;
+            let ec = [
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+            ];
+            let steps: [Vec<&str>; 3] = [
+                [
+                    &["req", "-x509"][..],
+                    &ec,
+                    &[
+                        "-days",
+                        "2",
+                        "-subj",
+                        "/CN=berth-test-ca",
+                        "-keyout",
+                        "ca.key",
+                        "-out",
+                        "ca.pem",
+                    ],
+                ]
+                .concat(),
+                [
+                    &["req"][..],
+                    &ec,
+                    &[
+                        "-subj",
+                        "/CN=127.0.0.1",
+                        "-keyout",
+                        "key.pem",
+                        "-out",
+                        "leaf.csr",
+                    ],
+                ]
+                .concat(),
+                vec![
+                    "x509",
+                    "-req",
+                    "-in",
+                    "leaf.csr",
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-days",
+                    "2",
+                    "-extfile",
+                    "leaf.ext",
+                    "-out",
+                    "cert.pem",
+                ],
+            ];
+            for args in steps {
+                let out = Command::new("openssl")
+                    .args(&args)
+                    .current_dir(d)
+                    .output()
+                    .context("running openssl (apt-get install openssl)")?;
+                if !out.status.success() {
+                    bail!(
+                        "openssl {}: {}",
+                        args.join(" "),
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            }
+            yml.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+        }
+        std::fs::write(&cfg, yml)?;
         let log = std::fs::File::create(dir.path().join("registry.log"))?;
         let child = Command::new(bin)
             .arg("serve")
@@ -72,7 +169,8 @@ impl RegistryGuard {
                 bail!("docker-registry exited with {st}: {log}");
             }
             if let Ok((status, _, _)) = http(&g.addr, "GET", "/v2/", &[], &[]) {
-                if status == 200 {
+                // a TLS registry answers a plain request with 400: it is up
+                if status == 200 || (tls && status == 400) {
                     return Ok(g);
                 }
             }
@@ -85,7 +183,16 @@ impl RegistryGuard {
 
     /// Storage directory of the registry.
     pub fn storage(&self) -> std::path::PathBuf {
-        self.dir.path().join("data")
+        std::fs::read_to_string(self.dir.path().join("config.yml"))
+            .ok()
+            .and_then(|y| {
+                y.lines().find_map(|l| {
+                    l.trim()
+                        .strip_prefix("rootdirectory: ")
+                        .map(std::path::PathBuf::from)
+                })
+            })
+            .unwrap_or_else(|| self.dir.path().join("data"))
     }
 }
 
