@@ -324,7 +324,11 @@ pub fn mount(m: &RootfsMount, target: &Path) -> Result<(), SnapshotError> {
     let opts = overlay_options(m, index_off);
     // ',' and ':' separate options and layers in mount(2) data; fsconfig takes each path whole
     let special = |p: &Path| p.as_os_str().to_string_lossy().contains([',', ':']);
-    let any_special = m.lowerdirs.iter().chain([&m.upper, &m.work]).any(|p| special(p));
+    let any_special = m
+        .lowerdirs
+        .iter()
+        .chain([&m.upper, &m.work])
+        .any(|p| special(p));
     if opts.len() < MOUNT_DATA_MAX && !any_special {
         let data = std::ffi::CString::new(opts).map_err(|e| merr(io::Error::other(e)))?;
         return rustix::mount::mount(

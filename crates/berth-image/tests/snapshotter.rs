@@ -197,3 +197,55 @@ fn rustix_dev(major: u64, minor: u64) -> u64 {
         | ((minor & 0xffff_ff00) << 12)
         | (minor & 0xff)
 }
+
+#[test]
+fn metadata_is_preserved() {
+    if !berth_testkit::require_root("metadata_is_preserved") {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let d = tempfile::tempdir().unwrap();
+    let s = Snapshots::open(&d.path().join("image")).unwrap();
+    let c = apply(
+        &s,
+        None,
+        layer(|l| {
+            l.dir("usr", 0o755).dir("usr/bin", 0o755);
+            l.file_owned("usr/bin/su", 0o4755, 0, 0, b"su");
+            l.file_owned("usr/bin/mine", 0o2750, 1000, 1001, b"mine");
+            l.dir("tmp", 0o1777);
+            l.file_xattrs(
+                "usr/bin/ping",
+                0o755,
+                b"ping",
+                &[("user.berth", b"v"), ("trusted.berth", b"t")],
+            );
+            l.symlink("usr/bin/link", "su");
+        }),
+    );
+    let fs = s.fs_dir(&c);
+    let md = |p: &str| std::fs::symlink_metadata(fs.join(p)).unwrap();
+    assert_eq!(md("usr/bin/su").mode() & 0o7777, 0o4755);
+    let mine = md("usr/bin/mine");
+    assert_eq!(
+        (mine.mode() & 0o7777, mine.uid(), mine.gid()),
+        (0o2750, 1000, 1001)
+    );
+    assert_eq!(md("tmp").mode() & 0o7777, 0o1777);
+    // directory mtimes are set after their contents
+    assert_eq!(md("usr/bin").mtime(), berth_testkit::images::MTIME as i64);
+    assert_eq!(
+        md("usr/bin/link").mtime(),
+        berth_testkit::images::MTIME as i64
+    );
+    let x = |name: &str| {
+        let o = std::process::Command::new("getfattr")
+            .args(["--only-values", "-n", name])
+            .arg(fs.join("usr/bin/ping"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    assert_eq!(x("user.berth"), "v");
+    assert_eq!(x("trusted.berth"), "t");
+}

@@ -88,6 +88,28 @@ impl LayerBuilder {
         self.push(h, data)
     }
 
+    /// A file with extended attributes (PAX `SCHILY.xattr.<name>` records, as Docker writes).
+    pub fn file_xattrs(
+        &mut self,
+        path: &str,
+        mode: u32,
+        data: &[u8],
+        xattrs: &[(&str, &[u8])],
+    ) -> &mut Self {
+        let keys: Vec<String> = xattrs
+            .iter()
+            .map(|(k, _)| format!("SCHILY.xattr.{k}"))
+            .collect();
+        self.b
+            .append_pax_extensions(
+                keys.iter()
+                    .map(String::as_str)
+                    .zip(xattrs.iter().map(|(_, v)| *v)),
+            )
+            .expect("append pax to an in-memory tar");
+        self.file(path, mode, data)
+    }
+
     fn link(&mut self, kind: tar::EntryType, path: &str, target: &str) -> &mut Self {
         let mut h = Self::header(kind, path, 0o777, 0);
         let ln = &mut h.as_old_mut().linkname;
