@@ -40,7 +40,7 @@ impl NetworkManager {
         })?;
 
         // (1) lease, names, port reservations
-        let (net, ep, fds, want_dns) = {
+        let (net, mut ep, fds, want_dns) = {
             let mut st = self.state();
             let net = st.find_network(&req.network)?.clone();
             if net.driver != Driver::Bridge {
@@ -97,6 +97,8 @@ impl NetworkManager {
                 gateway: gw,
                 mac: ipam::mac_string(ipam::mac_for(ip)),
                 container_ifname: ifname,
+                host_ifindex: 0,
+                container_ifindex: 0,
                 aliases: req.aliases.clone(),
                 ports: published,
                 netns: req.netns.clone(),
@@ -130,10 +132,10 @@ impl NetworkManager {
                 link::add_veth(&self.inner.host, &spec),
                 netns::open_in_netns(&req.netns, dns_bind)
             );
-            veth?;
+            let host_ifindex = veth?;
             let inside = inside?;
             let gw = ep.default_route.then_some(ep.gateway);
-            link::configure_container_side(
+            let container_ifindex = link::configure_container_side(
                 &inside.handle,
                 &ep.container_ifname,
                 ep.ip,
@@ -141,11 +143,19 @@ impl NetworkManager {
                 gw,
             )
             .await?;
-            Ok::<_, NetError>(inside.dns)
+            Ok::<_, NetError>((inside.dns, host_ifindex, container_ifindex))
         }
         .await;
         let dns_sock = match res {
-            Ok(s) => s,
+            Ok((s, host_ifindex, container_ifindex)) => {
+                ep.host_ifindex = host_ifindex;
+                ep.container_ifindex = container_ifindex;
+                if let Some(stored) = self.state().endpoints.get_mut(&ep.id) {
+                    stored.host_ifindex = host_ifindex;
+                    stored.container_ifindex = container_ifindex;
+                }
+                s
+            }
             Err(e) => {
                 self.state().endpoints.remove(&ep.id);
                 drop(fds);

@@ -261,6 +261,12 @@ pub struct Endpoint {
     pub host_veth: String,
     /// Interface name inside the container (`eth0`, `eth1`, ...).
     pub container_ifname: String,
+    /// Interface index of the host end (in the host namespace).
+    #[serde(default)]
+    pub host_ifindex: u32,
+    /// Interface index of the container end (in the container namespace).
+    #[serde(default)]
+    pub container_ifindex: u32,
     pub aliases: Vec<String>,
     pub ports: Vec<PublishedPort>,
     pub netns: PathBuf,

@@ -83,6 +83,8 @@ mod tests {
             mac: String::new(),
             host_veth: String::new(),
             container_ifname: "eth0".into(),
+            host_ifindex: 0,
+            container_ifindex: 0,
             aliases: aliases.iter().map(|a| a.to_string()).collect(),
             ports: vec![],
             netns: PathBuf::new(),

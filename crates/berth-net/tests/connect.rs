@@ -52,6 +52,17 @@ async fn connect_disconnect_and_concurrent_attach() {
     // network connect: eth1, no default route, both networks' names resolve
     let ea2 = m.attach(req(&a, 'a', "app", "back")).await.unwrap();
     assert_eq!(ea2.container_ifname, "eth1");
+    let idx = String::from_utf8_lossy(
+        &a.run("cat", &["/sys/class/net/eth1/ifindex"])
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    assert_eq!(idx, ea2.container_ifindex.to_string());
+    let host_idx =
+        std::fs::read_to_string(format!("/sys/class/net/{}/ifindex", ea2.host_veth)).unwrap();
+    assert_eq!(host_idx.trim(), ea2.host_ifindex.to_string());
     assert!(ea.default_route && !ea2.default_route);
     let routes =
         String::from_utf8_lossy(&a.run("ip", &["-4", "route"]).unwrap().stdout).into_owned();
