@@ -4,8 +4,8 @@
 //! reserve host ports; (2) without the lock, create the veth pair straight into the netns
 //! while, concurrently, a short-lived thread opens a netlink socket (and the DNS socket)
 //! inside the netns; configure the container side; (3) record and persist, start the DNS
-//! server, and rebuild the firewall only if ports were published. Any failure rolls back
-//! the lease, the reservations and the veth.
+//! server, and append DNAT rules only if ports were published (no nft exec otherwise).
+//! Any failure rolls back the lease, the reservations and the veth.
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
