@@ -360,6 +360,21 @@ pub fn nft_program() -> &'static str {
         .unwrap_or("nft")
 }
 
+/// `nft list table ip <table>` as text (for `berth explain` and debugging).
+pub async fn list_table_text(table: &str) -> Result<String> {
+    let out = tokio::process::Command::new(nft_program())
+        .args(["list", "table", "ip", table])
+        .output()
+        .await
+        .map_err(|e| NetError::io("run nft list table", e))?;
+    if !out.status.success() {
+        return Err(NetError::Firewall(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// Names of the `ip`-family tables currently in the kernel (for checks and tests).
 pub async fn list_ip_tables() -> Result<Vec<String>> {
     let out = tokio::process::Command::new(nft_program())

@@ -160,6 +160,12 @@ impl NetworkManager {
         Ok(mgr)
     }
 
+    /// Our nftables table as `nft` prints it (for `berth explain`: the DNAT, masquerade and
+    /// forward rules behind every published port and network).
+    pub async fn firewall_rules(&self) -> Result<String> {
+        firewall::list_table_text(&self.inner.cfg.nft_table).await
+    }
+
     /// The configuration this instance runs with.
     pub fn config(&self) -> &NetConfig {
         &self.inner.cfg

@@ -178,6 +178,8 @@ async fn containers_talk_resolve_and_publish() {
         "failed attaches leave no lease"
     );
 
+    let rules = m.firewall_rules().await.unwrap();
+    assert!(rules.contains(&format!("dnat to {}:80", ea.ip)), "{rules}");
     assert_eq!(
         dnat_rules(&cfg.nft_table),
         3,
