@@ -110,21 +110,36 @@ pub(crate) fn summary(rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSum
         command.push(' ');
         command.push_str(a);
     }
+    // Published ports as bound (random host ports resolved) while running; the exposed
+    // ports alone otherwise, as `docker ps` shows them.
     let mut ports: Vec<(String, Vec<crate::spec::PortBinding>)> = Vec::new();
-    for p in &rec.config.exposed_ports {
-        let b = rec
-            .config
-            .host
-            .port_bindings
-            .get(p)
-            .cloned()
-            .unwrap_or_default();
-        ports.push((p.clone(), b));
-    }
-    for (p, b) in &rec.config.host.port_bindings {
-        if !ports.iter().any(|(q, _)| q == p) {
-            ports.push((p.clone(), b.clone()));
+    let mut add = |key: &str, b: Option<crate::spec::PortBinding>| {
+        let slot = match ports.iter_mut().position(|(k, _)| k == key) {
+            Some(i) => &mut ports[i].1,
+            None => {
+                ports.push((key.to_string(), Vec::new()));
+                &mut ports.last_mut().expect("just pushed").1
+            }
+        };
+        if let Some(b) = b {
+            slot.push(b);
         }
+    };
+    if rec.state.running {
+        for ep in rec.networks.values() {
+            for p in &ep.ports {
+                add(
+                    &p.container_port,
+                    Some(crate::spec::PortBinding {
+                        host_ip: p.host_ip.clone(),
+                        host_port: p.host_port.to_string(),
+                    }),
+                );
+            }
+        }
+    }
+    for p in &rec.config.exposed_ports {
+        add(p, None);
     }
     ContainerSummary {
         id: rec.id.clone(),

@@ -253,7 +253,24 @@ impl Engine {
         if spec.host.network_mode.is_empty() {
             spec.host.network_mode = "bridge".into();
         }
+        // The network of the mode, attached at each start (see `network.rs`).
+        let mut networks = BTreeMap::new();
+        if let Some(n) = crate::network::network_of_mode(&spec.host.network_mode) {
+            let id = self
+                .net()
+                .and_then(|m| m.network(n).ok())
+                .map(|x| x.id)
+                .unwrap_or_default();
+            networks.insert(
+                n.to_string(),
+                crate::record::NetworkEndpoint {
+                    network_id: id,
+                    ..Default::default()
+                },
+            );
+        }
         let record = ContainerRecord {
+            networks,
             id: id.to_string(),
             name: name.to_string(),
             created: chrono::Utc::now(),

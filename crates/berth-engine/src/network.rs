@@ -130,27 +130,44 @@ impl Engine {
             berth_net::setup_loopback(&netns).await.map_err(net_error)?;
             return Ok(());
         };
-        let ep = net
-            .attach(AttachRequest {
-                container_id: rec.id.clone(),
-                container_name: rec.bare_name().to_string(),
-                netns,
-                network: network.to_string(),
-                aliases: vec![],
-                ports: port_bindings(&rec)?,
-                ip: None,
-            })
-            .await
-            .map_err(net_error)?;
+        // The networks recorded at create or connected since (the mode's network first: it
+        // owns the default route). All disconnected: loopback only.
+        let mut names: Vec<String> = Vec::new();
+        if rec.networks.contains_key(network) {
+            names.push(network.to_string());
+        }
+        names.extend(
+            rec.networks
+                .keys()
+                .filter(|k| k.as_str() != network)
+                .cloned(),
+        );
+        if names.is_empty() {
+            berth_net::setup_loopback(&netns).await.map_err(net_error)?;
+            return Ok(());
+        }
+        let mut first_ip = None;
+        for (i, name) in names.iter().enumerate() {
+            let ports = if i == 0 { port_bindings(&rec)? } else { vec![] };
+            let ep = self.attach_one(net, &rec, &netns, name, ports).await?;
+            if first_ip.is_none() {
+                first_ip = Some(ep.ip_address.clone());
+            }
+            c.update(|r| {
+                r.networks.insert(name.clone(), ep);
+            });
+        }
         // The files are bind-mounted already: rewrite them in place (same inode).
         let hostname = rec.config.hostname.clone().unwrap_or_default();
-        let ip = ep.ip.to_string();
-        let hosts =
-            crate::oci::etc_files::hosts(&hostname, Some(&ip), &rec.config.host.extra_hosts)
-                .map_err(EngineError::invalid)?;
+        let hosts = crate::oci::etc_files::hosts(
+            &hostname,
+            first_ip.as_deref(),
+            &rec.config.host.extra_hosts,
+        )
+        .map_err(EngineError::invalid)?;
         std::fs::write(&rec.hosts_path, hosts)
             .map_err(|e| EngineError::io("write /etc/hosts", e))?;
-        let is_user_network = network != "bridge";
+        let is_user_network = names[0] != "bridge";
         if is_user_network && rec.config.host.dns.is_empty() {
             let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
             std::fs::write(
@@ -159,10 +176,33 @@ impl Engine {
             )
             .map_err(|e| EngineError::io("write /etc/resolv.conf", e))?;
         }
-        let endpoint = NetworkEndpoint {
+        Ok(())
+    }
+
+    async fn attach_one(
+        &self,
+        net: &berth_net::NetworkManager,
+        rec: &ContainerRecord,
+        netns: &std::path::Path,
+        network: &str,
+        ports: Vec<PortBinding>,
+    ) -> Result<NetworkEndpoint> {
+        let ep = net
+            .attach(AttachRequest {
+                container_id: rec.id.clone(),
+                container_name: rec.bare_name().to_string(),
+                netns: netns.to_path_buf(),
+                network: network.to_string(),
+                aliases: vec![],
+                ports,
+                ip: None,
+            })
+            .await
+            .map_err(net_error)?;
+        Ok(NetworkEndpoint {
             network_id: ep.network_id.clone(),
             endpoint_id: ep.id.clone(),
-            ip_address: ip,
+            ip_address: ep.ip.to_string(),
             ip_prefix_len: ep.prefix_len,
             gateway: ep.gateway.to_string(),
             mac_address: ep.mac.clone(),
@@ -175,10 +215,85 @@ impl Engine {
                     host_port: p.host_port,
                 })
                 .collect(),
+        })
+    }
+
+    /// `network connect`: attach a running container now, or a stopped one at its next start.
+    pub async fn network_connect(&self, network: &str, container: &str) -> Result<()> {
+        let net = self.net_or_unavailable()?;
+        let c = self.lookup(container)?;
+        let _g = c.lifecycle.lock().await;
+        let rec = c.snapshot();
+        if network_of_mode(&rec.config.host.network_mode).is_none() {
+            return Err(EngineError::conflict(format!(
+                "container sharing network namespace with another container or host cannot be connected to any other network (network mode {})",
+                rec.config.host.network_mode
+            )));
+        }
+        let n = net.network(network).map_err(net_error)?;
+        if rec.networks.contains_key(&n.name) {
+            return Err(EngineError::conflict(format!(
+                "endpoint with name {} already exists in network {}",
+                rec.bare_name(),
+                n.name
+            )));
+        }
+        let ep = if rec.state.running && rec.state.pid > 0 {
+            let netns = PathBuf::from(format!("/proc/{}/ns/net", rec.state.pid));
+            self.attach_one(net, &rec, &netns, &n.name, vec![]).await?
+        } else {
+            NetworkEndpoint {
+                network_id: n.id.clone(),
+                ..Default::default()
+            }
         };
         c.update(|r| {
-            r.networks.insert(ep.network_name.clone(), endpoint);
+            r.networks.insert(n.name.clone(), ep);
         });
+        self.save(&c)?;
+        self.emit(
+            "network",
+            "connect",
+            &n.id,
+            [
+                ("container".to_string(), rec.id.clone()),
+                ("name".to_string(), n.name.clone()),
+            ]
+            .into(),
+        );
+        Ok(())
+    }
+
+    /// `network disconnect`.
+    pub async fn network_disconnect(&self, network: &str, container: &str) -> Result<()> {
+        let net = self.net_or_unavailable()?;
+        let c = self.lookup(container)?;
+        let _g = c.lifecycle.lock().await;
+        let rec = c.snapshot();
+        let n = net.network(network).map_err(net_error)?;
+        if !rec.networks.contains_key(&n.name) {
+            return Err(EngineError::not_found(format!(
+                "container {} is not connected to network {}",
+                rec.id, n.name
+            )));
+        }
+        if rec.state.running {
+            net.detach(&rec.id, &n.name).await.map_err(net_error)?;
+        }
+        c.update(|r| {
+            r.networks.remove(&n.name);
+        });
+        self.save(&c)?;
+        self.emit(
+            "network",
+            "disconnect",
+            &n.id,
+            [
+                ("container".to_string(), rec.id.clone()),
+                ("name".to_string(), n.name.clone()),
+            ]
+            .into(),
+        );
         Ok(())
     }
 

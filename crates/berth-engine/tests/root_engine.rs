@@ -115,7 +115,10 @@ impl Env {
             // Short: the shim socket path must fit 107 bytes.
             exec_root: PathBuf::from("/run").join(berth_testkit::unique::name("bte")),
             cgroup_parent: format!("/{}", berth_testkit::unique::name("bte")),
-            berth_binary: std::env::current_exe().unwrap(),
+            // `BERTH_BINARY=target/release/berth` measures with a release shim and runtime.
+            berth_binary: std::env::var_os("BERTH_BINARY")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| std::env::current_exe().unwrap()),
             default_stop_timeout: 2,
             // Unique kernel-global names: the kernel is shared with other engines and tests.
             net: Some(berth_net::NetConfig {
@@ -254,6 +257,26 @@ impl Drop for Env {
             let _ = std::process::Command::new("ip")
                 .args(["link", "del", &n.default_bridge])
                 .output();
+            // User network bridges a failed test left behind (our unique prefix only).
+            if let Ok(out) = std::process::Command::new("ip")
+                .args(["-br", "link"])
+                .output()
+            {
+                for l in String::from_utf8_lossy(&out.stdout).lines() {
+                    let name = l
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .split('@')
+                        .next()
+                        .unwrap_or("");
+                    if name.starts_with(&n.user_bridge_prefix) {
+                        let _ = std::process::Command::new("ip")
+                            .args(["link", "del", name])
+                            .output();
+                    }
+                }
+            }
             let _ = std::process::Command::new("nft")
                 .args(["delete", "table", "ip", &n.nft_table])
                 .output();
@@ -887,6 +910,48 @@ async fn bridge_network_and_published_port() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(body.contains("hello-from-web"), "{body}");
+    // A user network connected to the running container: a second interface and address.
+    let n = env
+        .e()
+        .network_create(NetworkCreate {
+            name: "btnet".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    env.e().network_connect("btnet", "web").await.unwrap();
+    let r = env.e().inspect_container("web").await.unwrap();
+    let ep2 = r.networks.get("btnet").expect("connected");
+    assert!(
+        !ep2.ip_address.is_empty() && ep2.network_id == n.id,
+        "{ep2:?}"
+    );
+    let e = env.e().network_connect("btnet", "web").await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Conflict);
+    env.e().network_disconnect("btnet", "web").await.unwrap();
+    assert!(!env
+        .e()
+        .inspect_container("web")
+        .await
+        .unwrap()
+        .networks
+        .contains_key("btnet"));
+    env.e().network_remove("btnet").await.unwrap();
+    let list = env
+        .e()
+        .list_containers(ListOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        list[0].ports,
+        vec![(
+            "80/tcp".to_string(),
+            vec![PortBinding {
+                host_ip: "127.0.0.1".into(),
+                host_port: port.to_string()
+            }]
+        )]
+    );
     env.e()
         .remove_container(
             "web",
