@@ -444,9 +444,16 @@ fn wait_with_console(pid: i32, master: Option<OwnedFd>) -> i32 {
                 let mut stdin = std::io::stdin();
                 while let Ok(n) = stdin.read(&mut buf) {
                     if n == 0 {
-                        // Our stdin is not a terminal and ended: type ^D, as a user would,
-                        // so a shell on the container's terminal sees end of input.
-                        let _ = w.write_all(b"\x04");
+                        // Our stdin ended: type ^D, as a user would, so a shell on the
+                        // container's terminal sees end of input. Repeat it: a ^D that
+                        // arrives while the program switches the terminal to raw mode
+                        // (line editing) is read as a NUL instead of end of input.
+                        for _ in 0..600 {
+                            if w.write_all(b"\x04").is_err() {
+                                break;
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                        }
                         break;
                     }
                     if w.write_all(&buf[..n]).is_err() {

@@ -163,6 +163,7 @@ pub(crate) fn create(
         },
     };
     t.mark("cgroup created and set, fifo made");
+    let keep = plan.proc.keep_fds(&child_sock);
     let helper = {
         let sock = &child_sock;
         berth_sys::fork_child(move || {
@@ -171,6 +172,7 @@ pub(crate) fn create(
                 plan.ns.new_time.then_some(time_offsets.as_slice()),
                 plan.ns.clone_flags,
                 sock,
+                &keep,
                 || {
                     let s = sock.try_clone().expect("dup sync socket");
                     init::init_main(plan, s)

@@ -70,14 +70,22 @@ pub(crate) fn exec(rt: &Runtime, id: &str, p: &Process, opts: ExecOptions) -> Re
         stdio: [opts.stdin, opts.stdout, opts.stderr],
     };
     let (parent_sock, child_sock) = sync::pair()?;
+    let keep = plan.keep_fds(&child_sock);
     let helper = {
         let sock = &child_sock;
         let joins = joins.clone();
         berth_sys::fork_child(move || {
-            init::helper_main(&joins, None, nix::sched::CloneFlags::empty(), sock, || {
-                let s = sock.try_clone().expect("dup sync socket");
-                init::exec_main(plan, s)
-            })
+            init::helper_main(
+                &joins,
+                None,
+                nix::sched::CloneFlags::empty(),
+                sock,
+                &keep,
+                || {
+                    let s = sock.try_clone().expect("dup sync socket");
+                    init::exec_main(plan, s)
+                },
+            )
         })
         .ctx(|| "fork".into())?
     };

@@ -32,6 +32,15 @@ pub(crate) struct ProcPlan {
     pub stdio: [Option<OwnedFd>; 3],
 }
 
+impl ProcPlan {
+    /// Descriptors the child must keep: the sync socket and the stdio it was given.
+    pub fn keep_fds(&self, sock: &OwnedFd) -> Vec<std::os::fd::RawFd> {
+        let mut v = vec![sock.as_raw_fd()];
+        v.extend(self.stdio.iter().flatten().map(|f| f.as_raw_fd()));
+        v
+    }
+}
+
 pub(crate) struct InitPlan {
     pub spec: Spec,
     pub rootfs: PathBuf,
@@ -48,9 +57,11 @@ pub(crate) fn helper_main(
     new_time: Option<&[(String, i64, u32)]>,
     clone_flags: CloneFlags,
     sock: &OwnedFd,
+    keep: &[std::os::fd::RawFd],
     child: impl FnOnce() -> i32,
 ) -> i32 {
     let r = (|| -> Result<i32> {
+        berth_sys::close_fds_except(keep).ctx(|| "close inherited descriptors".into())?;
         for (f, path) in joins {
             let fd = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
                 .ctx(|| format!("linux.namespaces: open {}", path.display()))?;

@@ -12,6 +12,8 @@ use serde_json::json;
 /// Run `berth runtime ARGS` (the CLI, in a forked child with stdin and stdout on /dev/null).
 fn berth_cli(args: Vec<String>) -> i32 {
     let pid = berth_sys::fork_child(move || {
+        // Drop what other test threads had open when we forked (files being written, pipes).
+        berth_sys::close_fds_except(&[]).unwrap();
         let null = std::fs::OpenOptions::new()
             .read(true)
             .write(true)

@@ -259,6 +259,8 @@ fn exec_through_the_cli_returns_the_exit_code() {
     let root = f.dir.path().join("state").display().to_string();
     let id = f.id.clone();
     let pid = berth_sys::fork_child(move || {
+        // Drop what other test threads had open when we forked (files being written, pipes).
+        berth_sys::close_fds_except(&[]).unwrap();
         let null = std::fs::OpenOptions::new()
             .read(true)
             .write(true)

@@ -91,6 +91,29 @@ mod tests {
     use std::os::fd::AsFd;
 
     #[test]
+    fn close_fds_except_keeps_only_the_listed() {
+        let pid = crate::fork_child(|| {
+            let a = std::fs::File::open("/proc/self/status").unwrap();
+            let b = std::fs::File::open("/proc/self/status").unwrap();
+            let c = std::fs::File::open("/proc/self/status").unwrap();
+            use std::os::fd::AsRawFd;
+            super::close_fds_except(&[b.as_raw_fd()]).unwrap();
+            let open = |f: &std::fs::File| {
+                std::path::Path::new(&format!("/proc/self/fd/{}", f.as_raw_fd())).exists()
+            };
+            let ok = !open(&a) && open(&b) && !open(&c);
+            std::mem::forget((a, c));
+            i32::from(!ok)
+        })
+        .unwrap();
+        let st = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
+        assert_eq!(
+            st,
+            nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(pid), 0)
+        );
+    }
+
+    #[test]
     fn fd_roundtrip_over_socketpair() {
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let f = std::fs::File::open("/proc/self/status").unwrap();
@@ -102,4 +125,35 @@ mod tests {
         std::fs::File::from(got).read_to_string(&mut s).unwrap();
         assert!(s.contains("Name:"));
     }
+}
+
+/// Close every descriptor `>= 3` except those in `keep`.
+///
+/// Why: a child forked from a multi-threaded process inherits whatever the other threads
+/// had open at that instant, including files being written (exec'ing such a file later
+/// fails with ETXTBSY) and pipe ends whose readers then never see EOF. A container's
+/// helper and init live for a while before they exec, so they drop everything they do not
+/// own right away. Close-on-exec would come too late.
+pub fn close_fds_except(keep: &[std::os::fd::RawFd]) -> io::Result<()> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|f| **f >= 3)
+        .map(|f| *f as u32)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from = 3u32;
+    for k in keep.into_iter().chain(std::iter::once(u32::MAX)) {
+        if k > from {
+            let to = if k == u32::MAX { u32::MAX } else { k - 1 };
+            // SAFETY: close_range only closes descriptors; the caller guarantees that nothing
+            // it still uses lies outside `keep`.
+            let ret = unsafe { libc::syscall(libc::SYS_close_range, from, to, 0u32) };
+            if ret == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        from = k.saturating_add(1);
+    }
+    Ok(())
 }

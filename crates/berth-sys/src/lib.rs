@@ -20,7 +20,7 @@ pub mod process;
 pub mod signal;
 pub mod term;
 
-pub use fd::{mark_cloexec_from, recv_fd, recv_with_fds, send_fd};
+pub use fd::{close_fds_except, mark_cloexec_from, recv_fd, recv_with_fds, send_fd};
 pub use process::{clone_parent, exit_now, fork_child, set_domainname};
 pub use signal::reset_signals;
 pub use term::{set_controlling_terminal, set_window_size};
