@@ -85,6 +85,37 @@ pub fn mark_cloexec_from(from: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Close every descriptor `>= 3` except those in `keep`.
+///
+/// Why: a child forked from a multi-threaded process inherits whatever the other threads
+/// had open at that instant, including files being written (exec'ing such a file later
+/// fails with ETXTBSY) and pipe ends whose readers then never see EOF. A container's
+/// helper and init live for a while before they exec, so they drop everything they do not
+/// own right away. Close-on-exec would come too late.
+pub fn close_fds_except(keep: &[std::os::fd::RawFd]) -> io::Result<()> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|f| **f >= 3)
+        .map(|f| *f as u32)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from = 3u32;
+    for k in keep.into_iter().chain(std::iter::once(u32::MAX)) {
+        if k > from {
+            let to = if k == u32::MAX { u32::MAX } else { k - 1 };
+            // SAFETY: close_range only closes descriptors; the caller guarantees that nothing
+            // it still uses lies outside `keep`.
+            let ret = unsafe { libc::syscall(libc::SYS_close_range, from, to, 0u32) };
+            if ret == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        from = k.saturating_add(1);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,35 +156,4 @@ mod tests {
         std::fs::File::from(got).read_to_string(&mut s).unwrap();
         assert!(s.contains("Name:"));
     }
-}
-
-/// Close every descriptor `>= 3` except those in `keep`.
-///
-/// Why: a child forked from a multi-threaded process inherits whatever the other threads
-/// had open at that instant, including files being written (exec'ing such a file later
-/// fails with ETXTBSY) and pipe ends whose readers then never see EOF. A container's
-/// helper and init live for a while before they exec, so they drop everything they do not
-/// own right away. Close-on-exec would come too late.
-pub fn close_fds_except(keep: &[std::os::fd::RawFd]) -> io::Result<()> {
-    let mut keep: Vec<u32> = keep
-        .iter()
-        .filter(|f| **f >= 3)
-        .map(|f| *f as u32)
-        .collect();
-    keep.sort_unstable();
-    keep.dedup();
-    let mut from = 3u32;
-    for k in keep.into_iter().chain(std::iter::once(u32::MAX)) {
-        if k > from {
-            let to = if k == u32::MAX { u32::MAX } else { k - 1 };
-            // SAFETY: close_range only closes descriptors; the caller guarantees that nothing
-            // it still uses lies outside `keep`.
-            let ret = unsafe { libc::syscall(libc::SYS_close_range, from, to, 0u32) };
-            if ret == -1 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        from = k.saturating_add(1);
-    }
-    Ok(())
 }
