@@ -405,3 +405,95 @@ impl Engine {
         Ok(summary_of(&rec, 0))
     }
 }
+
+fn push_progress(ev: berth_image::PushEvent) -> PullProgress {
+    use berth_image::PushEvent as P;
+    match ev {
+        P::Repository(r) => PullProgress {
+            status: format!("The push refers to repository [{r}]"),
+            ..Default::default()
+        },
+        P::Preparing { id } => PullProgress {
+            id: Some(id),
+            status: "Preparing".into(),
+            ..Default::default()
+        },
+        P::Pushing { id, current, total } => PullProgress {
+            id: Some(id),
+            status: "Pushing".into(),
+            current: Some(current),
+            total: Some(total),
+        },
+        P::Pushed { id } => PullProgress {
+            id: Some(id),
+            status: "Pushed".into(),
+            ..Default::default()
+        },
+        P::LayerExists { id } => PullProgress {
+            id: Some(id),
+            status: "Layer already exists".into(),
+            ..Default::default()
+        },
+        P::Done { tag, digest, size } => PullProgress {
+            status: format!("{tag}: digest: {digest} size: {size}"),
+            ..Default::default()
+        },
+    }
+}
+
+impl Engine {
+    /// `docker load`: every image of an archive (docker-archive or OCI layout tar).
+    pub async fn image_load(&self, tar: &std::path::Path) -> Result<Vec<ImageSummary>> {
+        let path = tar.to_path_buf();
+        let recs = self
+            .blocking(move |s| {
+                let mut f =
+                    std::fs::File::open(&path).map_err(|e| berth_image::ImageError::Io {
+                        op: "open",
+                        path: path.display().to_string(),
+                        source: e,
+                    })?;
+                s.load(&mut f)
+            })
+            .await?;
+        for r in &recs {
+            self.emit("image", "load", &r.id.to_string(), BTreeMap::new());
+        }
+        Ok(recs.iter().map(|r| summary_of(r, 0)).collect())
+    }
+
+    /// `docker save`: write `names` as one archive to `out`.
+    pub async fn image_save(&self, names: &[String], out: &std::path::Path) -> Result<()> {
+        let names = names.to_vec();
+        let out = out.to_path_buf();
+        self.blocking(move |s| {
+            let mut f = std::fs::File::create(&out).map_err(|e| berth_image::ImageError::Io {
+                op: "create",
+                path: out.display().to_string(),
+                source: e,
+            })?;
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            s.save(&refs, &mut f)
+        })
+        .await
+    }
+
+    /// `docker push` of a tagged local image; returns the manifest digest.
+    pub async fn image_push(&self, name: &str, progress: Option<ProgressSender>) -> Result<String> {
+        let store = self.inner.images.clone();
+        let handle = tokio::runtime::Handle::current();
+        let n = name.to_string();
+        let sink = move |ev: berth_image::PushEvent| {
+            if let Some(tx) = &progress {
+                let _ = tx.send(push_progress(ev));
+            }
+        };
+        // Same reason as pull: run the (non-Send) future on a blocking thread.
+        let d = tokio::task::spawn_blocking(move || handle.block_on(store.push(&n, None, &sink)))
+            .await
+            .map_err(|e| EngineError::internal(e.to_string()))?
+            .map_err(image_error)?;
+        self.emit("image", "push", name, BTreeMap::new());
+        Ok(d.to_string())
+    }
+}

@@ -114,4 +114,7 @@ fn service_futures_are_send(e: Engine) {
     send(e.prune_containers(Filters::new()));
     send(e.system_df());
     send(e.image_remove("x", false, false));
+    send(e.image_push("x", None));
+    send(e.image_load(std::path::Path::new("x")));
+    send(e.network_connect("x", "y"));
 }

@@ -44,6 +44,9 @@ fn main() {
             Box::pin(auto_remove_and_conflicts())
         }),
         ("run_rm_timings", || Box::pin(run_rm_timings())),
+        ("images_save_load_tag_remove", || {
+            Box::pin(images_save_load_tag_remove())
+        }),
         ("bridge_network_and_published_port", || {
             Box::pin(bridge_network_and_published_port())
         }),
@@ -1015,4 +1018,49 @@ async fn run_rm_timings() {
         "  median: create {:?}, start {:?}, exit+remove {:?}",
         create[5], start[5], done[5]
     );
+}
+
+async fn images_save_load_tag_remove() {
+    let env = Env::new().await;
+    let e = env.e();
+    e.image_tag("busybox", "example.test/bb", Some("v1"))
+        .await
+        .unwrap();
+    let img = e.image_inspect("example.test/bb:v1").await.unwrap();
+    assert_eq!(
+        img.summary.repo_tags.len(),
+        2,
+        "{:?}",
+        img.summary.repo_tags
+    );
+    // In use by a container: refused without force.
+    let id = env.create(|s| s.cmd = Some(vec!["true".into()])).await;
+    let err = e
+        .image_remove(&img.summary.id, false, false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Conflict);
+    e.remove_container(&id, RemoveOptions::default())
+        .await
+        .unwrap();
+    // Save, delete, load back: same id.
+    let tar = env.dir.path().join("saved.tar");
+    e.image_save(&["busybox:latest".to_string()], &tar)
+        .await
+        .unwrap();
+    let gone = e.image_remove(&img.summary.id, true, true).await.unwrap();
+    assert!(
+        gone.iter()
+            .any(|g| matches!(g, ImageDeleteItem::Deleted(_))),
+        "{gone:?}"
+    );
+    assert_eq!(
+        e.image_inspect("busybox").await.unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+    let loaded = e.image_load(&tar).await.unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].id, img.summary.id);
+    let (_, code) = env.run(|s| s.cmd = Some(vec!["true".into()])).await;
+    assert_eq!(code, 0);
 }
