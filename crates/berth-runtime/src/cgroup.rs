@@ -196,3 +196,48 @@ pub(crate) fn apply_devices(
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(linux: &str) -> Spec {
+        serde_json::from_str(&format!(r#"{{"ociVersion":"1.0.2","linux":{linux}}}"#)).unwrap()
+    }
+
+    #[test]
+    fn cgroup_paths() {
+        assert_eq!(path(&spec("{}"), "abc").unwrap().0, "/berth/abc");
+        assert_eq!(
+            path(&spec(r#"{"cgroupsPath":"/x/y"}"#), "abc").unwrap().0,
+            "/x/y"
+        );
+        assert_eq!(
+            path(&spec(r#"{"cgroupsPath":"y"}"#), "abc").unwrap().0,
+            "/berth/y"
+        );
+        let e = path(&spec(r#"{"cgroupsPath":"system.slice:berth:abc"}"#), "abc").unwrap_err();
+        assert!(e.to_string().contains("linux.cgroupsPath"), "{e}");
+        assert!(path(&spec(r#"{"cgroupsPath":"/a/../b"}"#), "abc").is_err());
+    }
+
+    #[test]
+    fn oci_resources_convert() {
+        let s = spec(
+            r#"{"resources":{"memory":{"limit":33554432,"reservation":1000,"swap":67108864},
+                "cpu":{"shares":512,"quota":20000,"period":100000,"cpus":"0","mems":"0"},
+                "pids":{"limit":20},"blockIO":{"weight":300}}}"#,
+        );
+        let r = resources(s.linux().as_ref().unwrap().resources().as_ref());
+        assert_eq!(r.memory_limit, Some(33554432));
+        assert_eq!(r.memory_reservation, Some(1000));
+        assert_eq!(r.memory_swap, Some(67108864));
+        assert_eq!(r.cpu_shares, Some(512));
+        assert_eq!(r.cpu_quota, Some(20000));
+        assert_eq!(r.cpu_period, Some(100000));
+        assert_eq!(r.cpuset_cpus.as_deref(), Some("0"));
+        assert_eq!(r.pids_limit, Some(20));
+        assert_eq!(r.blkio_weight, Some(300));
+        assert_eq!(resources(None), Resources::default());
+    }
+}

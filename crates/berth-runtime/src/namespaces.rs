@@ -104,3 +104,30 @@ pub(crate) fn of_process(pid: i32) -> Vec<(CloneFlags, PathBuf)> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_clone_for_new_namespaces_cgroup_and_time_apart_user_joined_first() {
+        let spec: Spec = serde_json::from_str(
+            r#"{"ociVersion":"1.0.2","linux":{"namespaces":[
+                {"type":"pid"},{"type":"network","path":"/run/netns/x"},{"type":"mount"},
+                {"type":"uts"},{"type":"cgroup"},{"type":"time"},{"type":"user","path":"/proc/1/ns/user"}]}}"#,
+        )
+        .unwrap();
+        let p = plan(&spec).unwrap();
+        assert_eq!(
+            p.clone_flags,
+            CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS
+        );
+        assert!(p.new_cgroup && p.new_time && p.new_uts && p.joined_user && !p.new_user);
+        assert_eq!(
+            p.joins[0].0,
+            CloneFlags::CLONE_NEWUSER,
+            "user namespace joined first"
+        );
+        assert_eq!(p.joins[1].1, PathBuf::from("/run/netns/x"));
+    }
+}
