@@ -300,4 +300,81 @@ mod tests {
             crate::store::read_json(&cdir.join(&id).join("config.json")).unwrap();
         assert_eq!(again.state.exit_code, 3);
     }
+
+    /// A live shim (a fake one here: our own pid and a socket that answers WAIT) is
+    /// re-adopted as running, and its later EXIT is recorded.
+    #[tokio::test]
+    async fn live_shim_is_readopted_and_its_exit_recorded() {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let d = tempfile::tempdir().unwrap();
+        let cfg = crate::EngineConfig {
+            data_root: d.path().join("data"),
+            exec_root: d.path().join("exec"),
+            net: None,
+            ..Default::default()
+        };
+        let id = "f".repeat(64);
+        let cdir = cfg.data_root.join("containers").join(&id);
+        std::fs::create_dir_all(&cdir).unwrap();
+        let me = std::process::id() as i32;
+        let rec = ContainerRecord {
+            id: id.clone(),
+            name: "/adopted".into(),
+            state: crate::ContainerState {
+                status: ContainerStatus::Running,
+                running: true,
+                pid: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        crate::store::write_json(&cdir.join("config.json"), &rec).unwrap();
+        let sdir = cfg.exec_root.join("containers").join(&id);
+        std::fs::create_dir_all(&sdir).unwrap();
+        std::fs::write(
+            sdir.join("shim.json"),
+            format!(r#"{{"shim_pid":{me},"pid":{me},"started_at":""}}"#),
+        )
+        .unwrap();
+        let listener = tokio::net::UnixListener::bind(sdir.join("shim.sock")).unwrap();
+        let (exit_tx, exit_rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let mut exit_rx = Some(exit_rx);
+            loop {
+                let (conn, _) = listener.accept().await.unwrap();
+                let mut r = BufReader::new(conn);
+                let mut line = String::new();
+                if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    continue; // the liveness probe
+                }
+                if line.trim() == "WAIT" {
+                    if let Some(rx) = exit_rx.take() {
+                        let _ = rx.await;
+                    }
+                    r.get_mut().write_all(b"EXIT 5 0\n").await.unwrap();
+                }
+            }
+        });
+        let engine = Engine::open(cfg).await.unwrap();
+        let r = engine.inspect_container("adopted").await.unwrap();
+        assert_eq!(r.state.status, ContainerStatus::Running);
+        assert_eq!(
+            r.state.pid, me,
+            "pid comes from shim.json, not the stale record"
+        );
+        let w = engine
+            .wait_container("adopted", crate::WaitCondition::NotRunning)
+            .await
+            .unwrap();
+        exit_tx.send(()).unwrap();
+        let res = tokio::time::timeout(std::time::Duration::from_secs(5), w.result())
+            .await
+            .unwrap();
+        assert_eq!(res.status_code, 5);
+        let r = engine.inspect_container("adopted").await.unwrap();
+        assert_eq!(
+            (r.state.status, r.state.exit_code),
+            (ContainerStatus::Exited, 5)
+        );
+    }
 }
