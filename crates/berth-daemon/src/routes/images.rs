@@ -43,7 +43,8 @@ fn progress_message(p: &PullProgress) -> ProgressMessage {
     // Docker's final line reads `Status: Downloaded newer image for …` / `Status: Image is
     // up to date for …`; clients and scripts match on that prefix.
     let status = if p.id.is_none()
-        && (p.status.starts_with("Downloaded newer image") || p.status.starts_with("Image is up to date"))
+        && (p.status.starts_with("Downloaded newer image")
+            || p.status.starts_with("Image is up to date"))
     {
         format!("Status: {}", p.status)
     } else {
