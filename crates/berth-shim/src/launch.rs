@@ -266,7 +266,7 @@ fn serve_with<B: Backend>(cfg: Config, mut backend: B) -> i32 {
         pid: spawned.pid,
         started_at: logfile::now_rfc3339_nano(),
     };
-    if let Err(e) = records::write_atomic(&cfg.state_dir, records::SHIM_JSON, &rec) {
+    if let Err(e) = records::write_replace(&cfg.state_dir, records::SHIM_JSON, &rec, false) {
         let _ = backend.kill(&cfg.id, 9);
         let _ = backend.delete(&cfg.id);
         return fail("failed", format!("write shim.json: {e}"));

@@ -36,15 +36,39 @@ pub fn exec_json(exec_id: &str) -> String {
     format!("exec-{exec_id}.json")
 }
 
-/// Write `value` as JSON to `dir/name` atomically: temp file, fsync, rename, fsync dir.
+/// Write `value` as JSON to `dir/name` atomically and durably: temp file, one write, fsync,
+/// rename, fsync of the directory.
 pub fn write_atomic<T: serde::Serialize>(dir: &Path, name: &str, value: &T) -> std::io::Result<()> {
+    write_replace(dir, name, value, true)
+}
+
+/// Write `value` as JSON to `dir/name` atomically (temp + rename: a reader sees the old or the
+/// new file, never a torn one); `durable` adds the fsyncs that make it survive a power loss.
+///
+/// `shim.json` is written without them: it names a live process, so after a power loss it is
+/// stale by definition (the daemon checks the pid and the socket), and it is on the start
+/// path, where a directory fsync on ext4 costs milliseconds. `exit.json` and exec records are
+/// durable.
+pub fn write_replace<T: serde::Serialize>(
+    dir: &Path,
+    name: &str,
+    value: &T,
+    durable: bool,
+) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
+    let mut bytes = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
     let mut f = std::fs::File::create(&tmp)?;
-    serde_json::to_writer(&mut f, value).map_err(std::io::Error::other)?;
-    f.write_all(b"\n")?;
-    f.sync_all()?;
+    f.write_all(&bytes)?;
+    if durable {
+        f.sync_all()?;
+    }
+    drop(f);
     std::fs::rename(&tmp, dir.join(name))?;
-    std::fs::File::open(dir)?.sync_all()
+    if durable {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Read a record; `None` when the file does not exist.
