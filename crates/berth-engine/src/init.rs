@@ -9,7 +9,7 @@
 //! with the command's status (128 + signal when killed) once the command has exited.
 //!
 //! It is bind-mounted into the container as `/sbin/berth-init` and invoked as
-//! `berth-init -- CMD ARGS...`; the `berth` binary dispatches to [`main`] when its argv[0]
+//! `berth-init -- CMD ARGS...`; the `berth` binary dispatches to [`main`] when its `argv[0]`
 //! ends in `berth-init`. The binary must be statically linked to run inside any image.
 
 use nix::sys::signal::{kill, SigSet, Signal};

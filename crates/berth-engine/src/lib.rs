@@ -7,7 +7,9 @@
 //! - **berth-shim** (a separate process per container, `berth shim ...`) creates the container
 //!   through berth-runtime, holds its stdio, writes its json-file log and records its exit;
 //!   it outlives the daemon, so a restarted engine *re-adopts* running containers;
-//! - **berth-cgroups** gives stats and the freezer for pause.
+//! - **berth-cgroups** gives stats and the freezer for pause;
+//! - **berth-net** attaches the container to its networks (veth, address, published
+//!   ports, embedded DNS) between the shim's create and `START`.
 //!
 //! Vocabulary:
 //! - a [`ContainerSpec`] is what the caller asks for; a [`ContainerRecord`] is what the
@@ -20,6 +22,31 @@
 //! auto-remove → `remove` (unmount, delete record).
 //!
 //! Errors carry an [`ErrorKind`] the daemon maps to a status code, and Docker's message.
+//!
+//! ## Where things are
+//! | file | concept |
+//! |---|---|
+//! | `create.rs` | image defaults merged into the spec, name reservation, volumes, rootfs |
+//! | `start.rs` | the start path (phase timings at `RUST_LOG=berth_engine=debug`) |
+//! | `monitor.rs` | one `WAIT` per running container; exit, `--rm`, restart policies |
+//! | `lifecycle.rs` | stop (stop signal, timeout, SIGKILL), kill, restart, remove, rename, pause |
+//! | `reconcile.rs` | open: records vs live shims (re-adopt) vs `exit.json` (repair) |
+//! | `oci/` | container config → OCI spec: caps, Docker's seccomp profile, mounts, user, limits |
+//! | `logs.rs`, `stats.rs`, `exec.rs`, `attach.rs` | streams |
+//! | `volumes.rs`, `images.rs`, `network.rs`, `system.rs`, `events.rs` | the other services |
+//! | `init.rs` | `berth-init`, the `--init` PID 1 |
+//!
+//! ## Crash safety
+//! Every record write is temp + fsync + rename + directory fsync ([`store`]). Nothing is
+//! trusted on open: a record saying "running" is believed only if its shim answers; a shim
+//! that answers is adopted even if the record says otherwise (a crash between `START` and
+//! the save). One unreadable record is logged and skipped, never fatal.
+//!
+//! ## Cost of a start (measured, `tests/root_engine.rs` `run_rm_timings`, release shim)
+//! The engine's own share of `run --rm true` is a few milliseconds: overlay mount ~0.4 ms,
+//! /etc files + OCI spec (seccomp profile parsed once per process) ~1 ms, loopback or veth
+//! ~1-2 ms, the record fsync ~1.5 ms, exit + remove ~3 ms. The rest is the shim and the
+//! runtime (spawn + create, `START`), measured separately by their crates.
 //!
 //! ```no_run
 //! # async fn demo() -> berth_engine::Result<()> {

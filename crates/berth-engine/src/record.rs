@@ -83,7 +83,7 @@ pub struct ContainerRecord {
     /// With the leading `/`.
     pub name: String,
     pub created: DateTime<Utc>,
-    /// The process: argv[0] and the rest (entrypoint + cmd resolved).
+    /// The process: `argv[0]` and the rest (entrypoint + cmd resolved).
     pub path: String,
     pub args: Vec<String>,
     /// The config as resolved against the image (env merged, cmd/entrypoint/workdir/user
