@@ -82,10 +82,23 @@ ARGS=()
 for i in "${!CMDS[@]}"; do ARGS+=(--prepare "${PREPARE[$i]}" -n "${NAMES[$i]}" "${CMDS[$i]}"); done
 hyperfine --warmup 1 --runs "$RUNS" --export-json "$BENCH_TMP/pull.json" "${ARGS[@]}"
 
-python3 - "$BENCH_TMP/pull.json" <<'PY'
+# "already up to date": the image is present, the pull only asks the registry (HEAD)
+"$PULL" "$REF" --root "$BENCH_TMP/berth-warm" --quiet
+UP=(-n berth "$PULL $REF --root $BENCH_TMP/berth-warm --quiet")
+if [ -n "${DSOCK:-}" ] && docker -H "unix://$DSOCK" version >/dev/null 2>&1; then
+  docker -H "unix://$DSOCK" pull -q "$REF" >/dev/null
+  UP+=(-n docker "docker -H unix://$DSOCK pull -q $REF")
+fi
+hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$BENCH_TMP/uptodate.json" "${UP[@]}"
+
+python3 - "$BENCH_TMP/pull.json" "$BENCH_TMP/uptodate.json" <<'PY'
 import json, sys
+up = {x["command"]: x for x in json.load(open(sys.argv[2]))["results"]}
+if "docker" in up:
+    print(f"\nup to date: berth {up['berth']['median']*1000:.0f} ms, docker {up['docker']['median']*1000:.0f} ms, "
+          f"berth / docker: {up['berth']['median'] / up['docker']['median']:.2f}x")
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-print("\nmedians:")
+print("\nmedians (cold pull):")
 for n, x in r.items():
     print(f"  {n:8s} {x['median']*1000:8.0f} ms  (min {x['min']*1000:.0f}, max {x['max']*1000:.0f})")
 b = r["berth"]["median"]
