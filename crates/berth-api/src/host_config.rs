@@ -119,10 +119,14 @@ pub struct HostConfig {
     pub kernel_memory_tcp: Option<i64>,
     pub memory_reservation: i64,
     pub memory_swap: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_swappiness: Option<i64>,
     pub nano_cpus: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub oom_kill_disable: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub init: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,
     pub ulimits: Option<Vec<Ulimit>>,
     pub cpu_count: i64,

@@ -72,8 +72,9 @@ pub struct RegistryServiceConfig {
     pub mirrors: Vec<String>,
 }
 
+/// `Runtimes.<name>`: Docker spells these fields in lower camel case (`path`, `runtimeArgs`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
+#[serde(rename_all = "camelCase", default)]
 pub struct RuntimeInfo {
     pub path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
