@@ -155,22 +155,51 @@ impl LogWriter {
     }
 }
 
-/// Read every entry of a log and its rotated files, oldest first (for `ATTACH logs=1`).
-pub fn read_all(path: &Path, max_files: u32) -> Vec<Entry> {
+/// The log and its rotated files, oldest first.
+fn files(path: &Path, max_files: u32) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = (1..max_files.max(1))
         .rev()
         .map(|n| rotated(path, n))
         .collect();
     files.push(path.to_path_buf());
-    let mut out = Vec::new();
-    for f in files {
-        if let Ok(text) = std::fs::read_to_string(&f) {
-            out.extend(
-                text.lines()
-                    .filter_map(|l| serde_json::from_str::<Entry>(l).ok()),
-            );
+    files
+}
+
+/// Visit every entry of a log and its rotated files, oldest first, one line in memory at a time.
+fn for_each(path: &Path, max_files: u32, mut f: impl FnMut(Entry)) {
+    use std::io::BufRead;
+    for file in files(path, max_files) {
+        if let Ok(fh) = File::open(&file) {
+            for line in io::BufReader::new(fh).lines().map_while(Result::ok) {
+                if let Ok(e) = serde_json::from_str::<Entry>(&line) {
+                    f(e);
+                }
+            }
         }
     }
+}
+
+/// Read every entry of a log and its rotated files, oldest first.
+pub fn read_all(path: &Path, max_files: u32) -> Vec<Entry> {
+    let mut out = Vec::new();
+    for_each(path, max_files, |e| out.push(e));
+    out
+}
+
+/// The newest entries whose payloads total at most `cap` bytes, oldest first (for
+/// `ATTACH logs=1`: a replay must not balloon the shim's memory or overflow the client).
+pub fn read_tail(path: &Path, max_files: u32, cap: usize) -> Vec<Entry> {
+    let mut total = 0usize;
+    for_each(path, max_files, |e| total += e.log.len());
+    let mut skip = total.saturating_sub(cap);
+    let mut out = Vec::new();
+    for_each(path, max_files, |e| {
+        if skip > 0 {
+            skip = skip.saturating_sub(e.log.len());
+            return;
+        }
+        out.push(e);
+    });
     out
 }
 
@@ -265,6 +294,11 @@ mod tests {
             nums.windows(2).all(|w| w[1] == w[0] + 1),
             "a gap in the kept lines"
         );
+        // A capped replay keeps the newest lines only.
+        let tail = read_tail(&p, 3, 100);
+        assert!(tail.iter().map(|e| e.log.len()).sum::<usize>() <= 100);
+        assert_eq!(tail.last().unwrap().log, format!("line {}\n", n - 1));
+        assert!(tail.len() >= 9);
     }
 
     #[test]

@@ -628,7 +628,11 @@ impl<B: Backend> Server<B> {
                 let c = &mut self.clients[i];
                 c.reply(&Reply::Ok(None));
                 if opts.logs {
-                    for e in logfile::read_all(&self.log_path, self.log_max_files) {
+                    for e in logfile::read_tail(
+                        &self.log_path,
+                        self.log_max_files,
+                        MAX_CLIENT_BACKLOG / 2,
+                    ) {
                         let (wanted, sid) = match e.stream.as_str() {
                             "stderr" => (opts.stderr, protocol::STREAM_STDERR),
                             _ => (opts.stdout, protocol::STREAM_STDOUT),
