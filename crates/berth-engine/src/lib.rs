@@ -75,6 +75,7 @@ mod engine;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod explain;
 pub mod images;
 pub mod init;
 mod lifecycle;

@@ -1,0 +1,217 @@
+//! The start timeline: how long each step of a container's start took, measured by the
+//! engine while it happened (not estimated afterwards).
+//!
+//! `create` records its steps (resolve the image, volumes, the overlay snapshot, the
+//! record) into `create-timeline.json` beside the record; the first `start` after it
+//! adds the time the client took between the two requests and its own steps (mount the
+//! rootfs, write the bundle, spawn the shim — which clones the container's process into
+//! its new namespaces — connect the networks, `START` — the exec of the user's program)
+//! and stores the whole as `timeline.json`. Later starts (restarts) store only their own
+//! steps. Laps are contiguous, so the steps add up to the wall time from the first
+//! measured instant to the last.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+const CREATE_FILE: &str = "create-timeline.json";
+const FILE: &str = "timeline.json";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StartTimeline {
+    /// Wall-clock time of the first measured instant.
+    pub began_at: Option<DateTime<Utc>>,
+    /// Whether the steps include the container's `create` (its first start).
+    pub includes_create: bool,
+    pub steps: Vec<TimelineStep>,
+    /// Sum of the steps' durations, microseconds.
+    pub total_us: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TimelineStep {
+    /// `create`, `client` or `start`.
+    pub phase: String,
+    pub name: String,
+    /// What happens in this step, for people.
+    pub what: String,
+    /// Microseconds from the timeline's beginning to this step's start.
+    pub offset_us: u64,
+    pub duration_us: u64,
+}
+
+/// Measures contiguous steps.
+#[derive(Debug)]
+pub struct Recorder {
+    phase: &'static str,
+    began_at: DateTime<Utc>,
+    origin: Instant,
+    last: Instant,
+    steps: Vec<TimelineStep>,
+}
+
+impl Recorder {
+    pub fn new(phase: &'static str) -> Self {
+        let now = Instant::now();
+        Recorder {
+            phase,
+            began_at: Utc::now(),
+            origin: now,
+            last: now,
+            steps: Vec::new(),
+        }
+    }
+
+    /// End the current step (started at the previous lap) and name it.
+    pub fn lap(&mut self, name: &str) {
+        let now = Instant::now();
+        self.steps.push(TimelineStep {
+            phase: self.phase.to_string(),
+            name: name.to_string(),
+            what: describe(name).to_string(),
+            offset_us: (self.last - self.origin).as_micros() as u64,
+            duration_us: (now - self.last).as_micros() as u64,
+        });
+        self.last = now;
+    }
+
+    fn finish(self) -> (DateTime<Utc>, DateTime<Utc>, Vec<TimelineStep>) {
+        let span = chrono::Duration::from_std(self.last - self.origin).unwrap_or_default();
+        (self.began_at, self.began_at + span, self.steps)
+    }
+}
+
+/// What a step does, by the names the engine laps with.
+fn describe(name: &str) -> &'static str {
+    match name {
+        "validate config" => "check the request: limits, security options, network mode",
+        "resolve image" => "find the image by name in the local store, read its config",
+        "volumes" => "create or look up the named and anonymous volumes",
+        "snapshot" => "create the container's empty upper and work dirs over the image's layer snapshots",
+        "save record" => "write the container's record to disk (atomically)",
+        "between requests" => "the client got the create reply and sent the start request",
+        "mount rootfs" => "mount the overlay: image layers (read-only) + the upper dir",
+        "etc files, volumes, spec" => "write /etc/hosts, hostname, resolv.conf; build the OCI spec",
+        "write bundle, spawn shim (runtime create)" => {
+            "write config.json; the shim runs the runtime, which clones the process into new namespaces, joins the cgroups, sets up the mounts and waits before exec"
+        }
+        "networks" => "veth pair into the bridge, address and routes in the netns, port rules",
+        "attach, wait, START" => "connect waiters; the runtime execs the user's program",
+        _ => "",
+    }
+}
+
+/// `create` finished: keep its steps until the first start.
+pub fn save_create(container_dir: &Path, rec: Recorder) {
+    let (began_at, _, steps) = rec.finish();
+    let tl = StartTimeline {
+        began_at: Some(began_at),
+        includes_create: true,
+        total_us: steps.iter().map(|s| s.duration_us).sum(),
+        steps,
+    };
+    write(&container_dir.join(CREATE_FILE), &tl);
+}
+
+/// A start finished: store it (with the create before it, on the first start).
+pub fn save_start(container_dir: &Path, rec: Recorder) {
+    let (began_at, _, start_steps) = rec.finish();
+    let create: Option<StartTimeline> = std::fs::read(container_dir.join(CREATE_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let _ = std::fs::remove_file(container_dir.join(CREATE_FILE));
+    let mut tl = StartTimeline {
+        began_at: Some(began_at),
+        ..Default::default()
+    };
+    let mut offset = 0u64;
+    if let Some(c) = create.filter(|c| c.began_at.is_some()) {
+        let c_began = c.began_at.unwrap_or(began_at);
+        let c_end = c_began + chrono::Duration::microseconds(c.total_us as i64);
+        tl.began_at = Some(c_began);
+        tl.includes_create = true;
+        tl.steps = c.steps;
+        let gap = (began_at - c_end).num_microseconds().unwrap_or(0).max(0) as u64;
+        tl.steps.push(TimelineStep {
+            phase: "client".into(),
+            name: "between requests".into(),
+            what: describe("between requests").into(),
+            offset_us: c.total_us,
+            duration_us: gap,
+        });
+        offset = c.total_us + gap;
+    }
+    for mut s in start_steps {
+        s.offset_us += offset;
+        tl.steps.push(s);
+    }
+    tl.total_us = tl.steps.iter().map(|s| s.duration_us).sum();
+    write(&container_dir.join(FILE), &tl);
+}
+
+/// The last start's timeline, if one was recorded.
+pub fn load(container_dir: &Path) -> Option<StartTimeline> {
+    let b = std::fs::read(container_dir.join(FILE)).ok()?;
+    serde_json::from_slice(&b).ok()
+}
+
+/// Not fsync'd: the timeline is a diagnostic, not state to recover from, and the start
+/// path should not wait on the disk for it. Written to a temp name and renamed, so a
+/// reader never sees half of it.
+fn write(path: &Path, tl: &StartTimeline) {
+    let Ok(bytes) = serde_json::to_vec(tl) else {
+        return;
+    };
+    let tmp = path.with_extension("json.tmp");
+    if std::fs::write(&tmp, bytes).is_ok() {
+        let _ = std::fs::rename(&tmp, path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_then_start_adds_up() {
+        let d = tempfile::tempdir().unwrap();
+        let mut c = Recorder::new("create");
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        c.lap("resolve image");
+        c.lap("save record");
+        save_create(d.path(), c);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let t0 = Instant::now();
+        let mut s = Recorder::new("start");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        s.lap("mount rootfs");
+        s.lap("networks");
+        save_start(d.path(), s);
+        let tl = load(d.path()).unwrap();
+        assert!(tl.includes_create);
+        let names: Vec<_> = tl.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["resolve image", "save record", "between requests", "mount rootfs", "networks"]
+        );
+        assert!(tl.steps[0].duration_us >= 3000);
+        assert!(tl.steps[2].duration_us >= 4000, "{:?}", tl.steps[2]);
+        assert_eq!(tl.total_us, tl.steps.iter().map(|s| s.duration_us).sum::<u64>());
+        // Offsets are contiguous.
+        for w in tl.steps.windows(2) {
+            assert!(w[1].offset_us.abs_diff(w[0].offset_us + w[0].duration_us) <= 1);
+        }
+        assert!(!d.path().join(CREATE_FILE).exists());
+        let _ = t0;
+        // A restart: only its own steps.
+        let mut s = Recorder::new("start");
+        s.lap("mount rootfs");
+        save_start(d.path(), s);
+        let tl = load(d.path()).unwrap();
+        assert!(!tl.includes_create);
+        assert_eq!(tl.steps.len(), 1);
+    }
+}
