@@ -77,6 +77,8 @@ pub struct Daemon {
     pub sock: PathBuf,
     pub host: String,
     docker_config: PathBuf,
+    cgroup_parent: String,
+    args: Vec<std::ffi::OsString>,
 }
 
 impl Daemon {
@@ -88,21 +90,55 @@ impl Daemon {
         let exec_root = tempfile::Builder::new().prefix("be").rand_bytes(6).tempdir_in("/run").expect("exec root");
         let docker_config = dir.path().join("docker-config");
         std::fs::create_dir_all(&docker_config).expect("docker config dir");
-        let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log file");
+        let args: Vec<std::ffi::OsString> = vec![
+            "daemon".into(),
+            "--data-root".into(),
+            dir.path().join("data").into(),
+            "--exec-root".into(),
+            exec_root.path().into(),
+            "-H".into(),
+            host.clone().into(),
+            "--cgroup-parent".into(),
+            cgroup_parent.clone().into(),
+        ];
+        let mut d = Daemon { child: None, dir, exec_root, sock, host, docker_config, cgroup_parent, args };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .expect("log file");
         let child = Command::new(BERTH)
-            .args(["daemon", "--data-root"])
-            .arg(dir.path().join("data"))
-            .arg("--exec-root")
-            .arg(exec_root.path())
-            .arg("-H")
-            .arg(&host)
-            .args(["--cgroup-parent", &cgroup_parent])
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start berth daemon");
-        let mut d = Daemon { child: Some(child), dir, exec_root, sock, host, docker_config };
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// SIGKILLs the daemon (by its PID); containers keep running under their shims.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-9").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the daemon again with the same roots and socket.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    fn wait_ready(&mut self) {
+        let d = self;
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Some(Ok(Some(status))) = d.child.as_mut().map(Child::try_wait) {
@@ -110,7 +146,7 @@ impl Daemon {
                 panic!("berth daemon exited with {status}; log:\n{}", d.log());
             }
             if d.raw("HEAD", "/_ping", None).is_some_and(|(s, _, _)| s == 200) {
-                return d;
+                return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -209,7 +245,35 @@ impl Drop for Daemon {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+        remove_cgroup_parent(&self.cgroup_parent);
     }
+}
+
+/// Removes the (empty) cgroup directories this test's daemon created under its unique
+/// parent, in every mounted hierarchy, deepest first. Only `rmdir`: a cgroup still holding
+/// a process stays (and the leak shows up on the next run).
+fn remove_cgroup_parent(parent: &str) {
+    let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
+    for line in mi.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        if !post.starts_with("cgroup") {
+            continue;
+        }
+        let Some(mnt) = pre.split_whitespace().nth(4) else { continue };
+        let root = Path::new(mnt).join(parent.trim_start_matches('/'));
+        rmdir_tree(&root);
+    }
+}
+
+fn rmdir_tree(p: &Path) {
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                rmdir_tree(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(p);
 }
 
 /// A loopback registry with busybox pushed, plus the image reference.
