@@ -1,9 +1,9 @@
 //! Unit tier: the conformance suite against fake cgroupfs trees, plus stats parsing from
 //! realistic kernel file contents.
 
+use crate::factory::open_at;
 use crate::layout::{Layout, V1Hierarchy};
 use crate::manager::{CgroupManager, CgroupPath};
-use crate::open_at;
 use berth_testkit::fakecgroup::FakeCgroupFs;
 
 #[path = "../tests/common/suite.rs"]
@@ -85,7 +85,7 @@ fn v1_memory_order_lowering_writes_memory_first() {
     m.create().unwrap();
     fake.kernel_populate();
     std::fs::remove_file(fake.root().join("memory/c2/memory.memsw.limit_in_bytes")).unwrap();
-    m.set(&crate::Resources {
+    m.set(&crate::manager::Resources {
         memory_limit: Some(64 << 20),
         memory_swap: Some(128 << 20),
         ..Default::default()
@@ -103,7 +103,7 @@ fn v1_blkio_weight_only_where_present() {
     let m = v1(&fake, "/c3");
     m.create().unwrap();
     fake.kernel_populate();
-    let w = crate::Resources {
+    let w = crate::manager::Resources {
         blkio_weight: Some(300),
         ..Default::default()
     };
