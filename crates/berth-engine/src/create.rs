@@ -65,6 +65,7 @@ impl Engine {
     /// Create a container from `spec` (image defaults + overrides). Returns the id and
     /// warnings (e.g. limits clamped to what the host allows).
     pub async fn create_container(&self, mut spec: ContainerSpec) -> Result<CreateResult> {
+        let mut tl = crate::explain::timeline::Recorder::new("create");
         if spec.image.trim().is_empty() {
             return Err(EngineError::invalid(
                 "no image specified; give an image reference",
@@ -96,6 +97,7 @@ impl Engine {
             )));
         }
 
+        tl.lap("validate config");
         // The image.
         let images = self.inner.images.clone();
         let image_name = spec.image.clone();
@@ -108,6 +110,7 @@ impl Engine {
                 }
                 _ => crate::images::image_error(e),
             })?;
+        tl.lap("resolve image");
         let img_cfg = image_config_of(&image.config);
         merge_image_defaults(&mut spec, &img_cfg);
         let args = process_args(&spec);
@@ -121,7 +124,7 @@ impl Engine {
         let id = names::new_id();
         let name = self.reserve_name(spec.name.as_deref(), &id)?;
         let res = self
-            .create_inner(&id, &name, spec, args, &image, user_mounts, warnings)
+            .create_inner(&id, &name, spec, args, &image, user_mounts, warnings, &mut tl)
             .await;
         if res.is_err() {
             let mut t = self
@@ -175,6 +178,7 @@ impl Engine {
         image: &berth_image::ImageRecord,
         user_mounts: Vec<oci::mounts::UserMount>,
         warnings: Vec<String>,
+        tl: &mut crate::explain::timeline::Recorder,
     ) -> Result<CreateResult> {
         let dir = self.container_dir(id);
         std::fs::create_dir_all(&dir)
@@ -220,6 +224,7 @@ impl Engine {
             mounts.push(mp);
         }
 
+        tl.lap("volumes");
         // The rootfs (upper/work over the image's layers).
         let images = self.inner.images.clone();
         let (img, cid) = (image.clone(), id.to_string());
@@ -246,6 +251,7 @@ impl Engine {
             self.rootfs_dir(id).display().to_string(),
         );
 
+        tl.lap("snapshot");
         spec.name = Some(name.to_string());
         if spec.hostname.as_deref().unwrap_or("").is_empty() {
             spec.hostname = Some(id[..12].to_string());
@@ -297,6 +303,8 @@ impl Engine {
             let _ = self.inner.images.remove_container_rootfs(id);
             return Err(cleanup(e));
         }
+        tl.lap("save record");
+        crate::explain::timeline::save_create(&dir, tl);
         {
             let mut t = self
                 .inner

@@ -231,6 +231,7 @@ impl Engine {
         });
         self.save(c)?;
         clock.lap("save record");
+        crate::explain::timeline::save_start(&self.container_dir(id), &clock.timeline);
         c.state_tx.send_modify(|s| s.running = true);
         self.baseline_sample(c);
         self.emit_container(c, "start", &[]);
@@ -371,6 +372,8 @@ fn start_mounts(rec: &ContainerRecord) -> Result<Vec<(UserMount, String)>> {
 struct PhaseClock<'a> {
     id: &'a str,
     last: std::time::Instant,
+    /// The same laps, kept for `berth explain`.
+    timeline: crate::explain::timeline::Recorder,
 }
 
 impl<'a> PhaseClock<'a> {
@@ -378,12 +381,14 @@ impl<'a> PhaseClock<'a> {
         PhaseClock {
             id,
             last: std::time::Instant::now(),
+            timeline: crate::explain::timeline::Recorder::new("start"),
         }
     }
     fn lap(&mut self, phase: &str) {
         let now = std::time::Instant::now();
         tracing::debug!(container = %&self.id[..12], phase, us = (now - self.last).as_micros() as u64, "start phase");
         self.last = now;
+        self.timeline.lap(phase);
     }
 }
 

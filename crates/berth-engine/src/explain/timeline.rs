@@ -78,9 +78,8 @@ impl Recorder {
         self.last = now;
     }
 
-    fn finish(self) -> (DateTime<Utc>, DateTime<Utc>, Vec<TimelineStep>) {
-        let span = chrono::Duration::from_std(self.last - self.origin).unwrap_or_default();
-        (self.began_at, self.began_at + span, self.steps)
+    fn finish(&self) -> (DateTime<Utc>, Vec<TimelineStep>) {
+        (self.began_at, self.steps.clone())
     }
 }
 
@@ -105,8 +104,8 @@ fn describe(name: &str) -> &'static str {
 }
 
 /// `create` finished: keep its steps until the first start.
-pub fn save_create(container_dir: &Path, rec: Recorder) {
-    let (began_at, _, steps) = rec.finish();
+pub fn save_create(container_dir: &Path, rec: &Recorder) {
+    let (began_at, steps) = rec.finish();
     let tl = StartTimeline {
         began_at: Some(began_at),
         includes_create: true,
@@ -117,8 +116,8 @@ pub fn save_create(container_dir: &Path, rec: Recorder) {
 }
 
 /// A start finished: store it (with the create before it, on the first start).
-pub fn save_start(container_dir: &Path, rec: Recorder) {
-    let (began_at, _, start_steps) = rec.finish();
+pub fn save_start(container_dir: &Path, rec: &Recorder) {
+    let (began_at, start_steps) = rec.finish();
     let create: Option<StartTimeline> = std::fs::read(container_dir.join(CREATE_FILE))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
@@ -182,14 +181,14 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(3));
         c.lap("resolve image");
         c.lap("save record");
-        save_create(d.path(), c);
+        save_create(d.path(), &c);
         std::thread::sleep(std::time::Duration::from_millis(5));
         let t0 = Instant::now();
         let mut s = Recorder::new("start");
         std::thread::sleep(std::time::Duration::from_millis(2));
         s.lap("mount rootfs");
         s.lap("networks");
-        save_start(d.path(), s);
+        save_start(d.path(), &s);
         let tl = load(d.path()).unwrap();
         assert!(tl.includes_create);
         let names: Vec<_> = tl.steps.iter().map(|s| s.name.as_str()).collect();
@@ -209,7 +208,7 @@ mod tests {
         // A restart: only its own steps.
         let mut s = Recorder::new("start");
         s.lap("mount rootfs");
-        save_start(d.path(), s);
+        save_start(d.path(), &s);
         let tl = load(d.path()).unwrap();
         assert!(!tl.includes_create);
         assert_eq!(tl.steps.len(), 1);
