@@ -2,6 +2,7 @@
 
 pub mod containers;
 pub mod exec;
+pub mod explain;
 pub mod hijack;
 pub mod images;
 pub mod networks;
@@ -45,6 +46,8 @@ pub fn router(state: AppState) -> Router {
         .route("/containers/{id}/attach", post(hijack::attach))
         .route("/containers/{id}/exec", post(exec::create))
         .route("/containers/{id}", delete(containers::remove))
+        // berth's own
+        .route("/berth/containers/{id}/explain", get(explain::explain))
         // exec
         .route("/exec/{id}/start", post(hijack::exec_start))
         .route("/exec/{id}/resize", post(exec::resize))
