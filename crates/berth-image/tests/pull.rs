@@ -557,3 +557,52 @@ async fn https_registry_with_certs_dir_and_tls_errors() {
         .unwrap_err();
     assert!(e.to_string().contains("400"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redirects_to_blob_storage_drop_authorization() {
+    if !berth_testkit::require_root("redirects_to_blob_storage_drop_authorization") {
+        return;
+    }
+    use berth_testkit::registry::TokenAuth;
+    let reg = RegistryGuard::start().unwrap();
+    let img = images::busybox_image().unwrap();
+    images::push(&reg.addr, "private/bb", "latest", &img, Format::Oci).unwrap();
+    // "blob storage" on another host (127.0.0.2), the registry front on 127.0.0.1
+    let cdn = Proxy::start_on("127.0.0.2", &reg.addr, None, Fault::None).unwrap();
+    let front = Proxy::start(
+        &reg.addr,
+        Some(TokenAuth {
+            user: Some(("dave".into(), "pw".into())),
+        }),
+        Fault::RedirectBlobs(cdn.addr.parse().unwrap()),
+    )
+    .unwrap();
+    let (_d, s) = store();
+    let opts = PullOptions {
+        credentials: Some(berth_image::Credentials {
+            username: "dave".into(),
+            password: "pw".into(),
+        }),
+        ..Default::default()
+    };
+    let rec = s
+        .pull(&r(&format!("{}/private/bb", front.addr)), &opts, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(rec.id.to_string(), img.id());
+    let front_blobs: Vec<String> = front
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("/blobs/"))
+        .collect();
+    assert!(
+        !front_blobs.is_empty() && front_blobs.iter().all(|r| r.contains("[Authorization]")),
+        "{front_blobs:?}"
+    );
+    let cdn_reqs = cdn.requests();
+    assert_eq!(cdn.blob_gets(), 2, "{cdn_reqs:?}"); // config + layer
+    assert!(
+        cdn_reqs.iter().all(|r| !r.contains("[Authorization]")),
+        "credentials leaked: {cdn_reqs:?}"
+    );
+}

@@ -283,6 +283,8 @@ pub enum Fault {
     },
     /// Answer every manifest request with 429 Too Many Requests (Docker Hub's rate limit).
     RateLimitManifests,
+    /// Answer blob GETs with `307` to the same path on another address (blob storage / CDN).
+    RedirectBlobs(std::net::SocketAddr),
 }
 
 /// A logging, optionally token-authenticating, fault-injecting front for a registry.
@@ -314,7 +316,18 @@ struct ProxyCfg {
 impl Proxy {
     /// Starts a proxy in front of `backend` (`127.0.0.1:PORT`).
     pub fn start(backend: &str, auth: Option<TokenAuth>, fault: Fault) -> Result<Self> {
-        let l = TcpListener::bind("127.0.0.1:0")?;
+        Self::start_on("127.0.0.1", backend, auth, fault)
+    }
+
+    /// Like [`Proxy::start`], listening on another loopback address (`127.0.0.2`: a different
+    /// host for redirect tests).
+    pub fn start_on(
+        ip: &str,
+        backend: &str,
+        auth: Option<TokenAuth>,
+        fault: Fault,
+    ) -> Result<Self> {
+        let l = TcpListener::bind((ip, 0))?;
         let addr = l.local_addr()?.to_string();
         l.set_nonblocking(true)?;
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -350,7 +363,7 @@ impl Proxy {
         })
     }
 
-    /// `METHOD path [Range: …]` of every request seen so far.
+    /// `METHOD path [Range: …] [Authorization]` of every request seen so far.
     pub fn requests(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }
@@ -426,9 +439,12 @@ fn serve(client: TcpStream, cfg: &ProxyCfg) -> Result<()> {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone())
     };
-    let range = get("range")
+    let mut range = get("range")
         .map(|r| format!(" [Range: {r}]"))
         .unwrap_or_default();
+    if get("authorization").is_some() {
+        range.push_str(" [Authorization]");
+    }
     cfg.log
         .lock()
         .unwrap()
@@ -468,6 +484,15 @@ fn serve(client: TcpStream, cfg: &ProxyCfg) -> Result<()> {
         }
     }
 
+    if let Fault::RedirectBlobs(to) = cfg.fault {
+        if method == "GET" && path.contains("/blobs/") {
+            write!(
+                client,
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{to}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )?;
+            return Ok(());
+        }
+    }
     if cfg.fault == Fault::RateLimitManifests && path.contains("/manifests/") {
         let body = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}"#;
         write!(
