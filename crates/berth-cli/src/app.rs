@@ -42,6 +42,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// Return low-level information on objects
     Inspect(InspectArgs),
+    /// Show how a container works under the hood: namespaces, cgroups, mounts, network, security, start timeline
+    Explain(ExplainArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
     /// Display the running processes of a container
@@ -177,6 +179,9 @@ pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// After the start, show how the container works under the hood (`--explain=json` for JSON)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "text", value_name = "FORMAT")]
+    pub explain: Option<String>,
     /// Keep STDIN open even if not attached
     #[arg(short = 'i', long)]
     pub interactive: bool,
@@ -444,6 +449,14 @@ pub struct ExecArgs {
     /// CONTAINER COMMAND [ARG...]
     #[arg(required = true, trailing_var_arg = true, num_args = 2.., value_name = "CONTAINER COMMAND [ARG...]")]
     pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    /// Output format: text (default) or json
+    #[arg(long)]
+    pub format: Option<String>,
+    pub container: String,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -3,6 +3,7 @@
 pub mod attach;
 pub mod containers;
 pub mod exec;
+pub mod explain;
 pub mod images;
 pub mod inspect;
 pub mod logs;
@@ -31,6 +32,7 @@ pub async fn dispatch(c: Client, cmd: Command) -> CmdResult {
         Command::Logs(a) => logs::logs(&c, a).await,
         Command::Exec(a) => exec::exec(&c, a).await,
         Command::Inspect(a) => inspect::inspect(&c, a).await,
+        Command::Explain(a) => explain::explain(&c, a).await,
         Command::Stats(a) => stats::stats(&c, a).await,
         Command::Top(a) => containers::top(&c, a).await,
         Command::Wait(a) => containers::wait(&c, a).await,

@@ -407,6 +407,7 @@ pub fn start_error_code(msg: &str) -> i32 {
 }
 
 pub async fn run(c: &Client, a: RunArgs) -> CmdResult {
+    super::explain::validate(a.explain.as_deref())?;
     let req = create_request(&a)?;
     let id = create_container(c, &a, &req).await?;
     if a.detach {
@@ -417,6 +418,9 @@ pub async fn run(c: &Client, a: RunArgs) -> CmdResult {
             ));
         }
         println!("{id}");
+        if let Some(f) = &a.explain {
+            super::explain::after_run(c, &id, f, false).await?;
+        }
         return Ok(0);
     }
     let cfg = &req.config;
@@ -430,6 +434,7 @@ pub async fn run(c: &Client, a: RunArgs) -> CmdResult {
         attach_any,
         condition,
         a.sig_proxy && !cfg.tty,
+        a.explain.as_deref(),
     )
     .await
 }
@@ -443,6 +448,7 @@ async fn attached_session(
     attach: bool,
     condition: &str,
     sig_proxy: bool,
+    explain: Option<&str>,
 ) -> CmdResult {
     let io = if attach {
         let q = Query::new()
@@ -473,6 +479,10 @@ async fn attached_session(
             start_error_code(&e.message()),
             format!("berth: {e}"),
         ));
+    }
+    if let Some(f) = explain {
+        // On stderr: stdout is the program's.
+        super::explain::after_run(c, id, f, true).await?;
     }
     let _raw = if tty && stdin && crate::tty::stdin_is_tty() {
         crate::tty::RawMode::enable()
@@ -518,6 +528,7 @@ pub async fn start_attached(c: &Client, name: &str, interactive: bool) -> CmdRes
         true,
         "next-exit",
         !i.config.tty,
+        None,
     )
     .await
 }

@@ -94,7 +94,14 @@ pub fn spec_from_create(req: ContainerCreateRequest, name: Option<String>) -> Co
         name: name.filter(|n| !n.is_empty()),
         image: c.image,
         cmd: c.cmd,
-        entrypoint: c.entrypoint,
+        // The docker CLI sends `[""]` for `--entrypoint ""`: clear the image's entrypoint.
+        entrypoint: c.entrypoint.map(|e| {
+            if e.len() == 1 && e[0].is_empty() {
+                Vec::new()
+            } else {
+                e
+            }
+        }),
         env: c.env.unwrap_or_default(),
         working_dir: non_empty(c.working_dir),
         user: non_empty(c.user),
@@ -414,7 +421,12 @@ pub fn summary(s: &ContainerSummary) -> WireSummary {
         image_id: s.image_id.clone(),
         command: s.command.clone(),
         created: s.created.timestamp(),
-        ports: ports(&s.ports),
+        // Bindings exist only while the container runs (Docker clears them at stop).
+        ports: if matches!(s.state.as_str(), "running" | "paused" | "restarting") {
+            ports(&s.ports)
+        } else {
+            Vec::new()
+        },
         size_rw: None,
         size_root_fs: None,
         labels: s.labels.clone(),
@@ -452,5 +464,8 @@ mod tests {
         assert_eq!(s.exposed_ports, vec!["80/tcp"]);
         assert!(s.host.mounts[0].no_copy);
         assert_eq!(s.working_dir, None);
+        let clear: ContainerCreateRequest =
+            serde_json::from_str(r#"{"Image":"x","Entrypoint":[""]}"#).unwrap();
+        assert_eq!(spec_from_create(clear, None).entrypoint, Some(vec![]));
     }
 }
