@@ -96,6 +96,10 @@ fn main() {
             root_exec_and_tty_berth_runtime,
         ),
         ("root_berth_shim_binary_rss", root_berth_shim_binary_rss),
+        (
+            "root_container_starts_with_clean_signal_state",
+            root_container_starts_with_clean_signal_state,
+        ),
     ];
     let selected = |name: &str| {
         filter.is_empty()
@@ -969,5 +973,45 @@ fn root_berth_shim_binary_rss() {
     }
     if measured == 0 {
         eprintln!("  skipping: build berth first (cargo build -p berth)");
+    }
+}
+
+/// The shim blocks SIGCHLD and ignores SIGPIPE (Rust's default); neither may leak into the
+/// container: a blocked mask and ignored dispositions both survive execve.
+fn root_container_starts_with_clean_signal_state() {
+    for berth in [false, true] {
+        let Some((ctx, cg)) = busybox_ctx_with(
+            berth,
+            &["/bin/sh", "-c", "grep -E '^Sig(Blk|Ign)' /proc/self/status"],
+            |_, _| {},
+        ) else {
+            return;
+        };
+        let _cg = CgroupParent(cg);
+        ctx.launch().unwrap();
+        let c = ctx.client();
+        let mut a = c.attach(all_opts()).unwrap();
+        c.start().unwrap();
+        let (out, _) = read_framed(&mut a);
+        assert_eq!(c.wait().unwrap(), (0, false));
+        let field = |k: &str| {
+            out.lines()
+                .find(|l| l.starts_with(k))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .map(|v| u64::from_str_radix(v, 16).unwrap())
+                .unwrap_or_else(|| panic!("{k} missing in {out:?}"))
+        };
+        let runtime = if berth { "berth runtime" } else { "runc" };
+        assert_eq!(
+            field("SigBlk:"),
+            0,
+            "{runtime}: blocked signals leaked into the container"
+        );
+        // sh itself may ignore nothing at start; SIGPIPE (bit 13) must not be ignored.
+        assert_eq!(
+            field("SigIgn:") & (1 << (libc::SIGPIPE - 1)),
+            0,
+            "{runtime}: SIGPIPE ignored in the container"
+        );
     }
 }
