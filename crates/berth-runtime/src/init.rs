@@ -106,6 +106,13 @@ pub(crate) fn init_main(plan: InitPlan, sock: OwnedFd) -> i32 {
 }
 
 fn init(mut plan: InitPlan, sock: &OwnedFd) -> Result<std::convert::Infallible> {
+    if !(plan.ns.new_user || plan.ns.joined_user) {
+        // See exec_main: a container process (e.g. one exec'd into a created container)
+        // must not reach the host runtime binary through our /proc/PID/exe. In a user
+        // namespace container root cannot write that binary anyway, and a non-dumpable
+        // process there could not open its own /proc/self/fd (owned by the host's root).
+        nix::sys::prctl::set_dumpable(false).ctx(|| "PR_SET_DUMPABLE".into())?;
+    }
     // First Go: uid/gid maps are written (the parent attaches our cgroups meanwhile).
     sync::wait_go(sock.as_fd()).ctx(|| "wait for parent".into())?;
     if plan.ns.new_user {
@@ -210,6 +217,11 @@ fn init(mut plan: InitPlan, sock: &OwnedFd) -> Result<std::convert::Infallible> 
 /// The exec'd process's main (after the helper joined the container's namespaces).
 pub(crate) fn exec_main(mut proc: ProcPlan, sock: OwnedFd) -> i32 {
     let r = (|| -> Result<std::convert::Infallible> {
+        // Why: until execve this process is a copy of the runtime, visible inside the
+        // container's pid namespace; a container process must not open our /proc/PID/exe
+        // and later write through it to the host binary (CVE-2019-5736). Non-dumpable
+        // processes refuse that; execve makes the new program dumpable again.
+        nix::sys::prctl::set_dumpable(false).ctx(|| "PR_SET_DUMPABLE".into())?;
         sync::wait_go(sock.as_fd()).ctx(|| "wait for parent".into())?;
         nix::unistd::setsid().ctx(|| "setsid".into())?;
         set_stdio(&mut proc.stdio)?;
