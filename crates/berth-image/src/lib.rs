@@ -24,6 +24,16 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Where things are
+//! - the on-disk layout and crash safety: `store.rs` (blobs by digest, records written
+//!   temp + fsync + rename; layer blobs are re-verified whenever read);
+//! - why a hostile layer cannot write outside its directory: [`unpack`] (`openat2`
+//!   `RESOLVE_IN_ROOT`, `*at` calls that never follow the last component);
+//! - the streamed pull (parallel layers, hash + decompress + unpack while downloading,
+//!   resume from kept partial files): `pull.rs` and `pull/layer.rs`;
+//! - overlay mounts (`mount(2)` when the options fit a page, `fsconfig lowerdir+` beyond):
+//!   [`snapshot`].
+//!
 //! ## Public API (stable; extended, not broken)
 //! - [`ImageRef::parse`] — Docker normalisation; [`ImageRef::familiar`] for display.
 //! - [`ImageStore::open`]`(data_root, RegistryConfig { insecure, auth_file, certs_dir })`.
