@@ -977,41 +977,55 @@ fn root_berth_shim_binary_rss() {
 }
 
 /// The shim blocks SIGCHLD and ignores SIGPIPE (Rust's default); neither may leak into the
-/// container: a blocked mask and ignored dispositions both survive execve.
+/// container or an exec: a blocked mask and ignored dispositions both survive execve.
 fn root_container_starts_with_clean_signal_state() {
+    let show = "grep -E '^Sig(Blk|Ign)' /proc/self/status";
     for berth in [false, true] {
-        let Some((ctx, cg)) = busybox_ctx_with(
-            berth,
-            &["/bin/sh", "-c", "grep -E '^Sig(Blk|Ign)' /proc/self/status"],
-            |_, _| {},
-        ) else {
+        let script = format!("{show}; exec sleep 30");
+        let Some((ctx, cg)) = busybox_ctx_with(berth, &["/bin/sh", "-c", &script], |_, _| {})
+        else {
             return;
         };
         let _cg = CgroupParent(cg);
         ctx.launch().unwrap();
         let c = ctx.client();
-        let mut a = c.attach(all_opts()).unwrap();
         c.start().unwrap();
-        let (out, _) = read_framed(&mut a);
-        assert_eq!(c.wait().unwrap(), (0, false));
-        let field = |k: &str| {
-            out.lines()
-                .find(|l| l.starts_with(k))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .map(|v| u64::from_str_radix(v, 16).unwrap())
-                .unwrap_or_else(|| panic!("{k} missing in {out:?}"))
-        };
         let runtime = if berth { "berth runtime" } else { "runc" };
-        assert_eq!(
-            field("SigBlk:"),
-            0,
-            "{runtime}: blocked signals leaked into the container"
-        );
-        // sh itself may ignore nothing at start; SIGPIPE (bit 13) must not be ignored.
-        assert_eq!(
-            field("SigIgn:") & (1 << (libc::SIGPIPE - 1)),
-            0,
-            "{runtime}: SIGPIPE ignored in the container"
-        );
+        let t = Instant::now();
+        while !ctx.entries().iter().any(|e| e.log.starts_with("SigIgn")) {
+            assert!(t.elapsed() < Duration::from_secs(5), "{runtime}: no output");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let init: String = ctx.entries().iter().map(|e| e.log.clone()).collect();
+        let (_, mut s) = c
+            .exec(&ExecRequest {
+                exec_id: "sig".into(),
+                process: serde_json::json!({"args": ["/bin/sh", "-c", show], "env": ["PATH=/bin"], "cwd": "/", "user": {"uid": 0, "gid": 0}}),
+                tty: false,
+                stdin: false,
+            })
+            .unwrap();
+        let (exec, _) = read_framed(&mut s);
+        for (who, out) in [("init", &init), ("exec", &exec)] {
+            let field = |k: &str| {
+                out.lines()
+                    .find(|l| l.starts_with(k))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .map(|v| u64::from_str_radix(v, 16).unwrap())
+                    .unwrap_or_else(|| panic!("{runtime} {who}: {k} missing in {out:?}"))
+            };
+            assert_eq!(
+                field("SigBlk:"),
+                0,
+                "{runtime} {who}: blocked signals leaked"
+            );
+            assert_eq!(
+                field("SigIgn:") & (1 << (libc::SIGPIPE - 1)),
+                0,
+                "{runtime} {who}: SIGPIPE ignored"
+            );
+        }
+        c.kill(9).unwrap();
+        assert_eq!(c.wait().unwrap(), (137, false));
     }
 }
