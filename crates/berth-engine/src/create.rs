@@ -124,7 +124,16 @@ impl Engine {
         let id = names::new_id();
         let name = self.reserve_name(spec.name.as_deref(), &id)?;
         let res = self
-            .create_inner(&id, &name, spec, args, &image, user_mounts, warnings, &mut tl)
+            .create_inner(
+                &id,
+                &name,
+                spec,
+                args,
+                &image,
+                user_mounts,
+                warnings,
+                &mut tl,
+            )
             .await;
         if res.is_err() {
             let mut t = self

@@ -56,6 +56,7 @@ fn main() {
         ("init_reaps_orphans_and_forwards_signals", || {
             Box::pin(init_reaps_orphans_and_forwards_signals())
         }),
+        ("init_in_a_container", || Box::pin(init_in_a_container())),
         ("live_restore_readopts_running_container", || {
             Box::pin(live_restore_readopts_running_container())
         }),
@@ -1063,4 +1064,80 @@ async fn images_save_load_tag_remove() {
     assert_eq!(loaded[0].id, img.summary.id);
     let (_, code) = env.run(|s| s.cmd = Some(vec!["true".into()])).await;
     assert_eq!(code, 0);
+}
+
+/// The static `berth-init` (the example), built once into target/static like the checker:
+/// a dynamically linked binary cannot run inside the busybox image.
+fn static_init() -> PathBuf {
+    let ws = berth_testkit::workspace_root();
+    let target = ws.join("target/static");
+    std::fs::create_dir_all(&target).unwrap();
+    let lock = std::fs::File::create(target.join(".berth-init.lock")).unwrap();
+    lock.lock().unwrap();
+    let triple = "x86_64-unknown-linux-gnu";
+    let st = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "-q",
+            "--release",
+            "--target",
+            triple,
+            "-p",
+            "berth-engine",
+            "--example",
+            "berth-init",
+        ])
+        .current_dir(&ws)
+        .env("CARGO_TARGET_DIR", &target)
+        .env("RUSTFLAGS", "-Ctarget-feature=+crt-static")
+        .status()
+        .unwrap();
+    assert!(st.success(), "building the static berth-init failed");
+    target.join(triple).join("release/examples/berth-init")
+}
+
+async fn init_in_a_container() {
+    let init = tokio::task::spawn_blocking(static_init).await.unwrap();
+    let mut env = Env::new().await;
+    env.cfg.init_binary = Some(init);
+    env.engine.take().unwrap().shutdown();
+    env.engine = Some(Engine::open(env.cfg.clone()).await.unwrap());
+    let id = env
+        .create(|s| {
+            s.host.init = Some(true);
+            // The subshell's sleep is orphaned: PID 1 (berth-init) must reap it.
+            sh(s, "(sleep 0.05 &); exec sleep 30");
+        })
+        .await;
+    env.e().start_container(&id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let top = env.e().top_container(&id, None).await.unwrap();
+    assert!(
+        top.processes.iter().any(|p| p[7].contains("berth-init")),
+        "{top:?}"
+    );
+    for p in &top.processes {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", p[1])).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
+        assert_ne!(state, "Z", "zombie left in the container: {p:?}");
+    }
+    // SIGTERM reaches `sleep` through the init: stop is quick and the code is 143.
+    let t0 = Instant::now();
+    env.e().stop_container(&id, Some(10), None).await.unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert_eq!(
+        env.e()
+            .inspect_container(&id)
+            .await
+            .unwrap()
+            .state
+            .exit_code,
+        143
+    );
 }

@@ -58,12 +58,13 @@ pub struct CgroupLimit {
 pub(crate) fn collect(rec: &ContainerRecord) -> Result<CgroupFacts, ExplainError> {
     let pid = rec.state.pid;
     let proc_cgroup = read_proc(pid, "cgroup")?;
-    let mgr = berth_cgroups::open(berth_cgroups::CgroupPath(rec.cgroup_path.clone())).map_err(
-        |e| ExplainError::Read {
-            path: rec.cgroup_path.clone(),
-            source: std::io::Error::other(e.to_string()),
-        },
-    )?;
+    let mgr =
+        berth_cgroups::open(berth_cgroups::CgroupPath(rec.cgroup_path.clone())).map_err(|e| {
+            ExplainError::Read {
+                path: rec.cgroup_path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            }
+        })?;
     let version = mgr.version().to_string();
     let mut hierarchies = Vec::new();
     for (key, dir) in mgr.paths() {
@@ -430,7 +431,10 @@ mod tests {
         assert!(mem.set);
         assert_eq!(mem.human, "64 MiB");
         assert_eq!(mem.usage_human, "1 MiB");
-        let cpu = l.iter().find(|l| l.file.ends_with("cpu.cfs_quota_us")).unwrap();
+        let cpu = l
+            .iter()
+            .find(|l| l.file.ends_with("cpu.cfs_quota_us"))
+            .unwrap();
         assert!(cpu.human.ends_with("0.50 CPUs"), "{}", cpu.human);
         let pids = l.iter().find(|l| l.controller == "pids").unwrap();
         assert!(!pids.set);

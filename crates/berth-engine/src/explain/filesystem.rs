@@ -229,7 +229,11 @@ pub(crate) fn collect(
     let info = parse_mountinfo(&read_proc(rec.state.pid, "mountinfo")?);
     let list = |key: &str| -> Vec<String> {
         spec.and_then(|s| s["linux"][key].as_array())
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let (masked, ro_paths) = (list("maskedPaths"), list("readonlyPaths"));
@@ -291,7 +295,14 @@ fn purpose(
     if ro_paths.contains(&m.target) {
         return "read-only path".into();
     }
-    if tmpfs.contains(&m.target) || rec.config.host.mounts.iter().any(|x| x.kind == "tmpfs" && x.target == m.target) {
+    if tmpfs.contains(&m.target)
+        || rec
+            .config
+            .host
+            .mounts
+            .iter()
+            .any(|x| x.kind == "tmpfs" && x.target == m.target)
+    {
         return "tmpfs".into();
     }
     "system".into()
@@ -315,7 +326,10 @@ mod tests {
         assert_eq!(m[3].target, "/proc/my acpi");
         assert_eq!(m[2].source, "tmpfs");
         let (l, u, w) = overlay_dirs(&m[0].super_options);
-        assert_eq!(l, vec![PathBuf::from("/s/aa/fs"), PathBuf::from("/s/b:b/fs")]);
+        assert_eq!(
+            l,
+            vec![PathBuf::from("/s/aa/fs"), PathBuf::from("/s/b:b/fs")]
+        );
         assert_eq!(u, PathBuf::from("/c/upper"));
         assert_eq!(w, PathBuf::from("/c/work"));
     }

@@ -85,8 +85,10 @@ impl ExplainError {
     /// Wrap a failed read of `path`; ENOENT/ESRCH under `/proc/<pid>` means the process left.
     pub(crate) fn read(pid: i32, path: impl Into<String>, source: std::io::Error) -> Self {
         let path = path.into();
-        let gone = matches!(source.raw_os_error(), Some(libc::ENOENT) | Some(libc::ESRCH))
-            && path.starts_with(&format!("/proc/{pid}/"));
+        let gone = matches!(
+            source.raw_os_error(),
+            Some(libc::ENOENT) | Some(libc::ESRCH)
+        ) && path.starts_with(&format!("/proc/{pid}/"));
         if gone {
             ExplainError::ProcessGone(pid)
         } else {

@@ -5,6 +5,8 @@
 //! links have the same inode. Comparing with `/proc/1/ns/*` (the host's init) tells which
 //! namespaces the container owns and which it shares with the host (Docker shares the
 //! user and time namespaces by default; `--network host` shares net, and so on).
+//! Where PID 1's links are not readable (a sandboxed init), the daemon's own namespaces
+//! are the reference: the daemon runs in the host's.
 
 use super::{read_proc, ExplainError};
 use serde::{Deserialize, Serialize};
@@ -19,9 +21,11 @@ pub struct NamespaceFacts {
     pub kind: String,
     /// Inode number of the container's namespace.
     pub inode: u64,
-    /// Inode of the host's (PID 1's) namespace of the same kind.
+    /// Inode of the host's namespace of the same kind (0 = unreadable).
     pub host_inode: u64,
-    /// `own` (the container has its own) or `host` (shared with the host).
+    /// Where `host_inode` was read: `/proc/1/ns` or `/proc/<daemon pid>/ns`.
+    pub compared_with: String,
+    /// `own` (the container has its own), `host` (shared with the host) or `unknown`.
     pub owner: String,
     /// What this kind of namespace isolates.
     pub isolates: String,
@@ -33,20 +37,17 @@ pub(crate) fn collect(pid: i32) -> Result<Vec<NamespaceFacts>, ExplainError> {
         let path = format!("/proc/{pid}/ns/{kind}");
         let link = std::fs::read_link(&path).map_err(|e| ExplainError::read(pid, &path, e))?;
         let inode = parse_ns_link(&link.to_string_lossy()).unwrap_or(0);
-        // The host's: unreadable only in odd sandboxes; 0 then means "unknown".
-        let host_inode = std::fs::read_link(format!("/proc/1/ns/{kind}"))
-            .ok()
-            .and_then(|l| parse_ns_link(&l.to_string_lossy()))
-            .unwrap_or(0);
-        let owner = if host_inode != 0 && inode == host_inode {
-            "host"
-        } else {
-            "own"
+        let (host_inode, compared_with) = host_ns(kind);
+        let owner = match host_inode {
+            0 => "unknown",
+            h if h == inode => "host",
+            _ => "own",
         };
         out.push(NamespaceFacts {
             kind: kind.to_string(),
             inode,
             host_inode,
+            compared_with,
             owner: owner.to_string(),
             isolates: isolates(kind).to_string(),
         });
@@ -54,6 +55,20 @@ pub(crate) fn collect(pid: i32) -> Result<Vec<NamespaceFacts>, ExplainError> {
     // Keep the reads honest: the process must still be there after the last link.
     read_proc(pid, "stat")?;
     Ok(out)
+}
+
+/// The host's namespace of `kind`: PID 1's, or the daemon's when PID 1's is unreadable.
+fn host_ns(kind: &str) -> (u64, String) {
+    let me = std::process::id();
+    for dir in ["/proc/1/ns".to_string(), format!("/proc/{me}/ns")] {
+        if let Some(i) = std::fs::read_link(format!("{dir}/{kind}"))
+            .ok()
+            .and_then(|l| parse_ns_link(&l.to_string_lossy()))
+        {
+            return (i, dir);
+        }
+    }
+    (0, String::new())
 }
 
 /// `net:[4026532182]` → 4026532182.
@@ -91,6 +106,8 @@ mod tests {
         let ns = collect(std::process::id() as i32).unwrap();
         assert_eq!(ns.len(), KINDS.len());
         assert!(ns.iter().all(|n| n.inode != 0));
+        // Our own namespaces are the host's (or the reference's) for every kind.
+        assert!(ns.iter().all(|n| n.owner == "host"), "{ns:?}");
     }
 
     #[test]

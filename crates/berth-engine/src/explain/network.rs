@@ -228,7 +228,15 @@ mod tests {
     fn rules_of_a_port() {
         let rules = parse_nft_table(TABLE);
         assert_eq!(rules[0], ("prerouting".into(), "jump ports".into()));
-        let r = port_rules(&rules, "127.0.0.1", 18777, "172.17.0.2", 80, "tcp", "berth0");
+        let r = port_rules(
+            &rules,
+            "127.0.0.1",
+            18777,
+            "172.17.0.2",
+            80,
+            "tcp",
+            "berth0",
+        );
         assert_eq!(
             r,
             vec![

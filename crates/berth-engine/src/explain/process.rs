@@ -65,14 +65,21 @@ pub(crate) fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
 
 fn status_ids<T: std::str::FromStr>(status: &str, key: &str) -> Vec<T> {
     status_field(status, key)
-        .map(|v| v.split_whitespace().filter_map(|x| x.parse().ok()).collect())
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn parse_id_map(text: &str) -> Vec<[u64; 3]> {
     text.lines()
         .filter_map(|l| {
-            let v: Vec<u64> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            let v: Vec<u64> = l
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
             (v.len() == 3).then(|| [v[0], v[1], v[2]])
         })
         .collect()

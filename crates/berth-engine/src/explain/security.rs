@@ -124,7 +124,9 @@ pub(crate) fn collect(
         _ => "unknown",
     }
     .to_string();
-    let seccomp = spec.map(|s| &s["linux"]["seccomp"]).filter(|v| v.is_object());
+    let seccomp = spec
+        .map(|s| &s["linux"]["seccomp"])
+        .filter(|v| v.is_object());
     let (default_action, allowed) = match seccomp {
         Some(s) => (
             s["defaultAction"].as_str().unwrap_or("").to_string(),
@@ -177,10 +179,10 @@ pub fn allowed_syscalls(seccomp: &serde_json::Value) -> usize {
 
 fn profile_name(rec: &ContainerRecord, has_filter: bool) -> String {
     let h = &rec.config.host;
-    let opt = h
-        .security_opt
-        .iter()
-        .find_map(|o| o.strip_prefix("seccomp=").or_else(|| o.strip_prefix("seccomp:")));
+    let opt = h.security_opt.iter().find_map(|o| {
+        o.strip_prefix("seccomp=")
+            .or_else(|| o.strip_prefix("seccomp:"))
+    });
     match opt {
         Some("unconfined") => "unconfined".into(),
         Some(v) if !v.is_empty() && v != "builtin" => "custom".into(),

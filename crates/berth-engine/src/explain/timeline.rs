@@ -194,11 +194,20 @@ mod tests {
         let names: Vec<_> = tl.steps.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
-            ["resolve image", "save record", "between requests", "mount rootfs", "networks"]
+            [
+                "resolve image",
+                "save record",
+                "between requests",
+                "mount rootfs",
+                "networks"
+            ]
         );
         assert!(tl.steps[0].duration_us >= 3000);
         assert!(tl.steps[2].duration_us >= 4000, "{:?}", tl.steps[2]);
-        assert_eq!(tl.total_us, tl.steps.iter().map(|s| s.duration_us).sum::<u64>());
+        assert_eq!(
+            tl.total_us,
+            tl.steps.iter().map(|s| s.duration_us).sum::<u64>()
+        );
         // Offsets are contiguous.
         for w in tl.steps.windows(2) {
             assert!(w[1].offset_us.abs_diff(w[0].offset_us + w[0].duration_us) <= 1);
