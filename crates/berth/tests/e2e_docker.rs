@@ -220,3 +220,29 @@ fn api_bad_input_gets_docker_status_codes() {
     let (s, _, b) = d.raw("GET", "/_ping", None).expect("reply");
     assert_eq!((s, b.as_str()), (200, "OK"));
 }
+
+#[test]
+fn docker_save_load_tag_push() {
+    let Some((d, reg, img)) = setup("docker_save_load_tag_push") else { return };
+    ok(&d, &d.docker(&["pull", &img]));
+    let tar = d.dir.path().join("busybox.tar");
+    let tar_s = tar.display().to_string();
+    ok(&d, &d.docker(&["save", "-o", &tar_s, &img]));
+    assert!(std::fs::metadata(&tar).map(|m| m.len()).unwrap_or(0) > 100_000);
+    ok(&d, &d.docker(&["rmi", &img]));
+    assert_eq!(d.docker(&["images", "-q"]).stdout.trim(), "");
+    let l = d.docker(&["load", "-i", &tar_s]);
+    ok(&d, &l);
+    assert!(l.stdout.contains("Loaded image"), "{l:?}");
+    let r = d.docker(&["run", "--rm", &img, "echo", "loaded"]);
+    ok(&d, &r);
+    assert_eq!(r.stdout, "loaded\n");
+    let pushed = format!("{}/copy:v1", reg.addr);
+    ok(&d, &d.docker(&["tag", &img, &pushed]));
+    let p = d.docker(&["push", &pushed]);
+    ok(&d, &p);
+    assert!(p.stdout.contains("digest: sha256:"), "{p:?}");
+    ok(&d, &d.docker(&["rmi", &pushed]));
+    let back = d.docker(&["pull", &pushed]);
+    ok(&d, &back);
+}

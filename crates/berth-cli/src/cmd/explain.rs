@@ -153,13 +153,14 @@ pub fn render(v: &Value) -> String {
     if !ns.is_empty() {
         let _ = writeln!(
             o,
-            "\nNAMESPACES  (readlink /proc/<pid>/ns/*, compared with /proc/1/ns/*)"
+            "\nNAMESPACES  (readlink /proc/<pid>/ns/*, compared with {}/*)",
+            s(&ns[0]["compared_with"])
         );
         for n in ns {
-            let owner = if s(&n["owner"]) == "own" {
-                "own "
-            } else {
-                "HOST"
+            let owner = match s(&n["owner"]).as_str() {
+                "own" => "own ",
+                "host" => "HOST",
+                _ => "?   ",
             };
             let _ = writeln!(
                 o,

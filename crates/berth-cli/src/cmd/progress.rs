@@ -31,7 +31,12 @@ fn line(m: &ProgressMessage, tty: bool) -> String {
         s.push_str(id);
         s.push_str(": ");
     }
-    s.push_str(m.status.as_deref().or(m.stream.as_deref()).unwrap_or(""));
+    s.push_str(
+        m.status
+            .as_deref()
+            .or(m.stream.as_deref().map(str::trim_end))
+            .unwrap_or(""),
+    );
     if tty {
         if let Some(d) = &m.progress_detail {
             if let Some(c) = d.current {

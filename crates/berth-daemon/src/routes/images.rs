@@ -79,26 +79,28 @@ pub async fn create(State(state): State<AppState>, q: Q, req: Request) -> ApiRes
         .str("platform")
         .filter(|p| !p.is_empty())
         .map(str::to_string);
-    let (ptx, mut prx) = mpsc::unbounded_channel::<PullProgress>();
-    let engine = state.engine.clone();
-    let r2 = reference.clone();
-    let mut pull = spawn_pull(engine, r2, platform, ptx);
-    // Errors before the first progress message are plain HTTP errors (bad reference, 404).
+    let (ptx, prx) = mpsc::unbounded_channel::<PullProgress>();
+    let pull = spawn_pull(state.engine.clone(), reference, platform, ptx);
+    progress_reply(prx, pull).await
+}
+
+/// The reply of a pull or push: errors before the first progress message are plain HTTP
+/// errors (bad reference, 404); after it, they are reported in-band as `errorDetail`.
+async fn progress_reply<T: Send + 'static>(
+    mut prx: mpsc::UnboundedReceiver<PullProgress>,
+    mut done: tokio::sync::oneshot::Receiver<berth_engine::Result<T>>,
+) -> ApiResult<Response> {
+    let mut early: Option<berth_engine::Result<T>> = None;
     let first = tokio::select! {
         p = prx.recv() => p,
-        r = &mut pull => {
-            return match r {
-                Ok(Ok(_)) => {
-                    let (tx, rx) = mpsc::channel(8);
-                    while let Ok(p) = prx.try_recv() {
-                        let _ = tx.try_send(Bytes::from(progress_message(&p).to_line()));
-                    }
-                    Ok(streaming("application/json", rx))
-                }
-                Ok(Err(e)) => Err(e.into()),
-                Err(_) => Err(ApiError::new(berth_engine::ErrorKind::Internal, "pull task ended without a result")),
-            };
-        }
+        r = &mut done => match r {
+            Ok(Err(e)) => return Err(e.into()),
+            Ok(ok) => {
+                early = Some(ok);
+                None
+            }
+            Err(_) => return Err(ApiError::new(berth_engine::ErrorKind::Internal, "the image task ended without a result")),
+        },
     };
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
@@ -108,10 +110,14 @@ pub async fn create(State(state): State<AppState>, q: Q, req: Request) -> ApiRes
         while let Some(p) = prx.recv().await {
             let _ = tx.send(Bytes::from(progress_message(&p).to_line())).await;
         }
-        let end = match pull.await {
+        let result = match early {
+            Some(r) => Ok(r),
+            None => done.await,
+        };
+        let end = match result {
             Ok(Ok(_)) => None,
             Ok(Err(e)) => Some(e.message),
-            Err(_) => Some("pull task ended without a result".to_string()),
+            Err(_) => Some("the image task ended without a result".to_string()),
         };
         if let Some(msg) = end {
             let _ = tx
@@ -158,6 +164,30 @@ fn spawn_pull(
     rx
 }
 
+/// Spools a request body (a tarball) into a temporary file under the data root.
+async fn body_to_tempfile(state: &AppState, body: Body) -> ApiResult<tempfile::NamedTempFile> {
+    let internal = |what: &str, e: std::io::Error| {
+        ApiError::new(berth_engine::ErrorKind::Internal, format!("{what}: {e}"))
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".upload-")
+        .tempfile_in(&state.inner.data_root)
+        .map_err(|e| internal("cannot create a temporary file", e))?;
+    let mut file = tokio::fs::File::from_std(tmp.reopen().map_err(|e| internal("reopen", e))?);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("reading the tarball: {e}")))?;
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| internal("writing the tarball", e))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| internal("writing the tarball", e))?;
+    Ok(tmp)
+}
+
 async fn import(state: AppState, q: &Q, src: String, body: Body) -> ApiResult<Response> {
     if src != "-" {
         return Err(ApiError::bad_request(
@@ -170,32 +200,8 @@ async fn import(state: AppState, q: &Q, src: String, body: Body) -> ApiResult<Re
     } else {
         Some(reference(repo, q.str("tag").unwrap_or("")))
     };
-    let tmp = tempfile::Builder::new()
-        .prefix(".import-")
-        .tempfile_in(&state.inner.data_root)
-        .map_err(|e| {
-            ApiError::new(
-                berth_engine::ErrorKind::Internal,
-                format!("cannot create a temporary file: {e}"),
-            )
-        })?;
+    let tmp = body_to_tempfile(&state, body).await?;
     let path = tmp.path().to_path_buf();
-    let mut file =
-        tokio::fs::File::from_std(tmp.reopen().map_err(|e| {
-            ApiError::new(berth_engine::ErrorKind::Internal, format!("reopen: {e}"))
-        })?);
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::bad_request(format!("reading the tarball: {e}")))?;
-        file.write_all(&chunk).await.map_err(|e| {
-            ApiError::new(
-                berth_engine::ErrorKind::Internal,
-                format!("writing the tarball: {e}"),
-            )
-        })?;
-    }
-    let _ = file.flush().await;
     let img = state
         .engine
         .image_import(&path, reference.as_deref())
@@ -218,8 +224,8 @@ pub async fn get_dispatch(
     if rest.ends_with("/history") {
         return Err(ApiError::not_implemented("image history"));
     }
-    if rest.ends_with("/get") {
-        return Err(ApiError::not_implemented("image save"));
+    if let Some(name) = rest.strip_suffix("/get") {
+        return save(&state, vec![name.to_string()]).await;
     }
     Err(ApiError::page_not_found())
 }
@@ -243,8 +249,15 @@ pub async fn post_dispatch(
             StatusCode::CREATED,
         ));
     }
-    if rest.ends_with("/push") {
-        return Err(ApiError::not_implemented("image push"));
+    if let Some(name) = rest.strip_suffix("/push") {
+        let reference = reference(name, q.str("tag").unwrap_or(""));
+        let (ptx, prx) = mpsc::unbounded_channel::<PullProgress>();
+        let (dtx, drx) = tokio::sync::oneshot::channel();
+        let engine = state.engine.clone();
+        tokio::spawn(async move {
+            let _ = dtx.send(engine.image_push(&reference, Some(ptx)).await);
+        });
+        return progress_reply(prx, drx).await;
     }
     Err(ApiError::page_not_found())
 }
@@ -274,12 +287,76 @@ pub async fn remove(
     Ok(ok(&out))
 }
 
-pub async fn load() -> ApiError {
-    ApiError::not_implemented("image load")
+/// `POST /images/load`: the body is a docker-archive or OCI layout tarball.
+pub async fn load(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
+    let tmp = body_to_tempfile(&state, req.into_body()).await?;
+    let loaded = state.engine.image_load(tmp.path()).await?;
+    drop(tmp);
+    let (tx, rx) = mpsc::channel(loaded.len().max(1));
+    // `docker load -q` still prints the `Loaded image` lines (quiet hides progress only).
+    for img in &loaded {
+        let line = match img.repo_tags.first() {
+            Some(t) => format!("Loaded image: {t}\n"),
+            None => format!("Loaded image ID: {}\n", img.id),
+        };
+        let m = ProgressMessage {
+            stream: Some(line),
+            ..Default::default()
+        };
+        let _ = tx.try_send(Bytes::from(m.to_line()));
+    }
+    Ok(streaming("application/json", rx))
 }
 
-pub async fn get_many() -> ApiError {
-    ApiError::not_implemented("image save")
+/// `GET /images/get?names=a&names=b`: one archive of several images.
+pub async fn get_many(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
+    let names: Vec<String> = crate::query::form_pairs(req.uri().query().unwrap_or(""))
+        .into_iter()
+        .filter(|(k, _)| k == "names")
+        .map(|(_, v)| v)
+        .collect();
+    if names.is_empty() {
+        return Err(ApiError::bad_request("no images given: use names=IMAGE"));
+    }
+    save(&state, names).await
+}
+
+/// Writes the archive to a temporary file, then streams it.
+async fn save(state: &AppState, names: Vec<String>) -> ApiResult<Response> {
+    let tmp = tempfile::Builder::new()
+        .prefix(".save-")
+        .tempfile_in(&state.inner.data_root)
+        .map_err(|e| {
+            ApiError::new(
+                berth_engine::ErrorKind::Internal,
+                format!("cannot create a temporary file: {e}"),
+            )
+        })?;
+    state.engine.image_save(&names, tmp.path()).await?;
+    let file = tokio::fs::File::open(tmp.path()).await.map_err(|e| {
+        ApiError::new(
+            berth_engine::ErrorKind::Internal,
+            format!("reading the archive: {e}"),
+        )
+    })?;
+    // The open handle keeps the data readable after the path is unlinked.
+    drop(tmp);
+    let body = futures_util::stream::unfold(file, |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 64 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<Bytes, std::io::Error>(Bytes::from(buf)), f))
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(axum::http::header::CONTENT_TYPE, "application/x-tar")
+        .body(Body::from_stream(body))
+        .map_err(|e| ApiError::new(berth_engine::ErrorKind::Internal, e.to_string()))
 }
 
 pub async fn prune() -> ApiError {
