@@ -187,8 +187,12 @@ fn run_cmd(cli: Cli) -> anyhow::Result<i32> {
             bundle,
             pid_file,
             console_socket,
+            preserve_fds,
             ..
         } => {
+            if preserve_fds > 0 {
+                eprintln!("berth runtime: warning: --preserve-fds is not supported yet; no extra descriptors are passed");
+            }
             rt.create(
                 &id,
                 &bundle,

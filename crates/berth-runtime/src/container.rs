@@ -82,6 +82,7 @@ pub(crate) fn create(
         None => vec![],
     };
     let time_offsets = time_offsets(&spec)?;
+    unsupported(&spec, &mut warnings);
     let cg_path = cgroup::path(&spec, id)?;
     let resources = cgroup::resources(linux.resources().as_ref());
     if let Some(adj) = process.oom_score_adj() {
@@ -289,6 +290,41 @@ fn deliver_console(mode: &ConsoleMode, name: &str, master: OwnedFd) -> Result<Op
             Ok(None)
         }
         ConsoleMode::None => Ok(None),
+    }
+}
+
+/// Settings berth accepts but does not apply yet: said once, on stderr, not silently.
+fn unsupported(spec: &Spec, warnings: &mut Vec<String>) {
+    let mut w = |field: &str| warnings.push(format!("{field} is not supported yet; ignored"));
+    if let Some(p) = spec.process() {
+        if p.scheduler().is_some() {
+            w("process.scheduler");
+        }
+        if p.io_priority().is_some() {
+            w("process.ioPriority");
+        }
+        if p.exec_cpu_affinity().is_some() {
+            w("process.execCPUAffinity");
+        }
+    }
+    if let Some(l) = spec.linux() {
+        if l.personality().is_some() {
+            w("linux.personality");
+        }
+        if l.intel_rdt().is_some() {
+            w("linux.intelRdt");
+        }
+        if l.memory_policy().is_some() {
+            w("linux.memoryPolicy");
+        }
+        if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+            w("linux.netDevices");
+        }
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+            w(&format!("mounts[{i}].uidMappings (idmapped mounts)"));
+        }
     }
 }
 

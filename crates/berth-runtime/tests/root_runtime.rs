@@ -484,3 +484,55 @@ fn seccomp_masked_eq_argument_condition() {
         assert_eq!(v["errno"], want, "{call}: {out}");
     }
 }
+
+#[test]
+fn exec_into_a_user_namespace_container() {
+    let Some(f) = fixture("userns-exec", |s| {
+        s["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        s["process"]["args"] = json!(["/bin/checker", "sleep", "30"]);
+    }) else {
+        return;
+    };
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(f.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let c =
+        f.rt.create(&f.id, &f.bundle, CreateOptions::default())
+            .unwrap();
+    f.rt.start(&f.id).unwrap();
+    let spec: oci_spec::runtime::Spec =
+        serde_json::from_slice(&std::fs::read(f.bundle.join("config.json")).unwrap()).unwrap();
+    let mut p = spec.process().clone().unwrap();
+    p.set_args(Some(vec!["/bin/checker".into()]));
+    let (r, w) = pipe();
+    let e =
+        f.rt.exec(
+            &f.id,
+            &p,
+            CreateOptions {
+                stdout: Some(w),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let host_uid = std::fs::read_to_string(format!("/proc/{}/status", e.pid))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string());
+    let mut out = String::new();
+    use std::io::Read;
+    std::fs::File::from(r).read_to_string(&mut out).unwrap();
+    assert_eq!(wait_code(e.pid, 10), 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["uid"][0], 0, "root inside");
+    if let Some(u) = host_uid {
+        assert!(u == "200000" || u.is_empty(), "host uid {u}");
+    }
+    f.rt.kill(&f.id, libc::SIGKILL, false).unwrap();
+    wait_code(c.pid, 10);
+}
