@@ -1,9 +1,9 @@
 //! Starting a shim: the launcher (what the daemon runs) and the detached shim it leaves
 //! behind.
 //!
-//! `berth shim ARGS` (launcher) re-executes itself as `berth shim ARGS --detached` with stdout
-//! on a pipe and stderr appended to `STATE-DIR/shim.log`, reads one JSON line from that pipe,
-//! prints it and exits: 0 with `{"shim_pid":N,"pid":M}`, 1 with `{"error":"...","kind":"..."}`.
+//! `berth shim ARGS` (launcher) forks the shim with stdout on a pipe and stderr appended to
+//! `STATE-DIR/shim.log` (`berth shim ARGS --detached` runs the shim part directly), reads one
+//! JSON line from that pipe, prints it and exits: 0 with `{"shim_pid":N,"pid":M}`, 1 with `{"error":"...","kind":"..."}`.
 //! The detached shim calls `setsid` (its own session, so the daemon's signals and terminal do
 //! not reach it), becomes a child subreaper (the container's init, created by the runtime,
 //! is re-parented to it and reaped by it), creates the container, listens on
@@ -20,7 +20,6 @@ use crate::records::{self, ShimRecord};
 use crate::server::{InitIo, Server};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixListener;
-use std::process::{Command, Stdio};
 
 /// The launcher's JSON reply.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -56,10 +55,6 @@ fn launch_inner(cfg: &Config) -> LaunchReply {
             format!("create state dir {}: {e}", cfg.state_dir.display()),
         );
     }
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
-        Err(e) => return err("failed", format!("find my own executable: {e}")),
-    };
     let log = cfg.state_dir.join("shim.log");
     let stderr = match std::fs::OpenOptions::new()
         .create(true)
@@ -69,35 +64,47 @@ fn launch_inner(cfg: &Config) -> LaunchReply {
         Ok(f) => f,
         Err(e) => return err("failed", format!("open {}: {e}", log.display())),
     };
-    // Descriptors the daemon leaked to us (not close-on-exec) must not live on in the shim
-    // (a daemon reading a pipe to EOF would hang) nor reach the container.
+    let (report_r, report_w) = match fdio::pipe() {
+        Ok(p) => p,
+        Err(e) => return err("failed", format!("create a pipe: {e}")),
+    };
+    // Descriptors the daemon leaked to us (not close-on-exec) must not reach the container.
     let _ = berth_sys::fd::mark_cloexec_from(3);
-    let mut dcfg = cfg.clone();
-    dcfg.detached = true;
-    let child = Command::new(exe)
-        .arg("shim")
-        .args(dcfg.to_args())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .current_dir("/")
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => return err("failed", format!("start the shim: {e}")),
+    // fork, not a re-exec of this (large) binary: the start path saves an execve and a
+    // round of dynamic relocation. The launcher is single-threaded, so the child may use
+    // the allocator and stdio freely. The closure (and its descriptors) is dropped in the
+    // parent, so EOF on the report pipe means the shim is gone.
+    let child_cfg = cfg.clone();
+    let forked = berth_sys::process::fork_child(move || {
+        if let Ok(null) = fdio::dev_null() {
+            let _ = nix::unistd::dup2_stdin(&null);
+        }
+        let _ = nix::unistd::dup2_stdout(&report_w);
+        let _ = nix::unistd::dup2_stderr(&stderr);
+        drop(report_w);
+        drop(stderr);
+        // Hold no directory busy (a mount point the daemon may want to unmount).
+        let _ = nix::unistd::chdir("/");
+        serve(child_cfg)
+    });
+    let pid = match forked {
+        Ok(p) => p,
+        Err(e) => return err("failed", format!("fork the shim: {e}")),
+    };
+    let reap = || {
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     };
     let mut line = String::new();
-    let out = child.stdout.take().expect("piped stdout");
-    let _ = BufReader::new(out).read_line(&mut line);
+    let _ = BufReader::new(std::fs::File::from(report_r)).read_line(&mut line);
     match serde_json::from_str::<LaunchReply>(line.trim()) {
         Ok(r) => {
             if matches!(r, LaunchReply::Err { .. }) {
-                let _ = child.wait();
+                reap();
             }
             r
         }
         Err(_) => {
-            let _ = child.wait();
+            reap();
             err(
                 "failed",
                 format!("the shim exited before reporting; see {}", log.display()),
