@@ -210,7 +210,29 @@ pub(crate) fn matches_filters(rec: &ContainerRecord, filters: &Filters) -> Resul
                     .any(|m| &m.name == v || &m.destination == v)
             }),
             "network" => values.iter().any(|v| &rec.config.host.network_mode == v),
-            "before" | "since" | "health" | "isolation" | "is-task" | "publish" | "expose" => true,
+            "expose" => values.iter().any(|v| {
+                let key = if v.contains('/') {
+                    v.clone()
+                } else {
+                    format!("{v}/tcp")
+                };
+                rec.config.exposed_ports.contains(&key)
+            }),
+            "publish" => values.iter().any(|v| {
+                let key = if v.contains('/') {
+                    v.clone()
+                } else {
+                    format!("{v}/tcp")
+                };
+                rec.config.host.port_bindings.contains_key(&key)
+                    || rec.networks.values().any(|ep| {
+                        ep.ports
+                            .iter()
+                            .any(|p| p.host_port.to_string() == *v || p.container_port == key)
+                    })
+            }),
+            // `before`/`since` are resolved by `list_containers` (they name other containers).
+            "before" | "since" | "health" | "isolation" | "is-task" => true,
             other => return Err(EngineError::invalid(format!("invalid filter '{other}'"))),
         };
         if !ok {
@@ -230,9 +252,25 @@ impl Engine {
         let all = opts.all
             || opts.limit > 0
             || opts.filters.contains_key("status")
-            || opts.filters.contains_key("exited");
+            || opts.filters.contains_key("exited")
+            || opts.filters.contains_key("before")
+            || opts.filters.contains_key("since");
+        // `before` / `since`: created before / after the named container.
+        let created_of = |key: &str| -> Result<Option<DateTime<Utc>>> {
+            match opts.filters.get(key).and_then(|v| v.first()) {
+                Some(n) => Ok(Some(self.lookup(n)?.snapshot().created)),
+                None => Ok(None),
+            }
+        };
+        let before = created_of("before")?;
+        let since = created_of("since")?;
         let mut out = Vec::new();
         for r in &recs {
+            if before.map(|b| r.created >= b).unwrap_or(false)
+                || since.map(|s| r.created <= s).unwrap_or(false)
+            {
+                continue;
+            }
             if !all
                 && !matches!(
                     r.state.status,
@@ -468,6 +506,10 @@ mod tests {
         assert!(matches_filters(&r, &f("status", "running")).unwrap());
         assert!(matches_filters(&r, &f("id", "abcab")).unwrap());
         assert!(matches_filters(&r, &f("status", "bogus")).is_err());
+        r.config.exposed_ports = vec!["80/tcp".into()];
+        assert!(matches_filters(&r, &f("expose", "80")).unwrap());
+        assert!(!matches_filters(&r, &f("expose", "81")).unwrap());
+        assert!(!matches_filters(&r, &f("publish", "80")).unwrap());
         assert!(matches_filters(&r, &f("bogus", "x")).is_err());
     }
 }
