@@ -17,6 +17,10 @@
 //! Files in STATE-DIR: `shim.sock`, `shim.json`, `exit.json`, `exec-<id>.json`, `shim.log`
 //! (the shim's own stderr). The wire protocol is in [`protocol`]; [`client`] is a sync client.
 //!
+//! Runtimes ([`backend::Backend`]): berth's runtime in-process (default, [`lib_backend`]);
+//! `--runtime /usr/sbin/runc` any runc-compatible binary ([`cli_backend`]); `--runtime process`
+//! a host-process test double without isolation ([`process_backend`], tests only).
+//!
 //! No async runtime, no threads: a `poll(2)` loop ([`server`]) and one signalfd.
 
 #![forbid(unsafe_code)]

@@ -13,7 +13,15 @@
 //! | `RESIZE-EXEC <exec_id> <rows> <cols>` | `OK` | closed |
 //! | `KILL <signal>` (number or name) | `OK` | closed |
 //!
-//! Any failure replies `ERR <message>` and closes. Streams without a TTY use Docker's
+//! Any failure replies `ERR <message>` and closes; a runtime failure's message starts with its
+//! kind: `ERR not_found: ...` (Docker exit 127), `ERR permission_denied: ...` (126) or
+//! `ERR failed: ...`. A client that sends `WAIT` while the shim is already finishing still gets
+//! `EXIT`; once the shim is gone, `exit.json` holds the same answer.
+//!
+//! Attach semantics: `stdin=1` bytes go to the process's stdin; when such a client shuts down
+//! its write side and no other stdin attacher remains, the process's stdin is closed (Docker's
+//! StdinOnce; not for a TTY). A client whose unsent output exceeds 8 MiB is disconnected
+//! (the log keeps everything). `logs=1` first replays the newest ≤ 4 MiB of the json-file log. Streams without a TTY use Docker's
 //! multiplexed framing (an 8-byte header: stream 1=stdout 2=stderr, three zero bytes, u32
 //! big-endian length, then the payload); with a TTY the bytes are raw.
 
