@@ -432,3 +432,68 @@ async fn rate_limit_is_retried_then_reported() {
     assert!(e.to_string().contains("cannot reach registry"), "{e}");
     assert_eq!(e.kind(), berth_image::ErrorKind::Unavailable);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_partial_or_stored_blob_is_fetched_again() {
+    if !berth_testkit::require_root("bad_partial_or_stored_blob_is_fetched_again") {
+        return;
+    }
+    let reg = RegistryGuard::start().unwrap();
+    let img = images::busybox_image().unwrap();
+    images::push(&reg.addr, "busybox", "latest", &img, Format::Oci).unwrap();
+    let proxy = Proxy::start(&reg.addr, None, Fault::None).unwrap();
+    let layer = images::sha256(&img.layers[0].blob);
+    let hex = layer.trim_start_matches("sha256:");
+    let (d, s) = store();
+    // garbage where a partial download would be
+    std::fs::write(
+        d.path().join(format!("image/ingest/{hex}.partial")),
+        vec![0x1f; 5000],
+    )
+    .unwrap();
+    let rec = s
+        .pull(
+            &r(&format!("{}/busybox", proxy.addr)),
+            &PullOptions::default(),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(rec.id.to_string(), img.id());
+    let gets: Vec<String> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains(hex))
+        .collect();
+    assert_eq!(gets.len(), 2, "{gets:?}");
+    assert!(
+        gets[0].contains("[Range: bytes=5000-]") && !gets[1].contains("Range"),
+        "{gets:?}"
+    );
+    // a corrupted stored blob whose snapshot is gone: detected, fetched again
+    let blob = d.path().join(format!("image/blobs/sha256/{hex}"));
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&blob, bytes).unwrap();
+    s.snapshots().remove(&rec.layers[0].chain_id).unwrap();
+    proxy.clear_log();
+    let by_digest = format!(
+        "{}/busybox@{}",
+        proxy.addr,
+        rec.repo_digests[0].rsplit_once('@').unwrap().1
+    );
+    let rec2 = s
+        .pull(&r(&by_digest), &PullOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(rec2.id, rec.id);
+    assert!(s.snapshots().exists(&rec.layers[0].chain_id));
+    assert_eq!(
+        proxy.requests().iter().filter(|r| r.contains(hex)).count(),
+        1,
+        "{:?}",
+        proxy.requests()
+    );
+    assert_eq!(images::sha256(&std::fs::read(&blob).unwrap()), layer);
+}

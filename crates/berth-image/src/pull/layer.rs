@@ -160,6 +160,17 @@ impl ImageStore {
                     }
                     if got == want && actual != d {
                         let _ = std::fs::remove_file(&partial2);
+                        if have != Some(0) {
+                            // bytes from disk were bad: drop them and fetch again
+                            if have.is_none() {
+                                let _ = std::fs::remove_file(&blob2);
+                            }
+                            return Err(ImageError::Interrupted {
+                                digest: d,
+                                message: "stored bytes did not verify; fetching the layer again"
+                                    .into(),
+                            });
+                        }
                         return Err(ImageError::DigestMismatch {
                             what: "layer".into(),
                             expected: d,
@@ -171,12 +182,26 @@ impl ImageStore {
             };
             let (actual, got, _) = hashing.finish();
             drop(src);
+            let e_digest = d.clone();
+            // a bad result from bytes already on disk (a resumed partial or a stored blob)
+            // is dropped and the layer fetched again from scratch
+            let from_disk = have != Some(0);
             let fail = |e: ImageError| {
                 let _ = std::fs::remove_file(&partial2);
+                if have.is_none() {
+                    let _ = std::fs::remove_file(&blob2);
+                }
+                if from_disk {
+                    return Err(ImageError::Interrupted {
+                        digest: e_digest.clone(),
+                        message: format!("{e}; fetching the layer again"),
+                    });
+                }
                 Err(e)
             };
             if got < want {
-                return fail(ImageError::Truncated {
+                // keep the partial: a later pull resumes from it
+                return Err(ImageError::Truncated {
                     digest: d,
                     got,
                     want,
