@@ -1,0 +1,190 @@
+//! The daemon in-process on a temporary socket: version prefixes, headers, error statuses
+//! and messages for bad input, and requests that need no image or container.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+async fn req(sock: &Path, method: &str, path: &str, body: Option<&str>) -> Reply {
+    let mut s = tokio::net::UnixStream::connect(sock)
+        .await
+        .expect("connect");
+    let b = body.unwrap_or("");
+    let r = format!(
+        "{method} {path} HTTP/1.1\r\nHost: api.moby.localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+        b.len()
+    );
+    s.write_all(r.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("reply in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = if head.to_lowercase().contains("transfer-encoding: chunked") {
+        // One chunk is enough for these small replies.
+        rest.split_once("\r\n")
+            .map(|(_, r)| r.split("\r\n").next().unwrap_or("").to_string())
+            .unwrap_or_default()
+    } else {
+        rest.to_string()
+    };
+    Reply {
+        status,
+        head: head.to_lowercase(),
+        body,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_surface_without_containers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exec = tempfile::Builder::new()
+        .prefix("bd")
+        .tempdir_in("/tmp")
+        .expect("exec root");
+    let sock = dir.path().join("d.sock");
+    let args = berth_daemon::DaemonArgs {
+        data_root: dir.path().join("data"),
+        exec_root: exec.path().to_path_buf(),
+        host: format!("unix://{}", sock.display()),
+        insecure_registries: vec![],
+        cgroup_parent: format!("/berth-api-test-{}", std::process::id()),
+        pidfile: None,
+        log_level: "warn".into(),
+    };
+    let state = match berth_daemon::open_state(&args).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("skipping: the engine cannot open here: {e}");
+            return;
+        }
+    };
+    let listener = berth_daemon::server::bind(&sock).expect("bind");
+    let mode = std::fs::metadata(&sock)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
+    assert_eq!(mode.ok(), Some(0o660));
+    let server = tokio::spawn(berth_daemon::server::serve(listener, state));
+
+    let r = req(&sock, "GET", "/_ping", None).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "OK"));
+    for h in [
+        "api-version: 1.47",
+        "ostype: linux",
+        "server: docker/",
+        "cache-control: no-cache",
+    ] {
+        assert!(r.head.contains(h), "{h} missing in {}", r.head);
+    }
+    let r = req(&sock, "HEAD", "/_ping", None).await;
+    assert_eq!(r.status, 200);
+    let r = req(&sock, "GET", "/v1.99/version", None).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.body,
+        r#"{"message":"client version 1.99 is too new. Maximum supported API version is 1.47"}"#
+    );
+    assert!(r.head.contains("api-version: 1.47"));
+    let r = req(&sock, "GET", "/v1.23/version", None).await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("too old"), "{}", r.body);
+    for p in ["/version", "/v1.24/version", "/v1.47/version"] {
+        let r = req(&sock, "GET", p, None).await;
+        assert_eq!(r.status, 200, "{p}");
+        let v: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+        assert_eq!(v["ApiVersion"], "1.47");
+    }
+    let r = req(&sock, "GET", "/v1.47/info", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = req(&sock, "GET", "/v1.47/containers/nosuch/json", None).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (404, r#"{"message":"No such container: nosuch"}"#)
+    );
+    let r = req(
+        &sock,
+        "POST",
+        "/v1.47/containers/create",
+        Some("{\"Image\": "),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.starts_with("{\"message\":\"invalid JSON body"),
+        "{}",
+        r.body
+    );
+    let r = req(&sock, "POST", "/v1.47/containers/create", None).await;
+    assert_eq!(r.status, 400);
+    let r = req(
+        &sock,
+        "POST",
+        "/v1.47/containers/create",
+        Some(r#"{"Image":"nosuch:1"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.body.contains("No such image"), "{}", r.body);
+    let r = req(&sock, "GET", "/v1.47/containers/json?filters=%7Bbad", None).await;
+    assert_eq!(r.status, 400);
+    let r = req(&sock, "GET", "/v1.47/containers/json?all=1", None).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "[]"));
+    let r = req(&sock, "GET", "/v1.47/no/such/route", None).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (404, r#"{"message":"page not found"}"#)
+    );
+    let r = req(&sock, "POST", "/v1.47/containers/nosuch/wait", None).await;
+    assert_eq!(r.status, 404);
+    let r = req(&sock, "GET", "/v1.47/exec/nosuch/json", None).await;
+    assert_eq!(r.status, 404);
+    let r = req(
+        &sock,
+        "POST",
+        "/v1.47/containers/nosuch/attach?stream=1&stdout=1",
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    let r = req(&sock, "GET", "/v1.47/networks", None).await;
+    let nets: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+    let names: Vec<&str> = nets
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|n| n["Name"].as_str())
+        .collect();
+    assert_eq!(names, ["bridge", "host", "none"]);
+    // Volumes: create, inspect, remove, then 404.
+    let body = r#"{"Name":"apitest","Labels":{"a":"b"}}"#;
+    let r = req(&sock, "POST", "/v1.47/volumes/create", Some(body)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = req(&sock, "GET", "/v1.47/volumes/apitest", None).await;
+    assert_eq!(r.status, 200);
+    let v: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+    assert_eq!(
+        (v["Driver"].as_str(), v["Labels"]["a"].as_str()),
+        (Some("local"), Some("b"))
+    );
+    let r = req(&sock, "DELETE", "/v1.47/volumes/apitest", None).await;
+    assert_eq!(r.status, 204);
+    let r = req(&sock, "GET", "/v1.47/volumes/apitest", None).await;
+    assert_eq!(r.status, 404);
+    // Still alive.
+    let r = req(&sock, "GET", "/_ping", None).await;
+    assert_eq!(r.status, 200);
+    server.abort();
+}
