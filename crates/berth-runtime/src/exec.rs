@@ -17,7 +17,7 @@ use crate::{capabilities, cgroup, namespaces, process, seccomp};
 use crate::{ConsoleMode, Created, ExecOptions, Runtime};
 
 pub(crate) fn exec(rt: &Runtime, id: &str, p: &Process, opts: ExecOptions) -> Result<Created> {
-    let st = crate::container::state(rt, id)?;
+    let st = crate::lifecycle::state(rt, id)?;
     if st.status != Status::Running && st.status != Status::Created {
         return Err(Error::WrongState {
             id: id.into(),

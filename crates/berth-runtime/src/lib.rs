@@ -42,6 +42,7 @@ mod error;
 mod exec;
 mod hooks;
 mod init;
+mod lifecycle;
 mod mount_opts;
 mod namespaces;
 mod process;
@@ -123,43 +124,43 @@ impl Runtime {
 
     /// Release the init of a `created` container: it execs `process.args`.
     pub fn start(&self, id: &str) -> Result<()> {
-        container::start(self, id)
+        lifecycle::start(self, id)
     }
 
     /// OCI state of `id`.
     pub fn state(&self, id: &str) -> Result<State> {
-        container::state(self, id)
+        lifecycle::state(self, id)
     }
 
     /// Send `signal` to the init, or with `all` to every process in the container's cgroup.
     pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
-        container::kill(self, id, signal, all)
+        lifecycle::kill(self, id, signal, all)
     }
 
     /// Remove a stopped (or created) container: cgroups, state directory, poststop hooks.
     /// `force` kills a running or paused one first (thawing it, since a frozen task ignores
     /// SIGKILL).
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
-        container::delete(self, id, force)
+        lifecycle::delete(self, id, force)
     }
 
     /// Freeze every process of the container (cgroup freezer).
     pub fn pause(&self, id: &str) -> Result<()> {
-        container::pause(self, id, true)
+        lifecycle::pause(self, id, true)
     }
 
     pub fn resume(&self, id: &str) -> Result<()> {
-        container::pause(self, id, false)
+        lifecycle::pause(self, id, false)
     }
 
     /// Every container under this root.
     pub fn list(&self) -> Result<Vec<State>> {
-        container::list(self)
+        lifecycle::list(self)
     }
 
     /// Pids (host view) of the container's processes.
     pub fn ps(&self, id: &str) -> Result<Vec<i32>> {
-        container::ps(self, id)
+        lifecycle::ps(self, id)
     }
 
     /// Run `process` inside the running container `id`: joins its namespaces and cgroups,
