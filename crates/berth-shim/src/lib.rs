@@ -29,6 +29,7 @@ pub mod args;
 pub mod backend;
 pub mod cli_backend;
 pub mod client;
+mod conn;
 mod fdio;
 pub mod launch;
 pub mod lib_backend;

@@ -17,15 +17,15 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use rustix::event::{PollFd, PollFlags};
 use std::collections::HashMap;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::os::fd::OwnedFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const READ_CHUNK: usize = 32 * 1024;
-/// Unsent output per attach client before it is dropped.
-pub const MAX_CLIENT_BACKLOG: usize = 8 << 20;
+pub use crate::conn::MAX_CLIENT_BACKLOG;
+use crate::conn::{Client, ExecSession, Mode, Owner, Sink, Source};
 /// Pending stdin per process before clients' input is paused.
 pub const MAX_STDIN_BACKLOG: usize = 1 << 20;
 /// How long output is still drained after a process exited (its pipes may be held by
@@ -36,121 +36,6 @@ const FLUSH_AT_EXIT: Duration = Duration::from_secs(2);
 
 /// Reads a cgroup's OOM-kill counter (`None` when unreadable).
 pub type OomReader = Box<dyn Fn() -> Option<u64>>;
-
-/// Whose stdio a source, sink or attach belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Owner {
-    Init,
-    Exec(String),
-}
-
-/// An output fd of a process (pipe read end, or PTY master).
-struct Source {
-    fd: OwnedFd,
-    stream: Stream,
-    owner: Owner,
-}
-
-/// A process's stdin (pipe write end, or a dup of the PTY master).
-#[derive(Default)]
-struct Sink {
-    fd: Option<OwnedFd>,
-    buf: Vec<u8>,
-    /// Close once `buf` is written (stdin-once half-close).
-    close_when_empty: bool,
-}
-
-impl Sink {
-    fn push(&mut self, data: &[u8]) {
-        if self.fd.is_some() && !self.close_when_empty {
-            self.buf.extend_from_slice(data);
-            self.flush();
-        }
-    }
-    fn flush(&mut self) {
-        if let Some(fd) = &self.fd {
-            while !self.buf.is_empty() {
-                match fdio::write(fd, &self.buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        self.buf.drain(..n);
-                    }
-                    Err(_) => {
-                        // The process closed its stdin (EPIPE): drop what is pending.
-                        self.buf.clear();
-                        self.fd = None;
-                        return;
-                    }
-                }
-            }
-        }
-        if self.buf.is_empty() && self.close_when_empty {
-            self.fd = None;
-        }
-    }
-}
-
-enum Mode {
-    /// Reading the request line.
-    Request,
-    Attached {
-        owner: Owner,
-        opts: AttachOpts,
-        tty: bool,
-    },
-    Waiting,
-    /// Send what is queued, then close.
-    Closing,
-}
-
-struct Client {
-    sock: UnixStream,
-    inbuf: Vec<u8>,
-    out: Vec<u8>,
-    mode: Mode,
-    read_eof: bool,
-    dead: bool,
-}
-
-impl Client {
-    fn send(&mut self, data: &[u8]) {
-        if self.dead {
-            return;
-        }
-        if self.out.len() + data.len() > MAX_CLIENT_BACKLOG {
-            // A slow client: drop it, never the container's data (the log has it all).
-            self.dead = true;
-            return;
-        }
-        self.out.extend_from_slice(data);
-    }
-    fn reply(&mut self, r: &Reply) {
-        self.send(r.to_string().as_bytes());
-    }
-    fn flush(&mut self) {
-        while !self.out.is_empty() && !self.dead {
-            match self.sock.write(&self.out) {
-                Ok(0) => self.dead = true,
-                Ok(n) => {
-                    self.out.drain(..n);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => self.dead = true,
-            }
-        }
-        if self.out.is_empty() && matches!(self.mode, Mode::Closing) {
-            self.dead = true;
-        }
-    }
-}
-
-struct ExecSession {
-    pid: i32,
-    master: Option<OwnedFd>,
-    stdin: Sink,
-    exit: Option<(i32, Instant)>,
-}
 
 /// The running shim.
 pub struct Server<B: Backend> {
