@@ -114,9 +114,12 @@ impl Drop for Pidfile {
     }
 }
 
-/// Serves until SIGTERM or SIGINT.
+/// Serves until SIGTERM or SIGINT. Open streams (`events`, `logs -f`, `stats`, attach)
+/// get [`SHUTDOWN_GRACE`] to finish, then the daemon exits anyway: containers keep running
+/// under their shims and a restarted daemon re-adopts them.
 pub async fn serve(listener: UnixListener, state: AppState) -> std::io::Result<()> {
-    let shutdown = async {
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 Ok(s) => s,
@@ -127,8 +130,22 @@ pub async fn serve(listener: UnixListener, state: AppState) -> std::io::Result<(
             _ = tokio::signal::ctrl_c() => {}
         }
         tracing::info!("shutting down: containers keep running under their shims");
+        let _ = stopping_tx.send(());
     };
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown);
+    let grace = async move {
+        if stopping_rx.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            tracing::warn!("streams still open after {SHUTDOWN_GRACE:?}: closing them");
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        r = server => r,
+        _ = grace => Ok(()),
+    }
 }
+
+/// How long open connections may take to finish after SIGTERM.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);

@@ -62,3 +62,23 @@ fn daemon_killed_and_restarted_readopts_running_container() {
     let total = consecutive(&logs.stdout).unwrap_or_else(|e| panic!("logs lost lines: {e}"));
     assert!(total >= followed && followed > 20, "followed {followed}, total {total}");
 }
+
+#[test]
+fn sigterm_stops_the_daemon_even_with_open_streams() {
+    if !berth_testkit::require_root("sigterm_stops_the_daemon_even_with_open_streams") {
+        return;
+    }
+    let mut d = Daemon::start();
+    // An open `events` stream never ends by itself.
+    let mut c = std::process::Command::new(common::BERTH);
+    c.env("BERTH_HOST", &d.host).arg("events");
+    let events = std::thread::spawn(move || common::run_cmd(c, None, Duration::from_secs(30)));
+    std::thread::sleep(Duration::from_millis(500));
+    let took = d.terminate(Duration::from_secs(10));
+    assert!(took.is_some_and(|t| t < Duration::from_secs(5)), "daemon still running 10 s after SIGTERM");
+    assert!(!d.sock.exists(), "socket left behind");
+    let ev = events.join().expect("events thread");
+    assert_ne!(ev.code, -9, "the events stream did not end with the daemon: {ev:?}");
+    d.restart();
+    ok(&d, &d.berth(&["ps"]));
+}

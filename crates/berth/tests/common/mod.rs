@@ -131,6 +131,22 @@ impl Daemon {
         }
     }
 
+    /// SIGTERMs the daemon (by its PID) and returns how long it took to exit, if it did
+    /// within `limit`.
+    pub fn terminate(&mut self, limit: Duration) -> Option<Duration> {
+        let mut c = self.child.take()?;
+        let t0 = Instant::now();
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        while t0.elapsed() < limit {
+            if let Ok(Some(_)) = c.try_wait() {
+                return Some(t0.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child = Some(c);
+        None
+    }
+
     /// Starts the daemon again with the same roots and socket.
     pub fn restart(&mut self) {
         self.kill9();
