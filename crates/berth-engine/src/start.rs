@@ -60,6 +60,21 @@ impl Engine {
                     }
                 });
                 let _ = self.save(c);
+                c.state_tx.send_modify(|s| s.exit_code = code as i64);
+                // Docker removes a `--rm` container whose start failed.
+                if rec.config.host.auto_remove {
+                    let engine = self.clone();
+                    let id = c.id.clone();
+                    tokio::spawn(async move {
+                        let opts = crate::RemoveOptions {
+                            force: true,
+                            volumes: true,
+                        };
+                        if let Err(e) = engine.remove_container(&id, opts).await {
+                            tracing::warn!(container = %id, "auto-remove after failed start: {e}");
+                        }
+                    });
+                }
                 Err(e)
             }
         }

@@ -356,6 +356,27 @@ async fn missing_command_is_127() {
         .remove_container(&id, RemoveOptions::default())
         .await
         .unwrap();
+    // With --rm, a failed start removes the container (Docker does too).
+    let id = env
+        .create(|s| {
+            s.host.auto_remove = true;
+            s.cmd = Some(vec!["nosuchcmd".into()]);
+        })
+        .await;
+    let w = env
+        .e()
+        .wait_container(&id, WaitCondition::Removed)
+        .await
+        .unwrap();
+    assert!(env.e().start_container(&id).await.is_err());
+    let r = tokio::time::timeout(Duration::from_secs(10), w.result())
+        .await
+        .unwrap();
+    assert_eq!(r.status_code, 127);
+    assert_eq!(
+        env.e().inspect_container(&id).await.unwrap_err().kind,
+        ErrorKind::NotFound
+    );
 }
 
 async fn oom_kill_is_137_and_recorded() {

@@ -91,6 +91,10 @@ fn describe(name: &str) -> &'static str {
         "volumes" => "create or look up the named and anonymous volumes",
         "snapshot" => "create the container's empty upper and work dirs over the image's layer snapshots",
         "save record" => "write the container's record to disk (atomically)",
+        "client start-up, create request" => {
+            "the client process starts, parses the command line, connects and sends the create request"
+        }
+        "pull image" => "the client pulled the image (not found locally) before creating",
         "between requests" => "the client got the create reply and sent the start request",
         "mount rootfs" => "mount the overlay: image layers (read-only) + the upper dir",
         "etc files, volumes, spec" => "write /etc/hosts, hostname, resolv.conf; build the OCI spec",
@@ -149,6 +153,61 @@ pub fn save_start(container_dir: &Path, rec: &Recorder) {
     }
     tl.total_us = tl.steps.iter().map(|s| s.duration_us).sum();
     write(&container_dir.join(FILE), &tl);
+}
+
+/// The client's share of a run, which only the client can measure: it says when it
+/// started and how long it spent pulling the image (query parameters of its create
+/// request). Prepended to the create's steps, so the timeline covers the whole `run`.
+/// Values that cannot be true (a start after the create began, or over a minute
+/// before it) are ignored.
+pub fn add_client_steps(container_dir: &Path, client_started: DateTime<Utc>, pull_us: u64) {
+    let path = container_dir.join(CREATE_FILE);
+    let Some(mut tl) = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<StartTimeline>(&b).ok())
+    else {
+        return;
+    };
+    let Some(began) = tl.began_at else { return };
+    let lead = (began - client_started).num_microseconds().unwrap_or(-1);
+    if !(0..=60_000_000).contains(&lead) || tl.steps.first().is_some_and(|s| s.phase == "client") {
+        return;
+    }
+    let lead = lead as u64;
+    let pull_us = pull_us.min(lead);
+    let mut steps = vec![TimelineStep {
+        phase: "client".into(),
+        name: "client start-up, create request".into(),
+        what: describe("client start-up, create request").into(),
+        offset_us: 0,
+        duration_us: lead - pull_us,
+    }];
+    if pull_us > 0 {
+        steps.push(TimelineStep {
+            phase: "client".into(),
+            name: "pull image".into(),
+            what: describe("pull image").into(),
+            offset_us: lead - pull_us,
+            duration_us: pull_us,
+        });
+    }
+    for mut st in std::mem::take(&mut tl.steps) {
+        st.offset_us += lead;
+        steps.push(st);
+    }
+    tl.steps = steps;
+    tl.began_at = Some(client_started);
+    tl.total_us += lead;
+    write(&path, &tl);
+}
+
+impl crate::Engine {
+    /// See [`add_client_steps`].
+    pub fn add_client_timeline(&self, id: &str, client_started: DateTime<Utc>, pull_us: u64) {
+        if let Ok(c) = self.lookup(id) {
+            add_client_steps(&self.container_dir(&c.id), client_started, pull_us);
+        }
+    }
 }
 
 /// The last start's timeline, if one was recorded.
@@ -215,11 +274,53 @@ mod tests {
         assert!(!d.path().join(CREATE_FILE).exists());
         let _ = t0;
         // A restart: only its own steps.
+        assert!(tl
+            .steps
+            .iter()
+            .all(|s| s.phase != "client" || s.name == "between requests"));
         let mut s = Recorder::new("start");
         s.lap("mount rootfs");
         save_start(d.path(), &s);
         let tl = load(d.path()).unwrap();
         assert!(!tl.includes_create);
         assert_eq!(tl.steps.len(), 1);
+    }
+
+    #[test]
+    fn client_steps_are_prepended() {
+        let d = tempfile::tempdir().unwrap();
+        let client = Utc::now();
+        std::thread::sleep(std::time::Duration::from_millis(4));
+        let mut c = Recorder::new("create");
+        c.lap("resolve image");
+        save_create(d.path(), &c);
+        add_client_steps(d.path(), client, 1000);
+        // Twice is once.
+        add_client_steps(d.path(), client, 1000);
+        let s = Recorder::new("start");
+        save_start(d.path(), &s);
+        let tl = load(d.path()).unwrap();
+        let names: Vec<_> = tl.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "client start-up, create request",
+                "pull image",
+                "resolve image",
+                "between requests"
+            ]
+        );
+        assert_eq!(tl.began_at, Some(client));
+        assert!(tl.steps[0].duration_us + tl.steps[1].duration_us >= 4000);
+        assert_eq!(tl.steps[1].duration_us, 1000);
+        assert_eq!(tl.steps[2].offset_us, tl.steps[0].duration_us + 1000);
+        // A client start in the future is ignored.
+        let mut c = Recorder::new("create");
+        c.lap("resolve image");
+        save_create(d.path(), &c);
+        add_client_steps(d.path(), Utc::now() + chrono::Duration::seconds(5), 0);
+        let s = Recorder::new("start");
+        save_start(d.path(), &s);
+        assert_eq!(load(d.path()).unwrap().steps[0].name, "resolve image");
     }
 }
