@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fakecgroup;
+pub mod harness;
 pub mod images;
 pub mod netns;
 pub mod registry;
