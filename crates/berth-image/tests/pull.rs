@@ -606,3 +606,35 @@ async fn redirects_to_blob_storage_drop_authorization() {
         "credentials leaked: {cdn_reqs:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn anonymous_bearer_tokens() {
+    if !berth_testkit::require_root("anonymous_bearer_tokens") {
+        return;
+    }
+    use berth_testkit::registry::TokenAuth;
+    let reg = RegistryGuard::start().unwrap();
+    let img = images::busybox_image().unwrap();
+    images::push(&reg.addr, "library/busybox", "latest", &img, Format::Docker).unwrap();
+    // like Docker Hub: every request needs a token, tokens are handed out without credentials
+    let proxy = Proxy::start(&reg.addr, Some(TokenAuth { user: None }), Fault::None).unwrap();
+    let (_d, s) = store();
+    let rec = s
+        .pull(
+            &r(&format!("{}/library/busybox", proxy.addr)),
+            &PullOptions::default(),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(rec.id.to_string(), img.id());
+    let reqs = proxy.requests();
+    let tokens = reqs.iter().filter(|r| r.starts_with("GET /token")).count();
+    assert_eq!(tokens, 1, "one token, cached for the whole pull: {reqs:?}");
+    assert!(
+        reqs.iter()
+            .filter(|r| r.starts_with("GET /token"))
+            .all(|r| !r.contains("[Authorization]")),
+        "{reqs:?}"
+    );
+}
