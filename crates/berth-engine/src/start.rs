@@ -246,7 +246,6 @@ impl Engine {
         });
         self.save(c)?;
         clock.lap("save record");
-        crate::explain::timeline::save_start(&self.container_dir(id), &clock.timeline);
         c.state_tx.send_modify(|s| s.running = true);
         self.baseline_sample(c);
         self.emit_container(c, "start", &[]);
@@ -254,6 +253,8 @@ impl Engine {
             Ok(stream) => self.monitor(c.clone(), Some(stream)),
             Err(_) => self.monitor(c.clone(), None),
         }
+        clock.lap("publish state, start monitor");
+        crate::explain::timeline::save_start(&self.container_dir(id), &clock.timeline);
         Ok(())
     }
 }

@@ -103,6 +103,9 @@ fn describe(name: &str) -> &'static str {
         }
         "networks" => "veth pair into the bridge, address and routes in the netns, port rules",
         "attach, wait, START" => "connect waiters; the runtime execs the user's program",
+        "publish state, start monitor" => {
+            "mark it running, emit the start event, start watching for its exit"
+        }
         _ => "",
     }
 }
