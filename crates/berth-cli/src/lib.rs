@@ -48,6 +48,7 @@ pub type CmdResult = Result<i32, Failure>;
 
 /// Entry point of `berth cli` (argv after the face name). Returns the process exit code.
 pub fn main(args: Vec<String>) -> i32 {
+    cmd::explain::mark_client_start();
     let argv = std::iter::once("berth".to_string()).chain(args);
     let cli = match app::Cli::try_parse_from(argv) {
         Ok(c) => c,

@@ -10,6 +10,30 @@ use std::fmt::Write;
 use crate::app::ExplainArgs;
 use crate::{CmdResult, Failure};
 
+static CLIENT_START: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
+
+/// Note when this CLI process started (first thing in `main`).
+pub fn mark_client_start() {
+    CLIENT_START.get_or_init(std::time::SystemTime::now);
+}
+
+/// Add the client's share of a run to the create request's query: when this process
+/// started and how long it pulled. The daemon puts both in the start timeline.
+pub fn client_times(q: berth_client::Query, pulled: std::time::Duration) -> berth_client::Query {
+    let Some(start) = CLIENT_START.get() else {
+        return q;
+    };
+    let Ok(since) = start.duration_since(std::time::UNIX_EPOCH) else {
+        return q;
+    };
+    let q = q.add("berth_client_start_us", since.as_micros());
+    if pulled.is_zero() {
+        q
+    } else {
+        q.add("berth_pull_us", pulled.as_micros())
+    }
+}
+
 /// Fetch the explanation of `id`.
 pub async fn fetch(c: &Client, id: &str) -> Result<Value, Failure> {
     c.get_json::<Value>(&format!("/berth/containers/{id}/explain"))

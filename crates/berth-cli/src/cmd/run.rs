@@ -350,17 +350,23 @@ async fn create_container(
     a: &RunArgs,
     req: &ContainerCreateRequest,
 ) -> Result<String, Failure> {
-    let path = format!(
-        "/containers/create{}",
-        Query::new().opt("name", a.name.clone()).encode()
-    );
+    let mut pulled = std::time::Duration::ZERO;
+    // The client's share of the run, for the start timeline (`berth explain`).
+    let path = |pulled: std::time::Duration| {
+        let q = Query::new().opt("name", a.name.clone());
+        let q = super::explain::client_times(q, pulled);
+        format!("/containers/create{}", q.encode())
+    };
     let image = req.config.image.clone();
     if a.pull == "always" {
+        let t = std::time::Instant::now();
         super::images::pull_image(c, &image, a.quiet, true)
             .await
             .map_err(|f| Failure::new(125, f.message))?;
+        pulled += t.elapsed();
     }
-    let first: Result<ContainerCreateResponse, ClientError> = c.post_json(&path, Some(req)).await;
+    let first: Result<ContainerCreateResponse, ClientError> =
+        c.post_json(&path(pulled), Some(req)).await;
     let r = match first {
         Err(e)
             if e.is_not_found()
@@ -368,10 +374,12 @@ async fn create_container(
                 && a.pull != "never" =>
         {
             eprintln!("Unable to find image '{}' locally", with_tag(&image));
+            let t = std::time::Instant::now();
             super::images::pull_image(c, &image, a.quiet, true)
                 .await
                 .map_err(|f| Failure::new(125, f.message))?;
-            c.post_json(&path, Some(req)).await
+            pulled += t.elapsed();
+            c.post_json(&path(pulled), Some(req)).await
         }
         other => other,
     };

@@ -51,6 +51,7 @@ pub async fn create(State(state): State<AppState>, q: Q, body: Bytes) -> ApiResu
     }
     let spec = convert::container::spec_from_create(req, name);
     let r = state.engine.create_container(spec).await?;
+    super::explain::client_times(&state, &r.id, &q);
     Ok(json(
         StatusCode::CREATED,
         &ContainerCreateResponse {

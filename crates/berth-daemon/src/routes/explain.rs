@@ -13,3 +13,23 @@ pub async fn explain(State(state): State<AppState>, Path(id): Path<String>) -> A
     let ex = state.engine.explain_container(&id).await?;
     Ok(ok(&ex))
 }
+
+/// A create request from `berth run` carries the client's share of the run (query
+/// parameters `berth_client_start_us`, unix microseconds, and `berth_pull_us`); the
+/// engine adds them to the container's start timeline. Other clients send neither.
+pub fn client_times(state: &AppState, id: &str, q: &crate::query::Q) {
+    let Some(start) = q
+        .str("berth_client_start_us")
+        .and_then(|v| v.parse::<i64>().ok())
+    else {
+        return;
+    };
+    let Some(started) = chrono::DateTime::from_timestamp_micros(start) else {
+        return;
+    };
+    let pull = q
+        .str("berth_pull_us")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    state.engine.add_client_timeline(id, started, pull);
+}
