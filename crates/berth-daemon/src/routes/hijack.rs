@@ -38,8 +38,43 @@ pub async fn attach(
         logs: q.bool("logs"),
         stream: q.bool("stream"),
     };
+    let keys = if opts.stdin {
+        detach_keys(q.str("detachKeys").unwrap_or(DEFAULT_DETACH_KEYS))?
+    } else {
+        Vec::new()
+    };
     let stream = state.engine.attach_container(&id, opts).await?;
-    Ok(hijack(req, stream, version))
+    Ok(hijack(req, stream, version, keys))
+}
+
+/// Docker's default detach sequence.
+pub const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
+
+/// `ctrl-p,ctrl-q` → `[0x10, 0x11]` (moby's `term.ToBytes`): `ctrl-a`…`ctrl-z`, `ctrl-@`,
+/// `ctrl-[`, `ctrl-\\`, `ctrl-]`, `ctrl-^`, `ctrl-_`, or single characters.
+pub fn detach_keys(spec: &str) -> ApiResult<Vec<u8>> {
+    let bad = || ApiError::bad_request(format!("Invalid detach keys ({spec}) provided"));
+    let mut out = Vec::new();
+    for k in spec.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+        if let Some(c) = k.strip_prefix("ctrl-") {
+            let b = match c.as_bytes() {
+                [b @ b'a'..=b'z'] => b - b'a' + 1,
+                [b'@'] => 0,
+                [b'['] => 27,
+                [b'\\'] => 28,
+                [b']'] => 29,
+                [b'^'] => 30,
+                [b'_'] => 31,
+                _ => return Err(bad()),
+            };
+            out.push(b);
+        } else if k.len() == 1 {
+            out.push(k.as_bytes()[0]);
+        } else {
+            return Err(bad());
+        }
+    }
+    Ok(out)
 }
 
 pub async fn exec_start(
@@ -68,12 +103,18 @@ pub async fn exec_start(
             Request::from_parts(parts, Body::empty()),
             s,
             version,
+            Vec::new(),
         )),
     }
 }
 
 /// Answers 101 and pumps bytes both ways once hyper hands over the connection.
-fn hijack(req: Request, stream: AttachStream, version: RequestVersion) -> Response {
+fn hijack(
+    req: Request,
+    stream: AttachStream,
+    version: RequestVersion,
+    detach: Vec<u8>,
+) -> Response {
     let content_type = stream_content_type(stream.tty, version);
     let wants_upgrade = req.headers().contains_key(header::UPGRADE);
     if !wants_upgrade {
@@ -82,7 +123,7 @@ fn hijack(req: Request, stream: AttachStream, version: RequestVersion) -> Respon
     let on_upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => pump(TokioIo::new(upgraded), stream).await,
+            Ok(upgraded) => pump(TokioIo::new(upgraded), stream, detach).await,
             Err(e) => tracing::warn!("hijack upgrade failed: {e}"),
         }
     });
@@ -96,15 +137,30 @@ fn hijack(req: Request, stream: AttachStream, version: RequestVersion) -> Respon
 }
 
 /// Client → stdin until the client half-closes (then stdin is closed); output → client
-/// until the process's output ends (then the connection is closed).
-async fn pump<C>(client: C, stream: AttachStream)
+/// until the process's output ends (then the connection is closed). The `detach` sequence
+/// in the client's bytes ends the session and leaves the process (and its stdin) alone.
+async fn pump<C>(client: C, stream: AttachStream, detach: Vec<u8>)
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut ir, mut iw) = tokio::io::split(stream.io);
     let to_process = async {
-        let _ = tokio::io::copy(&mut cr, &mut iw).await;
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut scan = DetachScanner::new(detach);
+        loop {
+            let n = match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let (out, detached) = scan.feed(&buf[..n]);
+            if !out.is_empty() && (iw.write_all(&out).await.is_err() || iw.flush().await.is_err()) {
+                break;
+            }
+            if detached {
+                return;
+            }
+        }
         let _ = iw.shutdown().await;
         std::future::pending::<()>().await;
     };
@@ -120,11 +176,51 @@ where
                 }
             }
         }
-        let _ = cw.shutdown().await;
     };
     tokio::select! {
         _ = from_process => {}
         _ = to_process => {}
+    }
+    let _ = cw.shutdown().await;
+}
+
+/// Finds the detach sequence in a byte stream split across reads; bytes of a partial
+/// match are held back and released if the match fails.
+struct DetachScanner {
+    keys: Vec<u8>,
+    matched: usize,
+}
+
+impl DetachScanner {
+    fn new(keys: Vec<u8>) -> Self {
+        DetachScanner { keys, matched: 0 }
+    }
+
+    /// (bytes to forward, whether the sequence completed).
+    fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
+        if self.keys.is_empty() {
+            return (input.to_vec(), false);
+        }
+        let mut out = Vec::with_capacity(input.len());
+        for &b in input {
+            if b == self.keys[self.matched] {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    return (out, true);
+                }
+                continue;
+            }
+            if self.matched > 0 {
+                out.extend_from_slice(&self.keys[..self.matched]);
+                self.matched = 0;
+                if b == self.keys[0] {
+                    self.matched = 1;
+                    continue;
+                }
+            }
+            out.push(b);
+        }
+        (out, false)
     }
 }
 
@@ -146,4 +242,24 @@ fn raw_output(stream: AttachStream, content_type: &'static str) -> Response {
         .header(header::CONTENT_TYPE, content_type)
         .body(Body::from_stream(body))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys_parse_and_match_across_reads() {
+        assert_eq!(detach_keys(DEFAULT_DETACH_KEYS).unwrap(), vec![0x10, 0x11]);
+        assert_eq!(detach_keys("ctrl-a,x").unwrap(), vec![1, b'x']);
+        assert!(detach_keys("ctrl-1").is_err());
+        assert!(detach_keys("abc").is_err());
+        let mut s = DetachScanner::new(vec![0x10, 0x11]);
+        assert_eq!(s.feed(b"ab\x10"), (b"ab".to_vec(), false));
+        assert_eq!(s.feed(b"c"), (b"\x10c".to_vec(), false));
+        assert_eq!(s.feed(b"\x10\x10"), (b"\x10".to_vec(), false));
+        assert_eq!(s.feed(b"\x11rest"), (Vec::new(), true));
+        let mut none = DetachScanner::new(Vec::new());
+        assert_eq!(none.feed(b"\x10\x11"), (b"\x10\x11".to_vec(), false));
+    }
 }
