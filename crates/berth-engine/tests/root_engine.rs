@@ -130,6 +130,9 @@ impl Env {
                 user_bridge_prefix: berth_testkit::unique::name("btu"),
                 veth_prefix: berth_testkit::unique::name("btv"),
                 nft_table: berth_testkit::unique::name("btnft"),
+                // Our own random /24s: the shared kernel may already route the usual pools
+                // (another engine, or leftovers on a bridge that is not ours).
+                address_pool: test_pool(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -286,6 +289,24 @@ impl Drop for Env {
                 .output();
         }
     }
+}
+
+fn test_pool() -> Vec<ipnet::Ipv4Net> {
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+    (0..16u64)
+        .map(|i| {
+            let x = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(i.wrapping_mul(1442695040888963407));
+            format!("10.{}.{}.0/24", 200 + (x >> 33) % 50, (x >> 17) % 256)
+                .parse()
+                .unwrap()
+        })
+        .collect()
 }
 
 fn sh(s: &mut ContainerSpec, script: &str) {

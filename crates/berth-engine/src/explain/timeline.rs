@@ -92,7 +92,7 @@ fn describe(name: &str) -> &'static str {
         "snapshot" => "create the container's empty upper and work dirs over the image's layer snapshots",
         "save record" => "write the container's record to disk (atomically)",
         "client start-up, create request" => {
-            "the client process starts, parses the command line, connects and sends the create request"
+            "the client process is forked and exec'd, parses the command line, connects and sends the create request"
         }
         "pull image" => "the client pulled the image (not found locally) before creating",
         "between requests" => "the client got the create reply and sent the start request",
