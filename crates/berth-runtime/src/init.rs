@@ -62,10 +62,16 @@ pub(crate) fn helper_main(
 ) -> i32 {
     let r = (|| -> Result<i32> {
         berth_sys::close_fds_except(keep).ctx(|| "close inherited descriptors".into())?;
+        // Open every namespace first: once in a user namespace we may no longer open the
+        // others (e.g. /proc/PID/ns/* of a process whose credentials just changed).
+        let mut fds = Vec::with_capacity(joins.len());
         for (f, path) in joins {
             let fd = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
                 .ctx(|| format!("linux.namespaces: open {}", path.display()))?;
-            setns(fd.as_fd(), *f).ctx(|| format!("linux.namespaces: join {}", path.display()))?;
+            fds.push((*f, fd, path));
+        }
+        for (f, fd, path) in fds {
+            setns(fd.as_fd(), f).ctx(|| format!("linux.namespaces: join {}", path.display()))?;
         }
         if let Some(offsets) = new_time {
             unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
@@ -141,6 +147,7 @@ fn init(mut plan: InitPlan, sock: &OwnedFd) -> Result<std::convert::Infallible> 
         Ok(())
     };
     let rp = RootfsPlan {
+        sys: &rootfs::Kernel,
         cgroups_joined: std::cell::RefCell::new(&mut join),
         rootfs: &plan.rootfs,
         spec: &plan.spec,
@@ -164,7 +171,7 @@ fn init(mut plan: InitPlan, sock: &OwnedFd) -> Result<std::convert::Infallible> 
     {
         run_hooks_json(&h, &state_json, "createContainer")?;
     }
-    rootfs::pivot(&plan.rootfs)?;
+    rootfs::pivot(&rootfs::Kernel, &plan.rootfs)?;
     if plan.proc.terminal {
         setup_console(sock, &plan.proc.process, true)?;
     }
@@ -183,7 +190,7 @@ fn init(mut plan: InitPlan, sock: &OwnedFd) -> Result<std::convert::Infallible> 
         }
     }
     // After the sysctls: /proc/sys becomes read-only here.
-    rootfs::finish(&plan.spec)?;
+    rootfs::finish(&rootfs::Kernel, &plan.spec)?;
     let (path, args, env) = finalize_process(&plan.proc)?;
     sync::send(sock.as_fd(), &Msg::Ready).ctx(|| "sync".into())?;
     // From here on the parent may be gone: failures go to the container's stderr.

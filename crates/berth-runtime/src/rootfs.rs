@@ -10,8 +10,8 @@ use std::os::unix::fs::{symlink, DirBuilderExt};
 use std::path::{Component, Path, PathBuf};
 
 use nix::fcntl::{open, OFlag};
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use nix::mount::{umount2, MntFlags, MsFlags};
+use nix::sys::stat::{makedev, Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 
 use crate::error::{Context, Error, Result};
@@ -33,6 +33,8 @@ pub(crate) struct CgroupMount {
 }
 
 pub(crate) struct RootfsPlan<'a> {
+    /// The mount/mknod calls go through here (the kernel, or a recorder in unit tests).
+    pub sys: &'a dyn Sys,
     /// Called once before anything that needs the init to be in its cgroups (a cgroup
     /// mount): the parent attaches the init while the init already mounts (the attach can
     /// wait for an RCU grace period, milliseconds on a busy host).
@@ -42,6 +44,58 @@ pub(crate) struct RootfsPlan<'a> {
     pub cgroups: &'a [CgroupMount],
     pub cgroupns: bool,
     pub userns: bool,
+}
+
+/// The syscall seam: the calls that change the mount table or create device nodes, so the
+/// order of a container's filesystem setup can be unit-tested with a recording fake while
+/// the root tier exercises the real kernel.
+pub(crate) trait Sys {
+    fn mount(
+        &self,
+        src: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> nix::Result<()>;
+    fn mknod(&self, path: &Path, kind: SFlag, perm: Mode, dev: u64) -> nix::Result<()>;
+}
+
+/// The real kernel.
+pub(crate) struct Kernel;
+
+impl Sys for Kernel {
+    fn mount(
+        &self,
+        src: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> nix::Result<()> {
+        nix::mount::mount(src, target, fstype, flags, data)
+    }
+
+    fn mknod(&self, path: &Path, kind: SFlag, perm: Mode, dev: u64) -> nix::Result<()> {
+        nix::sys::stat::mknod(path, kind, perm, dev)
+    }
+}
+
+fn mnt<S: AsRef<Path> + ?Sized, T: AsRef<Path> + ?Sized>(
+    sys: &dyn Sys,
+    src: Option<&S>,
+    target: &T,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> nix::Result<()> {
+    sys.mount(
+        src.map(|s| s.as_ref()),
+        target.as_ref(),
+        fstype,
+        flags,
+        data,
+    )
 }
 
 fn none() -> Option<&'static str> {
@@ -92,6 +146,7 @@ pub(crate) fn secure_join(root: &Path, unsafe_path: &Path) -> PathBuf {
 
 /// Everything before pivot_root.
 pub(crate) fn prepare(plan: &RootfsPlan<'_>) -> Result<()> {
+    let sys = plan.sys;
     let linux = plan.spec.linux().as_ref();
     let prop = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
@@ -113,9 +168,10 @@ pub(crate) fn prepare(plan: &RootfsPlan<'_>) -> Result<()> {
     } else {
         prop_flags
     };
-    mount(none(), "/", none(), first, none()).ctx(|| "make / a slave mount".into())?;
+    mnt(sys, none(), "/", none(), first, none()).ctx(|| "make / a slave mount".into())?;
     // pivot_root needs the new root to be a mount point.
-    mount(
+    mnt(
+        sys,
         Some(plan.rootfs),
         plan.rootfs,
         none(),
@@ -140,6 +196,7 @@ pub(crate) fn prepare(plan: &RootfsPlan<'_>) -> Result<()> {
 }
 
 fn mount_one(plan: &RootfsPlan<'_>, i: usize, m: &Mount, o: &MountOpts) -> Result<()> {
+    let sys = plan.sys;
     let dest = secure_join(plan.rootfs, m.destination());
     let typ = m.typ().as_deref().unwrap_or("none");
     let field = || format!("mounts[{i}] ({typ} on {})", m.destination().display());
@@ -156,23 +213,24 @@ fn mount_one(plan: &RootfsPlan<'_>, i: usize, m: &Mount, o: &MountOpts) -> Resul
         if o.recursive {
             flags |= MsFlags::MS_REC;
         }
-        mount(Some(&src), &dest, none(), flags, none()).ctx(field)?;
+        mnt(sys, Some(&src), &dest, none(), flags, none()).ctx(field)?;
         let extra = o.flags
             & !(MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_SILENT);
         if !extra.is_empty() {
-            remount_bind(&dest, extra).ctx(field)?;
+            remount_bind(sys, &dest, extra).ctx(field)?;
         }
     } else {
         make_target(&dest, true).ctx(field)?;
         let src = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
         let data = (!o.data.is_empty()).then_some(o.data.as_str());
-        let r = mount(Some(&src), &dest, Some(typ), o.flags, data);
+        let r = mnt(sys, Some(&src), &dest, Some(typ), o.flags, data);
         match r {
             Ok(()) => {}
             // Why: sysfs can only be mounted by the owner of the network namespace; without a
             // new netns (or in a user namespace) fall back to binding the host's /sys, as runc does.
             Err(nix::errno::Errno::EPERM) if typ == "sysfs" => {
-                mount(
+                mnt(
+                    sys,
                     Some("/sys"),
                     &dest,
                     none(),
@@ -180,23 +238,31 @@ fn mount_one(plan: &RootfsPlan<'_>, i: usize, m: &Mount, o: &MountOpts) -> Resul
                     none(),
                 )
                 .ctx(field)?;
-                remount_bind(&dest, o.flags | MsFlags::MS_RDONLY).ctx(field)?;
+                remount_bind(sys, &dest, o.flags | MsFlags::MS_RDONLY).ctx(field)?;
             }
             Err(nix::errno::Errno::EPERM) if typ == "mqueue" => {
-                mount(Some("/dev/mqueue"), &dest, none(), MsFlags::MS_BIND, none()).ctx(field)?;
+                mnt(
+                    sys,
+                    Some("/dev/mqueue"),
+                    &dest,
+                    none(),
+                    MsFlags::MS_BIND,
+                    none(),
+                )
+                .ctx(field)?;
             }
             Err(e) => return Err(Error::io(field(), e)),
         }
     }
     for p in &o.propagation {
-        mount(none(), &dest, none(), *p, none()).ctx(field)?;
+        mnt(sys, none(), &dest, none(), *p, none()).ctx(field)?;
     }
     Ok(())
 }
 
 /// Change the flags of a bind mount, keeping the flags the kernel locks (nosuid, nodev,
 /// noexec inherited from the source) or remount fails with EPERM.
-fn remount_bind(dest: &Path, flags: MsFlags) -> nix::Result<()> {
+fn remount_bind(sys: &dyn Sys, dest: &Path, flags: MsFlags) -> nix::Result<()> {
     let mut keep = MsFlags::empty();
     if let Ok(st) = nix::sys::statvfs::statvfs(dest) {
         use nix::sys::statvfs::FsFlags;
@@ -211,7 +277,8 @@ fn remount_bind(dest: &Path, flags: MsFlags) -> nix::Result<()> {
             }
         }
     }
-    mount(
+    mnt(
+        sys,
         none(),
         dest,
         none(),
@@ -244,6 +311,7 @@ fn make_target(dest: &Path, dir: bool) -> std::io::Result<()> {
 /// With a cgroup namespace the kernel shows the container's cgroup as the root; without one
 /// the container's host directories are bound in.
 fn mount_cgroups(plan: &RootfsPlan<'_>, dest: &Path, o: &MountOpts) -> Result<()> {
+    let sys = plan.sys;
     make_target(dest, true).ctx(|| "mkdir".into())?;
     let base = (o.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
         & !(MsFlags::MS_RDONLY | MsFlags::MS_BIND | MsFlags::MS_REC);
@@ -258,17 +326,31 @@ fn mount_cgroups(plan: &RootfsPlan<'_>, dest: &Path, o: &MountOpts) -> Result<()
                 MsFlags::empty()
             };
         if plan.cgroupns {
-            mount(Some("cgroup2"), dest, Some("cgroup2"), flags, none())
+            mnt(sys, Some("cgroup2"), dest, Some("cgroup2"), flags, none())
                 .ctx(|| "cgroup2".into())?;
         } else {
-            mount(Some(&c.host_dir), dest, none(), MsFlags::MS_BIND, none())
-                .ctx(|| "bind cgroup".into())?;
-            remount_bind(dest, flags).ctx(|| "remount cgroup".into())?;
+            mnt(
+                sys,
+                Some(&c.host_dir),
+                dest,
+                none(),
+                MsFlags::MS_BIND,
+                none(),
+            )
+            .ctx(|| "bind cgroup".into())?;
+            remount_bind(sys, dest, flags).ctx(|| "remount cgroup".into())?;
         }
         return Ok(());
     }
-    mount(Some("tmpfs"), dest, Some("tmpfs"), base, Some("mode=755"))
-        .ctx(|| "tmpfs for cgroups".into())?;
+    mnt(
+        sys,
+        Some("tmpfs"),
+        dest,
+        Some("tmpfs"),
+        base,
+        Some("mode=755"),
+    )
+    .ctx(|| "tmpfs for cgroups".into())?;
     for c in plan.cgroups {
         let sub = dest.join(&c.name);
         make_target(&sub, true).ctx(|| format!("mkdir {}", sub.display()))?;
@@ -279,7 +361,8 @@ fn mount_cgroups(plan: &RootfsPlan<'_>, dest: &Path, o: &MountOpts) -> Result<()
                 MsFlags::empty()
             };
         if plan.cgroupns {
-            mount(
+            mnt(
+                sys,
                 Some("cgroup"),
                 &sub,
                 Some(c.fstype),
@@ -288,16 +371,24 @@ fn mount_cgroups(plan: &RootfsPlan<'_>, dest: &Path, o: &MountOpts) -> Result<()
             )
             .ctx(|| format!("mount cgroup {}", c.data))?;
         } else {
-            mount(Some(&c.host_dir), &sub, none(), MsFlags::MS_BIND, none())
-                .ctx(|| format!("bind {}", c.host_dir.display()))?;
-            remount_bind(&sub, flags).ctx(|| format!("remount {}", sub.display()))?;
+            mnt(
+                sys,
+                Some(&c.host_dir),
+                &sub,
+                none(),
+                MsFlags::MS_BIND,
+                none(),
+            )
+            .ctx(|| format!("bind {}", c.host_dir.display()))?;
+            remount_bind(sys, &sub, flags).ctx(|| format!("remount {}", sub.display()))?;
         }
         for a in &c.aliases {
             let _ = symlink(&c.name, dest.join(a));
         }
     }
     if ro {
-        mount(
+        mnt(
+            sys,
             none(),
             dest,
             none(),
@@ -388,6 +479,7 @@ fn make_device(
     mode: u32,
     owner: Option<(u32, u32)>,
 ) -> std::io::Result<()> {
+    let sys = plan.sys;
     if let Some(parent) = path.parent() {
         fs::DirBuilder::new()
             .recursive(true)
@@ -398,7 +490,7 @@ fn make_device(
     let made = if plan.userns {
         Err(nix::errno::Errno::EPERM)
     } else {
-        mknod(
+        sys.mknod(
             path,
             kind,
             Mode::from_bits_truncate(mode & 0o7777),
@@ -430,7 +522,7 @@ fn make_device(
                 "/dev/{}",
                 path.file_name().unwrap_or_default().to_string_lossy()
             ));
-            mount(Some(&host), path, none(), MsFlags::MS_BIND, none())?;
+            mnt(sys, Some(&host), path, none(), MsFlags::MS_BIND, none())?;
             Ok(())
         }
         Err(e) => Err(e.into()),
@@ -438,7 +530,7 @@ fn make_device(
 }
 
 /// Make `rootfs` the root (`pivot_root(".", ".")`, then lazily detach the old root).
-pub(crate) fn pivot(rootfs: &Path) -> Result<()> {
+pub(crate) fn pivot(sys: &dyn Sys, rootfs: &Path) -> Result<()> {
     let old = open(
         "/",
         OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
@@ -456,7 +548,8 @@ pub(crate) fn pivot(rootfs: &Path) -> Result<()> {
     nix::unistd::fchdir(old.as_fd()).ctx(|| "chdir old root".into())?;
     // The old root is stacked under the new one; make it a slave so the detach does not
     // propagate to the host, then detach it.
-    mount(
+    mnt(
+        sys,
         none(),
         ".",
         none(),
@@ -470,24 +563,25 @@ pub(crate) fn pivot(rootfs: &Path) -> Result<()> {
 }
 
 /// After pivot_root: masked paths, read-only paths, rootfs propagation and read-only rootfs.
-pub(crate) fn finish(spec: &Spec) -> Result<()> {
+pub(crate) fn finish(sys: &dyn Sys, spec: &Spec) -> Result<()> {
     let linux = spec.linux().as_ref();
     for p in linux
         .and_then(|l| l.readonly_paths().as_deref())
         .unwrap_or(&[])
     {
-        readonly_path(p).ctx(|| format!("linux.readonlyPaths: {p}"))?;
+        readonly_path(sys, p).ctx(|| format!("linux.readonlyPaths: {p}"))?;
     }
     for p in linux
         .and_then(|l| l.masked_paths().as_deref())
         .unwrap_or(&[])
     {
-        mask_path(p).ctx(|| format!("linux.maskedPaths: {p}"))?;
+        mask_path(sys, p).ctx(|| format!("linux.maskedPaths: {p}"))?;
     }
     if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
         if let Some(f) = mount_opts::propagation(p) {
             if f.contains(MsFlags::MS_SHARED) {
-                mount(none(), "/", none(), f, none()).ctx(|| "linux.rootfsPropagation".into())?;
+                mnt(sys, none(), "/", none(), f, none())
+                    .ctx(|| "linux.rootfsPropagation".into())?;
             }
         }
     }
@@ -497,13 +591,14 @@ pub(crate) fn finish(spec: &Spec) -> Result<()> {
         .and_then(|r| r.readonly())
         .unwrap_or(false)
     {
-        remount_bind(Path::new("/"), MsFlags::MS_RDONLY).ctx(|| "root.readonly".into())?;
+        remount_bind(sys, Path::new("/"), MsFlags::MS_RDONLY).ctx(|| "root.readonly".into())?;
     }
     Ok(())
 }
 
-fn readonly_path(p: &str) -> std::io::Result<()> {
-    match mount(
+fn readonly_path(sys: &dyn Sys, p: &str) -> std::io::Result<()> {
+    match mnt(
+        sys,
         Some(p),
         p,
         none(),
@@ -513,19 +608,26 @@ fn readonly_path(p: &str) -> std::io::Result<()> {
         Err(nix::errno::Errno::ENOENT) => return Ok(()),
         r => r?,
     }
-    remount_bind(Path::new(p), MsFlags::MS_RDONLY | MsFlags::MS_REC)?;
+    remount_bind(sys, Path::new(p), MsFlags::MS_RDONLY | MsFlags::MS_REC)?;
     Ok(())
 }
 
-fn mask_path(p: &str) -> std::io::Result<()> {
+fn mask_path(sys: &dyn Sys, p: &str) -> std::io::Result<()> {
     let meta = match fs::metadata(p) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         r => r?,
     };
     if meta.is_dir() {
-        mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, none())?;
+        mnt(
+            sys,
+            Some("tmpfs"),
+            p,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            none(),
+        )?;
     } else {
-        match mount(Some("/dev/null"), p, none(), MsFlags::MS_BIND, none()) {
+        match mnt(sys, Some("/dev/null"), p, none(), MsFlags::MS_BIND, none()) {
             Err(nix::errno::Errno::ENOENT) => {}
             r => r?,
         }
@@ -536,6 +638,110 @@ fn mask_path(p: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records mount and mknod calls; mknod leaves an empty file so chmod still works.
+    #[derive(Default)]
+    struct Recorder(std::cell::RefCell<Vec<String>>);
+
+    impl Sys for Recorder {
+        fn mount(
+            &self,
+            src: Option<&Path>,
+            target: &Path,
+            fstype: Option<&str>,
+            flags: MsFlags,
+            _data: Option<&str>,
+        ) -> nix::Result<()> {
+            let src = src.map(|p| p.display().to_string()).unwrap_or_default();
+            let bind = if flags.contains(MsFlags::MS_BIND) {
+                " bind"
+            } else {
+                ""
+            };
+            let ro = if flags.contains(MsFlags::MS_RDONLY) {
+                " ro"
+            } else {
+                ""
+            };
+            let remount = if flags.contains(MsFlags::MS_REMOUNT) {
+                " remount"
+            } else {
+                ""
+            };
+            self.0.borrow_mut().push(format!(
+                "mount {src} {} {}{bind}{ro}{remount}",
+                target.display(),
+                fstype.unwrap_or("-")
+            ));
+            Ok(())
+        }
+
+        fn mknod(&self, path: &Path, _kind: SFlag, _perm: Mode, _dev: u64) -> nix::Result<()> {
+            self.0
+                .borrow_mut()
+                .push(format!("mknod {}", path.display()));
+            fs::File::create(path).map_err(|_| nix::errno::Errno::EIO)?;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn prepare_follows_runcs_order_without_root() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("rootfs");
+        fs::create_dir_all(&root).unwrap();
+        let spec: Spec = serde_json::from_str(&crate::cli::default_spec()).unwrap();
+        let rec = Recorder::default();
+        let mut joined = 0;
+        let mut join = || -> Result<()> {
+            joined += 1;
+            Ok(())
+        };
+        {
+            let plan = RootfsPlan {
+                sys: &rec,
+                cgroups_joined: std::cell::RefCell::new(&mut join),
+                rootfs: &root,
+                spec: &spec,
+                cgroups: &[],
+                cgroupns: false,
+                userns: false,
+            };
+            prepare(&plan).unwrap();
+        }
+        assert_eq!(joined, 1, "cgroups joined once, before the cgroup mount");
+        let calls = rec.0.into_inner();
+        let r = root.display().to_string();
+        let want_prefix = [
+            "mount  / -".to_string(),
+            format!("mount {r} {r} - bind"),
+            format!("mount proc {r}/proc proc"),
+            format!("mount tmpfs {r}/dev tmpfs"),
+            format!("mount devpts {r}/dev/pts devpts"),
+            format!("mount shm {r}/dev/shm tmpfs"),
+            format!("mount mqueue {r}/dev/mqueue mqueue"),
+            format!("mount sysfs {r}/sys sysfs ro"),
+            format!("mount tmpfs {r}/sys/fs/cgroup tmpfs"),
+            format!("mount  {r}/sys/fs/cgroup - ro remount"),
+            format!("mknod {r}/dev/null"),
+        ];
+        for (i, w) in want_prefix.iter().enumerate() {
+            assert!(
+                calls[i].contains(w.as_str()),
+                "call {i}: {:?} lacks {w:?}\n{calls:#?}",
+                calls[i]
+            );
+        }
+        assert_eq!(calls.iter().filter(|c| c.starts_with("mknod")).count(), 6);
+        assert_eq!(
+            fs::read_link(root.join("dev/ptmx")).unwrap(),
+            Path::new("pts/ptmx")
+        );
+        assert_eq!(
+            fs::read_link(root.join("dev/fd")).unwrap(),
+            Path::new("/proc/self/fd")
+        );
+    }
 
     #[test]
     fn secure_join_keeps_symlinks_inside() {
