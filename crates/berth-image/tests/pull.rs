@@ -47,6 +47,27 @@ async fn pull_busybox_mount_and_run() {
         "{:?}",
         ev.statuses()
     );
+    // per-layer states in Docker's order (repeats of Downloading/Extracting collapsed)
+    let mut order: Vec<&'static str> = Vec::new();
+    for e in &all {
+        if let PullEvent::Layer { status, .. } = e {
+            let st = status.docker_status();
+            if order.last() != Some(&st) {
+                order.push(st);
+            }
+        }
+    }
+    assert_eq!(
+        order,
+        vec![
+            "Pulling fs layer",
+            "Downloading",
+            "Verifying Checksum",
+            "Download complete",
+            "Extracting",
+            "Pull complete"
+        ]
+    );
     // lookups
     assert_eq!(s.get(&reference).unwrap().id, rec.id);
     assert_eq!(s.get(&rec.id.to_string()).unwrap().id, rec.id);

@@ -338,11 +338,17 @@ pub fn busybox_config() -> serde_json::Value {
 
 /// The single-layer busybox image (gzip).
 pub fn busybox_image() -> Result<TestImage> {
-    Ok(TestImage::new(
+    // gzip in a debug build takes seconds: compress once per process
+    static CACHE: OnceLock<TestImage> = OnceLock::new();
+    if let Some(i) = CACHE.get() {
+        return Ok(i.clone());
+    }
+    let img = TestImage::new(
         vec![TestLayer::new(busybox_layer_tar()?, Compression::Gzip)],
         busybox_config(),
         host_arch(),
-    ))
+    );
+    Ok(CACHE.get_or_init(|| img).clone())
 }
 
 /// A three-layer image whose upper layers delete files and replace directories:

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
@@ -102,6 +102,9 @@ impl ImageStore {
         let snapshots = self.snapshots.clone();
         let failed = Arc::new(AtomicBool::new(false));
         let failed2 = failed.clone();
+        // compressed bytes the unpacker has consumed (the "Extracting" bar)
+        let consumed = Arc::new(AtomicU64::new(0));
+        let consumed2 = consumed.clone();
         let (d, diff, ch) = (desc.digest.clone(), diff_id.clone(), chain.clone());
         let (partial2, blob2) = (partial.clone(), blob.clone());
         let worker = tokio::task::spawn_blocking(move || -> Result<u64, ImageError> {
@@ -131,7 +134,11 @@ impl ImageStore {
                     })
                 }
             };
-            let mut hashing = crate::unpack::HashingReader::new(&mut src);
+            let mut counted = Counting {
+                inner: &mut src,
+                n: &consumed2,
+            };
+            let mut hashing = crate::unpack::HashingReader::new(&mut counted);
             let pending = snapshots.begin()?;
             let stats = match crate::unpack::unpack_layer(&mut hashing, &pending.fs()) {
                 Ok(s) => s,
@@ -273,9 +280,27 @@ impl ImageStore {
                 }
             }
         }
-        let res = worker
-            .await
-            .map_err(|e| ImageError::Invalid(format!("layer worker failed: {e}")))?;
+        if net_error.is_none() && !oversized {
+            progress(PullEvent::Layer {
+                id: id.clone(),
+                status: LayerStatus::VerifyingChecksum,
+            });
+            progress(PullEvent::Layer {
+                id: id.clone(),
+                status: LayerStatus::DownloadComplete,
+            });
+        }
+        let mut worker = worker;
+        let res = loop {
+            tokio::select! {
+                r = &mut worker => break r,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {
+                    let current = consumed.load(Ordering::Relaxed).min(want);
+                    progress(PullEvent::Layer { id: id.clone(), status: LayerStatus::Extracting { current, total: want } });
+                }
+            }
+        };
+        let res = res.map_err(|e| ImageError::Invalid(format!("layer worker failed: {e}")))?;
         if oversized {
             let _ = std::fs::remove_file(&partial);
             return Err(ImageError::Oversized {
@@ -284,20 +309,12 @@ impl ImageStore {
             });
         }
         match res {
-            Ok(size) => {
-                progress(PullEvent::Layer {
-                    id: id.clone(),
-                    status: LayerStatus::VerifyingChecksum,
-                });
-                progress(PullEvent::Layer {
-                    id: id.clone(),
-                    status: LayerStatus::DownloadComplete,
-                });
+            Ok(_size) => {
                 progress(PullEvent::Layer {
                     id: id.clone(),
                     status: LayerStatus::Extracting {
-                        current: size,
-                        total: size,
+                        current: want,
+                        total: want,
                     },
                 });
                 progress(PullEvent::Layer {
@@ -317,6 +334,20 @@ impl ImageStore {
                 _ => Err(e),
             },
         }
+    }
+}
+
+/// Counts bytes read into a shared counter.
+struct Counting<'a, R> {
+    inner: R,
+    n: &'a AtomicU64,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n.fetch_add(k as u64, Ordering::Relaxed);
+        Ok(k)
     }
 }
 
