@@ -79,9 +79,17 @@ impl Engine {
         }
         oci::resources::validate(&spec.host, self.inner.facts.ncpu)
             .map_err(EngineError::invalid)?;
-        self.check_network_mode(&spec.host.network_mode)?;
         let (_, mut warnings) =
             oci::parse_security_opts(&spec.host.security_opt).map_err(EngineError::invalid)?;
+        self.check_network_mode(&spec.host.network_mode)?;
+        if self.net().is_none()
+            && crate::network::network_of_mode(&spec.host.network_mode).is_some()
+        {
+            warnings.push(
+                "networking is unavailable in this engine (see the daemon log): the container gets a loopback interface only"
+                    .to_string(),
+            );
+        }
         let caps = oci::caps::resolve(
             &spec.host.cap_add,
             &spec.host.cap_drop,

@@ -19,86 +19,42 @@ fn main() {
         Some("init") => std::process::exit(berth_engine::init::main(args[2..].to_vec())),
         _ => {}
     }
-    let filter: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
-    type T = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
-    let tests: &[(&str, T)] = &[
-        ("run_echo_logs_exit_code_remove", || {
-            Box::pin(run_echo_logs_exit_code_remove())
-        }),
-        ("missing_command_is_127", || {
-            Box::pin(missing_command_is_127())
-        }),
-        ("oom_kill_is_137_and_recorded", || {
-            Box::pin(oom_kill_is_137_and_recorded())
-        }),
-        ("named_volume_keeps_data_and_is_filled_from_image", || {
-            Box::pin(named_volume_keeps_data_and_is_filled_from_image())
-        }),
-        ("attach_before_start_gets_stdin_and_output", || {
-            Box::pin(attach_before_start_gets_stdin_and_output())
-        }),
-        ("exec_stop_signal_and_stats", || {
-            Box::pin(exec_stop_signal_and_stats())
-        }),
-        ("auto_remove_and_conflicts", || {
-            Box::pin(auto_remove_and_conflicts())
-        }),
-        ("run_rm_timings", || Box::pin(run_rm_timings())),
-        ("images_save_load_tag_remove", || {
-            Box::pin(images_save_load_tag_remove())
-        }),
-        ("bridge_network_and_published_port", || {
-            Box::pin(bridge_network_and_published_port())
-        }),
-        ("restart_policy_on_failure", || {
-            Box::pin(restart_policy_on_failure())
-        }),
-        ("init_reaps_orphans_and_forwards_signals", || {
-            Box::pin(init_reaps_orphans_and_forwards_signals())
-        }),
-        ("init_in_a_container", || Box::pin(init_in_a_container())),
-        ("live_restore_readopts_running_container", || {
-            Box::pin(live_restore_readopts_running_container())
-        }),
-    ];
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_writer(std::io::stderr)
             .try_init();
     }
+    let tests: &[berth_testkit::harness::Test] = &[
+        ("run_echo_logs_exit_code_remove", || block_on(run_echo_logs_exit_code_remove())),
+        ("missing_command_is_127", || block_on(missing_command_is_127())),
+        ("oom_kill_is_137_and_recorded", || block_on(oom_kill_is_137_and_recorded())),
+        ("named_volume_keeps_data_and_is_filled_from_image", || block_on(named_volume_keeps_data_and_is_filled_from_image())),
+        ("attach_before_start_gets_stdin_and_output", || block_on(attach_before_start_gets_stdin_and_output())),
+        ("exec_stop_signal_and_stats", || block_on(exec_stop_signal_and_stats())),
+        ("auto_remove_and_conflicts", || block_on(auto_remove_and_conflicts())),
+        ("run_rm_timings", || block_on(run_rm_timings())),
+        ("images_save_load_tag_remove", || block_on(images_save_load_tag_remove())),
+        ("bridge_network_and_published_port", || block_on(bridge_network_and_published_port())),
+        ("restart_policy_on_failure", || block_on(restart_policy_on_failure())),
+        ("init_reaps_orphans_and_forwards_signals", || block_on(init_reaps_orphans_and_forwards_signals())),
+        ("init_in_a_container", || block_on(init_in_a_container())),
+        ("live_restore_readopts_running_container", || block_on(live_restore_readopts_running_container())),
+    ];
+    berth_testkit::harness::run(&args, tests)
+}
+
+/// Runs one async test on its own runtime; root-tier, so it returns early when not root.
+fn block_on(test: impl std::future::Future<Output = ()>) {
     if !berth_testkit::require_root("root_engine") {
         return;
     }
-    let mut failed = Vec::new();
-    let mut ran = 0;
-    for (name, f) in tests {
-        if !filter.is_empty() && !filter.iter().any(|x| name.contains(x.as_str())) {
-            continue;
-        }
-        ran += 1;
-        let start = Instant::now();
-        let res = std::panic::catch_unwind(|| {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(f());
-        });
-        match res {
-            Ok(()) => println!("test {name} ... ok ({:?})", start.elapsed()),
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed.push(*name);
-            }
-        }
-    }
-    println!("\n{} passed; {} failed", ran - failed.len(), failed.len());
-    if !failed.is_empty() {
-        println!("failures: {failed:?}");
-        std::process::exit(1);
-    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(test);
 }
 
 /// A test's engine, roots and cleanup.
