@@ -178,6 +178,8 @@ impl Engine {
                 if crate::start::is_mountpoint(&rootfs) {
                     let _ = berth_image::unmount(&rootfs);
                 }
+                // ... and an empty cgroup a crash left behind.
+                self.destroy_cgroup(c);
                 if rec.config.host.auto_remove && rec.state.status == ContainerStatus::Exited {
                     let _ = self
                         .remove_container(

@@ -26,20 +26,44 @@ fn main() {
             .try_init();
     }
     let tests: &[berth_testkit::harness::Test] = &[
-        ("run_echo_logs_exit_code_remove", || block_on(run_echo_logs_exit_code_remove())),
-        ("missing_command_is_127", || block_on(missing_command_is_127())),
-        ("oom_kill_is_137_and_recorded", || block_on(oom_kill_is_137_and_recorded())),
-        ("named_volume_keeps_data_and_is_filled_from_image", || block_on(named_volume_keeps_data_and_is_filled_from_image())),
-        ("attach_before_start_gets_stdin_and_output", || block_on(attach_before_start_gets_stdin_and_output())),
-        ("exec_stop_signal_and_stats", || block_on(exec_stop_signal_and_stats())),
-        ("auto_remove_and_conflicts", || block_on(auto_remove_and_conflicts())),
+        ("run_echo_logs_exit_code_remove", || {
+            block_on(run_echo_logs_exit_code_remove())
+        }),
+        ("missing_command_is_127", || {
+            block_on(missing_command_is_127())
+        }),
+        ("oom_kill_is_137_and_recorded", || {
+            block_on(oom_kill_is_137_and_recorded())
+        }),
+        ("named_volume_keeps_data_and_is_filled_from_image", || {
+            block_on(named_volume_keeps_data_and_is_filled_from_image())
+        }),
+        ("attach_before_start_gets_stdin_and_output", || {
+            block_on(attach_before_start_gets_stdin_and_output())
+        }),
+        ("exec_stop_signal_and_stats", || {
+            block_on(exec_stop_signal_and_stats())
+        }),
+        ("auto_remove_and_conflicts", || {
+            block_on(auto_remove_and_conflicts())
+        }),
         ("run_rm_timings", || block_on(run_rm_timings())),
-        ("images_save_load_tag_remove", || block_on(images_save_load_tag_remove())),
-        ("bridge_network_and_published_port", || block_on(bridge_network_and_published_port())),
-        ("restart_policy_on_failure", || block_on(restart_policy_on_failure())),
-        ("init_reaps_orphans_and_forwards_signals", || block_on(init_reaps_orphans_and_forwards_signals())),
+        ("images_save_load_tag_remove", || {
+            block_on(images_save_load_tag_remove())
+        }),
+        ("bridge_network_and_published_port", || {
+            block_on(bridge_network_and_published_port())
+        }),
+        ("restart_policy_on_failure", || {
+            block_on(restart_policy_on_failure())
+        }),
+        ("init_reaps_orphans_and_forwards_signals", || {
+            block_on(init_reaps_orphans_and_forwards_signals())
+        }),
         ("init_in_a_container", || block_on(init_in_a_container())),
-        ("live_restore_readopts_running_container", || block_on(live_restore_readopts_running_container())),
+        ("live_restore_readopts_running_container", || {
+            block_on(live_restore_readopts_running_container())
+        }),
     ];
     berth_testkit::harness::run(&args, tests)
 }
