@@ -38,6 +38,7 @@ mod capabilities;
 mod cgroup;
 pub mod cli;
 mod container;
+mod devices;
 mod error;
 mod exec;
 mod hooks;

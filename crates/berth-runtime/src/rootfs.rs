@@ -1,8 +1,7 @@
 //! Building the container's filesystem view, inside the init's new mount namespace, in the
 //! order runc established: root propagation → bind the rootfs onto itself → the spec's mounts
-//! in order → /dev devices, ptmx and symlinks → pivot_root → (hostname, sysctls) → read-only
-//! and masked paths →
-//! read-only rootfs.
+//! in order → /dev devices, ptmx and symlinks ([`crate::devices`]) → pivot_root →
+//! (hostname, sysctls) → read-only and masked paths → read-only rootfs.
 
 use std::fs;
 use std::os::fd::AsFd;
@@ -11,8 +10,8 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::fcntl::{open, OFlag};
 use nix::mount::{umount2, MntFlags, MsFlags};
-use nix::sys::stat::{makedev, Mode, SFlag};
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
+use nix::sys::stat::{Mode, SFlag};
+use oci_spec::runtime::{Mount, Spec};
 
 use crate::error::{Context, Error, Result};
 use crate::mount_opts::{self, MountOpts};
@@ -81,7 +80,7 @@ impl Sys for Kernel {
     }
 }
 
-fn mnt<S: AsRef<Path> + ?Sized, T: AsRef<Path> + ?Sized>(
+pub(crate) fn mnt<S: AsRef<Path> + ?Sized, T: AsRef<Path> + ?Sized>(
     sys: &dyn Sys,
     src: Option<&S>,
     target: &T,
@@ -98,7 +97,7 @@ fn mnt<S: AsRef<Path> + ?Sized, T: AsRef<Path> + ?Sized>(
     )
 }
 
-fn none() -> Option<&'static str> {
+pub(crate) fn none() -> Option<&'static str> {
     None
 }
 
@@ -190,7 +189,7 @@ pub(crate) fn prepare(plan: &RootfsPlan<'_>) -> Result<()> {
         mount_one(plan, i, m, &opts)?;
     }
     if !dev_is_bind {
-        create_devices(plan)?;
+        crate::devices::create(plan)?;
     }
     Ok(())
 }
@@ -287,7 +286,7 @@ fn remount_bind(sys: &dyn Sys, dest: &Path, flags: MsFlags) -> nix::Result<()> {
     )
 }
 
-fn make_target(dest: &Path, dir: bool) -> std::io::Result<()> {
+pub(crate) fn make_target(dest: &Path, dir: bool) -> std::io::Result<()> {
     if dir {
         fs::DirBuilder::new()
             .recursive(true)
@@ -398,135 +397,6 @@ fn mount_cgroups(plan: &RootfsPlan<'_>, dest: &Path, o: &MountOpts) -> Result<()
         .ctx(|| "remount cgroup tmpfs read-only".into())?;
     }
     Ok(())
-}
-
-const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
-    ("null", 1, 3),
-    ("zero", 1, 5),
-    ("full", 1, 7),
-    ("random", 1, 8),
-    ("urandom", 1, 9),
-    ("tty", 5, 0),
-];
-
-fn create_devices(plan: &RootfsPlan<'_>) -> Result<()> {
-    let dev = secure_join(plan.rootfs, Path::new("/dev"));
-    make_target(&dev, true).ctx(|| "mkdir /dev".into())?;
-    for (name, major, minor) in DEFAULT_DEVICES {
-        let path = dev.join(name);
-        make_device(plan, &path, SFlag::S_IFCHR, major, minor, 0o666, None)
-            .ctx(|| format!("create device /dev/{name}"))?;
-    }
-    let devices: &[LinuxDevice] = plan
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.devices().as_deref())
-        .unwrap_or(&[]);
-    for (i, d) in devices.iter().enumerate() {
-        let kind = match d.typ() {
-            LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
-            LinuxDeviceType::B => SFlag::S_IFBLK,
-            LinuxDeviceType::P => SFlag::S_IFIFO,
-            LinuxDeviceType::A => {
-                return Err(Error::spec(
-                    format!("linux.devices[{i}].type"),
-                    "\"a\" is only valid in device cgroup rules",
-                ))
-            }
-        };
-        let path = secure_join(plan.rootfs, d.path());
-        let mode = d.file_mode().unwrap_or(0o666);
-        let owner = Some((d.uid().unwrap_or(0), d.gid().unwrap_or(0)));
-        make_device(
-            plan,
-            &path,
-            kind,
-            d.major() as u64,
-            d.minor() as u64,
-            mode,
-            owner,
-        )
-        .ctx(|| format!("linux.devices[{i}] ({})", d.path().display()))?;
-    }
-    // /dev/ptmx → the container's own devpts instance.
-    let ptmx = dev.join("ptmx");
-    let _ = fs::remove_file(&ptmx);
-    symlink("pts/ptmx", &ptmx).ctx(|| "symlink /dev/ptmx".into())?;
-    for (link, target) in [
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ] {
-        let p = dev.join(link);
-        if fs::symlink_metadata(&p).is_err() {
-            symlink(target, &p).ctx(|| format!("symlink /dev/{link}"))?;
-        }
-    }
-    if Path::new("/proc/kcore").exists() && fs::symlink_metadata(dev.join("core")).is_err() {
-        symlink("/proc/kcore", dev.join("core")).ctx(|| "symlink /dev/core".into())?;
-    }
-    Ok(())
-}
-
-fn make_device(
-    plan: &RootfsPlan<'_>,
-    path: &Path,
-    kind: SFlag,
-    major: u64,
-    minor: u64,
-    mode: u32,
-    owner: Option<(u32, u32)>,
-) -> std::io::Result<()> {
-    let sys = plan.sys;
-    if let Some(parent) = path.parent() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(parent)?;
-    }
-    let _ = fs::remove_file(path);
-    let made = if plan.userns {
-        Err(nix::errno::Errno::EPERM)
-    } else {
-        sys.mknod(
-            path,
-            kind,
-            Mode::from_bits_truncate(mode & 0o7777),
-            makedev(major, minor),
-        )
-    };
-    match made {
-        Ok(()) => {
-            // mknod honours the umask; set the exact mode asked for.
-            nix::sys::stat::fchmodat(
-                nix::fcntl::AT_FDCWD,
-                path,
-                Mode::from_bits_truncate(mode & 0o7777),
-                nix::sys::stat::FchmodatFlags::FollowSymlink,
-            )?;
-            if let Some((uid, gid)) = owner {
-                nix::unistd::chown(
-                    path,
-                    Some(nix::unistd::Uid::from_raw(uid)),
-                    Some(nix::unistd::Gid::from_raw(gid)),
-                )?;
-            }
-            Ok(())
-        }
-        // Why: mknod is refused in a user namespace; bind the host's node instead (runc does too).
-        Err(nix::errno::Errno::EPERM) => {
-            fs::File::create(path)?;
-            let host = PathBuf::from(format!(
-                "/dev/{}",
-                path.file_name().unwrap_or_default().to_string_lossy()
-            ));
-            mnt(sys, Some(&host), path, none(), MsFlags::MS_BIND, none())?;
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Make `rootfs` the root (`pivot_root(".", ".")`, then lazily detach the old root).
