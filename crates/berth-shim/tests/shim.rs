@@ -22,24 +22,7 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("shim") {
         std::process::exit(berth_shim::main(args[2..].to_vec()));
     }
-    // libtest's CLI as far as cargo test and cargo nextest use it: `--list [--format terse]
-    // [--ignored]`, `--exact NAME`, a substring filter, and flags that are ignored.
-    let list = args.iter().any(|a| a == "--list");
-    let ignored = args.iter().any(|a| a == "--ignored");
-    let exact = args.iter().any(|a| a == "--exact");
-    let mut filter: Vec<&String> = Vec::new();
-    let mut it = args[1..].iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            // Flags with a value.
-            "--format" | "--test-threads" | "--color" | "--logfile" | "--skip" | "-Z" => {
-                it.next();
-            }
-            _ if a.starts_with('-') => {}
-            _ => filter.push(a),
-        }
-    }
-    let tests: &[(&str, fn())] = &[
+    let tests: &[berth_testkit::harness::Test] = &[
         (
             "output_reaches_log_and_attach_and_exit_is_recorded",
             output_reaches_log_and_attach_and_exit_is_recorded,
@@ -107,52 +90,7 @@ fn main() {
             root::root_container_starts_with_clean_signal_state,
         ),
     ];
-    let selected = |name: &str| {
-        filter.is_empty()
-            || filter.iter().any(|p| {
-                if exact {
-                    name == p.as_str()
-                } else {
-                    name.contains(p.as_str())
-                }
-            })
-    };
-    if list {
-        if !ignored {
-            for (name, _) in tests.iter().filter(|(n, _)| selected(n)) {
-                println!("{name}: test");
-            }
-        }
-        return;
-    }
-    let mut failed = Vec::new();
-    let mut ran = 0;
-    for (name, f) in tests {
-        if !selected(name) {
-            continue;
-        }
-        ran += 1;
-        let t = Instant::now();
-        let r = std::panic::catch_unwind(f);
-        let ms = t.elapsed().as_millis();
-        match r {
-            Ok(()) => println!("test {name} ... ok ({ms} ms)"),
-            Err(_) => {
-                println!("test {name} ... FAILED ({ms} ms)");
-                failed.push(*name);
-            }
-        }
-    }
-    println!(
-        "\ntest result: {}. {} passed; {} failed",
-        if failed.is_empty() { "ok" } else { "FAILED" },
-        ran - failed.len(),
-        failed.len()
-    );
-    if !failed.is_empty() {
-        println!("failures: {failed:?}");
-        std::process::exit(1);
-    }
+    berth_testkit::harness::run(&args, tests)
 }
 
 /// One shim under test; on drop it kills what is still running (only our own container).
