@@ -30,10 +30,14 @@ pub const RUNC_SPEC: &str = include_str!("data/runc-spec.json");
 /// /etc/group (root and nobody), and the usual empty directories. Returns the rootfs path.
 pub fn busybox_rootfs(dir: &Path) -> Result<PathBuf> {
     if !Path::new(BUSYBOX).exists() {
-        bail!("{BUSYBOX} not found; install Debian's busybox-static (apt-get install busybox-static)");
+        bail!(
+            "{BUSYBOX} not found; install Debian's busybox-static (apt-get install busybox-static)"
+        );
     }
     let root = dir.join("rootfs");
-    for d in ["bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "root", "run", "var", "usr/bin"] {
+    for d in [
+        "bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "root", "run", "var", "usr/bin",
+    ] {
         std::fs::create_dir_all(root.join(d)).with_context(|| format!("mkdir {d}"))?;
     }
     std::fs::copy(BUSYBOX, root.join("bin/busybox")).context("copy busybox")?;
@@ -53,7 +57,10 @@ pub fn busybox_rootfs(dir: &Path) -> Result<PathBuf> {
         "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
     )?;
     std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
-    std::fs::set_permissions(root.join("tmp"), std::os::unix::fs::PermissionsExt::from_mode(0o1777))?;
+    std::fs::set_permissions(
+        root.join("tmp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )?;
     Ok(root)
 }
 
@@ -120,8 +127,13 @@ mod tests {
         }
         let d = tempfile::tempdir().unwrap();
         let r = busybox_rootfs(d.path()).unwrap();
-        assert!(std::fs::symlink_metadata(r.join("bin/busybox")).unwrap().is_file());
-        assert_eq!(std::fs::read_link(r.join("bin/sh")).unwrap(), Path::new("busybox"));
+        assert!(std::fs::symlink_metadata(r.join("bin/busybox"))
+            .unwrap()
+            .is_file());
+        assert_eq!(
+            std::fs::read_link(r.join("bin/sh")).unwrap(),
+            Path::new("busybox")
+        );
     }
 
     #[test]
