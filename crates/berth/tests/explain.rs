@@ -327,15 +327,21 @@ fn timeline_adds_up_to_the_wall_time_of_the_run() {
     for i in 0..3 {
         let name = berth_testkit::unique::name(&format!("tl{i}"));
         let port = free_port();
-        // Timed with a plain blocking wait (the harness's helper polls every 20 ms).
+        // The run's wall time: from spawning `berth run -d` to it printing the container's
+        // id (read with a blocking read; the harness's helper polls every 20 ms).
         let t0 = Instant::now();
-        let out = Command::new(common::BERTH)
+        let mut child = Command::new(common::BERTH)
             .env("BERTH_HOST", &d.host)
             .args(["run", "-d", "--name", &name, "-p", &format!("127.0.0.1:{port}:80"), "bb:1", "sleep", "1000"])
-            .output()
+            .stdout(std::process::Stdio::piped())
+            .spawn()
             .expect("run berth");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().expect("stdout")), &mut line)
+            .expect("read the id");
         let wall = t0.elapsed();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(child.wait().expect("wait").success());
+        assert_eq!(line.trim().len(), 64, "{line}");
         let ex = explain_json(&d, &name);
         let tl = &ex["timeline"];
         assert_eq!(tl["includes_create"], true, "{tl}");
@@ -348,6 +354,7 @@ fn timeline_adds_up_to_the_wall_time_of_the_run() {
         assert_eq!(tl["total_us"], sum);
         let wall_us = wall.as_micros() as f64;
         let diff = (wall_us - sum as f64).abs() / wall_us;
+        eprintln!("run {i}: steps {sum} µs, wall {wall_us} µs, {:.1}% apart", diff * 100.0);
         assert!(diff <= 0.10, "steps add up to {sum} µs, the run took {wall_us} µs ({:.1}% apart): {tl}", diff * 100.0);
         // Offsets are contiguous: each step starts where the previous ended.
         for w in steps.windows(2) {

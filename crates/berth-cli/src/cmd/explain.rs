@@ -12,9 +12,24 @@ use crate::{CmdResult, Failure};
 
 static CLIENT_START: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
 
-/// Note when this CLI process started (first thing in `main`).
+/// Note when this CLI process started (first thing in `main`). The time before `main`
+/// (exec, loading a large binary) is part of the run too: the kernel's
+/// `/proc/thread-self/schedstat` says how long this thread has been on a CPU and waiting
+/// for one since it was forked, which is that time as long as it did not sleep.
 pub fn mark_client_start() {
-    CLIENT_START.get_or_init(std::time::SystemTime::now);
+    CLIENT_START.get_or_init(|| {
+        let now = std::time::SystemTime::now();
+        let before_main = std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .map(|s| {
+                s.split_whitespace()
+                    .take(2)
+                    .filter_map(|x| x.parse::<u64>().ok())
+                    .sum::<u64>()
+            })
+            .unwrap_or(0);
+        now - std::time::Duration::from_nanos(before_main)
+    });
 }
 
 /// Add the client's share of a run to the create request's query: when this process
