@@ -374,17 +374,27 @@ impl Unpacker {
                 self.dir_times.push((comps.clone(), meta.mtime));
             }
             EntryType::Regular | EntryType::Continuous => {
-                remove_existing(&dir, name, None, &shown)?;
-                let fd = rustix::fs::openat(
-                    &dir,
-                    name.as_os_str(),
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
+                // O_EXCL|O_NOFOLLOW never opens what is there (a planted symlink included);
+                // only when something is there, it is removed and the create retried
+                let create = || {
+                    rustix::fs::openat(
+                        &dir,
+                        name.as_os_str(),
+                        OFlags::WRONLY
+                            | OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o600),
+                    )
+                };
+                let fd = match create() {
+                    Err(Errno::EXIST) => {
+                        remove_existing(&dir, name, None, &shown)?;
+                        create()
+                    }
+                    other => other,
+                }
                 .map_err(|e| io("create file", e))?;
                 let mut file = std::fs::File::from(fd);
                 let n = copy_big(entry, &mut file, &mut self.buf).map_err(|e| match e.kind() {
@@ -399,7 +409,7 @@ impl Unpacker {
                 })?;
                 self.size += n;
                 meta.apply_fd(&file, &shown)?;
-                meta.set_mtime(&dir, name, &shown)?;
+                meta.set_mtime_fd(&file, &shown)?;
             }
             EntryType::Symlink => {
                 let target = entry

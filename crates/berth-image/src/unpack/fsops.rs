@@ -190,6 +190,25 @@ impl Meta {
         Ok(())
     }
 
+    pub fn set_mtime_fd(&self, fd: impl AsFd, shown: &str) -> Result<(), UnpackError> {
+        let t = Timespec {
+            tv_sec: self.mtime,
+            tv_nsec: 0,
+        };
+        rustix::fs::futimens(
+            &fd,
+            &Timestamps {
+                last_access: t,
+                last_modification: t,
+            },
+        )
+        .map_err(|e| UnpackError::Io {
+            path: shown.into(),
+            op: "set mtime",
+            source: e.into(),
+        })
+    }
+
     pub fn set_mtime(&self, dir: &OwnedFd, name: &OsStr, shown: &str) -> Result<(), UnpackError> {
         let t = Timespec {
             tv_sec: self.mtime,
