@@ -117,3 +117,41 @@ async fn records_survive_reopen_and_gc_keeps_pulled() {
     assert!(tree(&d.path().join("image/blobs/sha256")).is_empty());
     assert_eq!(s.gc().unwrap(), berth_image::GcStats::default());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn image_config_defaults_reach_the_record() {
+    if !berth_testkit::require_root("image_config_defaults_reach_the_record") {
+        return;
+    }
+    let reg = RegistryGuard::start().unwrap();
+    let cfg = serde_json::json!({
+        "Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo hi"], "Env": ["A=1", "PATH=/bin"],
+        "WorkingDir": "/tmp", "User": "nobody", "ExposedPorts": {"80/tcp": {}, "53/udp": {}},
+        "Volumes": {"/data": {}}, "StopSignal": "SIGQUIT", "Labels": {"k": "v"},
+        "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 1000000000, "Retries": 3}
+    });
+    let name = images::push_busybox_with_config(&reg, "cfg", "1", cfg).unwrap();
+    let (_d, s) = store();
+    let rec = s
+        .pull(&r(&name), &PullOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    let c = &rec.config.config;
+    assert_eq!(
+        c.entrypoint.as_deref(),
+        Some(&["/bin/sh".to_string(), "-c".to_string()][..])
+    );
+    assert_eq!(c.cmd.as_deref(), Some(&["echo hi".to_string()][..]));
+    assert_eq!(c.working_dir.as_deref(), Some("/tmp"));
+    assert_eq!(c.user.as_deref(), Some("nobody"));
+    assert_eq!(
+        c.exposed_ports.as_ref().unwrap().keys().collect::<Vec<_>>(),
+        vec!["53/udp", "80/tcp"]
+    );
+    assert!(c.volumes.as_ref().unwrap().contains_key("/data"));
+    assert_eq!(c.stop_signal.as_deref(), Some("SIGQUIT"));
+    assert_eq!(c.labels.as_ref().unwrap()["k"], "v");
+    let h = c.healthcheck.as_ref().unwrap();
+    assert_eq!((h.interval, h.retries), (Some(1_000_000_000), Some(3)));
+    assert_eq!(c.env.as_ref().unwrap()[0], "A=1");
+}

@@ -544,3 +544,18 @@ pub fn busybox_in_registry() -> Result<(RegistryGuard, String)> {
     let r = format!("{}/busybox:latest", reg.addr);
     Ok((reg, r))
 }
+
+/// Pushes busybox with other container defaults (Docker's `config` object, e.g.
+/// `{"Entrypoint":["/bin/sh","-c"],"WorkingDir":"/tmp","User":"nobody","ExposedPorts":{"80/tcp":{}}}`)
+/// as `name:tag`; returns `127.0.0.1:PORT/name:tag`. For engine tests of image defaults.
+pub fn push_busybox_with_config(
+    reg: &RegistryGuard,
+    name: &str,
+    tag: &str,
+    config: serde_json::Value,
+) -> Result<String> {
+    let base = busybox_image()?;
+    let img = TestImage::new(base.layers, config, host_arch());
+    push(&reg.addr, name, tag, &img, Format::Docker)?;
+    Ok(format!("{}/{name}:{tag}", reg.addr))
+}
