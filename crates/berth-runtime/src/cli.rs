@@ -233,7 +233,7 @@ fn run_cmd(cli: Cli) -> anyhow::Result<i32> {
                 },
             )?;
             if let Some(set) = forward {
-                forward_signals(set, created.pid);
+                forward_signals(set, created.pid, created.console_master.as_ref());
             }
             if let Err(e) = rt.start(&id) {
                 let _ = rt.delete(&id, true);
@@ -369,7 +369,7 @@ fn run_cmd(cli: Cli) -> anyhow::Result<i32> {
                 },
             )?;
             if let Some(set) = forward {
-                forward_signals(set, created.pid);
+                forward_signals(set, created.pid, created.console_master.as_ref());
             }
             if detach {
                 return Ok(0);
@@ -407,16 +407,30 @@ fn block_forwarded_signals() -> nix::sys::signal::SigSet {
     set
 }
 
-/// Relay blocked signals to `pid` (SIGWINCH too, so a terminal resize reaches it).
-fn forward_signals(set: nix::sys::signal::SigSet, pid: i32) {
+/// Relay blocked signals to `pid`. With a terminal, SIGWINCH instead copies our window
+/// size to the container's terminal, and the kernel signals its foreground process group.
+fn forward_signals(set: nix::sys::signal::SigSet, pid: i32, master: Option<&OwnedFd>) {
+    let master = master.and_then(|m| m.try_clone().ok());
+    if let Some(m) = &master {
+        copy_window_size(m);
+    }
     std::thread::spawn(move || loop {
         match set.wait() {
+            Ok(nix::sys::signal::Signal::SIGWINCH) if master.is_some() => {
+                copy_window_size(master.as_ref().expect("checked"));
+            }
             Ok(sig) => {
                 let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
             }
             Err(_) => return,
         }
     });
+}
+
+fn copy_window_size(master: &OwnedFd) {
+    if let Ok(ws) = rustix::termios::tcgetwinsize(std::io::stdin()) {
+        let _ = berth_sys::set_window_size(master.as_fd(), ws.ws_row, ws.ws_col);
+    }
 }
 
 /// `9`, `KILL`, `SIGKILL` → 9.
