@@ -30,6 +30,21 @@ pub struct DaemonArgs {
     /// cgroup parent for containers.
     #[arg(long, default_value = "/berth")]
     pub cgroup_parent: String,
+    /// Bridge of the default `bridge` network (`none` disables container networking).
+    #[arg(short = 'b', long = "bridge", default_value = "berth0")]
+    pub bridge: String,
+    /// Subnet of the default network (e.g. `10.88.0.0/16`); default: the first free pool entry.
+    #[arg(long = "fixed-cidr")]
+    pub fixed_cidr: Option<String>,
+    /// nftables table (family `ip`) holding berth's NAT and port rules.
+    #[arg(long = "nft-table", default_value = "berth")]
+    pub nft_table: String,
+    /// Prefix of host-side veth names.
+    #[arg(long = "veth-prefix", default_value = "veth")]
+    pub veth_prefix: String,
+    /// Prefix of user-defined network bridges.
+    #[arg(long = "user-bridge-prefix", default_value = "br-")]
+    pub user_bridge_prefix: String,
     /// Pidfile (default: `<exec-root>/berth.pid`).
     #[arg(short = 'p', long)]
     pub pidfile: Option<PathBuf>,

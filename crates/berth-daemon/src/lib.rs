@@ -40,13 +40,29 @@ pub use state::AppState;
 
 /// Opens the engine with the daemon's settings and builds the shared state.
 pub async fn open_state(args: &DaemonArgs) -> Result<AppState, berth_engine::EngineError> {
-    let config = berth_engine::EngineConfig {
+    let mut config = berth_engine::EngineConfig {
         data_root: args.data_root.clone(),
         exec_root: args.exec_root.clone(),
         insecure_registries: args.insecure_registries.clone(),
         cgroup_parent: args.cgroup_parent.clone(),
         ..Default::default()
     };
+    if args.bridge == "none" {
+        config.net = None;
+    } else if let Some(net) = config.net.as_mut() {
+        net.default_bridge = args.bridge.clone();
+        net.nft_table = args.nft_table.clone();
+        net.veth_prefix = args.veth_prefix.clone();
+        net.user_bridge_prefix = args.user_bridge_prefix.clone();
+        if let Some(cidr) = &args.fixed_cidr {
+            let subnet = cidr.parse().map_err(|_| {
+                berth_engine::EngineError::invalid(format!(
+                    "invalid --fixed-cidr {cidr:?}: use an IPv4 CIDR like 10.88.0.0/16"
+                ))
+            })?;
+            net.default_subnet = Some(subnet);
+        }
+    }
     let engine = berth_engine::Engine::open(config).await?;
     Ok(AppState {
         engine,

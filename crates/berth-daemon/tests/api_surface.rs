@@ -65,6 +65,11 @@ async fn api_surface_without_containers() {
         cgroup_parent: format!("/berth-api-test-{}", std::process::id()),
         pidfile: None,
         log_level: "warn".into(),
+        bridge: "none".into(),
+        fixed_cidr: None,
+        nft_table: "unused".into(),
+        veth_prefix: "unused".into(),
+        user_bridge_prefix: "unused".into(),
     };
     let state = match berth_daemon::open_state(&args).await {
         Ok(s) => s,

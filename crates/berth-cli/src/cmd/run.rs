@@ -434,30 +434,41 @@ pub async fn run(c: &Client, a: RunArgs) -> CmdResult {
     let cfg = &req.config;
     let attach_any = cfg.attach_stdin || cfg.attach_stdout || cfg.attach_stderr;
     let condition = if a.rm { "removed" } else { "next-exit" };
-    attached_session(
-        c,
-        &id,
-        cfg.tty,
-        cfg.attach_stdin,
-        attach_any,
+    let session = Session {
+        tty: cfg.tty,
+        stdin: cfg.attach_stdin,
+        attach: attach_any,
         condition,
-        a.sig_proxy && !cfg.tty,
-        a.explain.as_deref(),
-    )
-    .await
+        sig_proxy: a.sig_proxy && !cfg.tty,
+        explain: a.explain.as_deref(),
+    };
+    attached_session(c, &id, session).await
+}
+
+/// How `run`/`start -a` attach to a container.
+struct Session<'a> {
+    tty: bool,
+    /// Forward local stdin.
+    stdin: bool,
+    /// Attach at all (any of stdin/stdout/stderr).
+    attach: bool,
+    /// The wait condition (`next-exit`, `removed`).
+    condition: &'a str,
+    /// Forward SIGINT/SIGTERM as kills.
+    sig_proxy: bool,
+    explain: Option<&'a str>,
 }
 
 /// attach → wait → start → (resize, raw mode, signal proxy) → pump → exit code.
-async fn attached_session(
-    c: &Client,
-    id: &str,
-    tty: bool,
-    stdin: bool,
-    attach: bool,
-    condition: &str,
-    sig_proxy: bool,
-    explain: Option<&str>,
-) -> CmdResult {
+async fn attached_session(c: &Client, id: &str, session: Session<'_>) -> CmdResult {
+    let Session {
+        tty,
+        stdin,
+        attach,
+        condition,
+        sig_proxy,
+        explain,
+    } = session;
     let io = if attach {
         let q = Query::new()
             .add("stream", 1)
@@ -528,17 +539,15 @@ async fn attached_session(
 pub async fn start_attached(c: &Client, name: &str, interactive: bool) -> CmdResult {
     let i: ContainerInspect = c.get_json(&format!("/containers/{name}/json")).await?;
     let stdin = interactive && i.config.open_stdin;
-    attached_session(
-        c,
-        &i.id,
-        i.config.tty,
+    let session = Session {
+        tty: i.config.tty,
         stdin,
-        true,
-        "next-exit",
-        !i.config.tty,
-        None,
-    )
-    .await
+        attach: true,
+        condition: "next-exit",
+        sig_proxy: !i.config.tty,
+        explain: None,
+    };
+    attached_session(c, &i.id, session).await
 }
 
 #[cfg(test)]

@@ -311,9 +311,49 @@ pub fn inspect(r: &ContainerRecord) -> ContainerInspect {
         &r.config.host.network_mode
     };
     let mut networks = BTreeMap::new();
-    if network_mode != "none" && network_mode != "host" && !network_mode.starts_with("container:") {
+    for (name, ep) in &r.networks {
+        networks.insert(
+            name.clone(),
+            EndpointSettings {
+                network_id: ep.network_id.clone(),
+                endpoint_id: ep.endpoint_id.clone(),
+                gateway: ep.gateway.clone(),
+                ip_address: ep.ip_address.clone(),
+                ip_prefix_len: i64::from(ep.ip_prefix_len),
+                mac_address: ep.mac_address.clone(),
+                ..Default::default()
+            },
+        );
+    }
+    if networks.is_empty()
+        && network_mode != "none"
+        && network_mode != "host"
+        && !network_mode.starts_with("container:")
+    {
         networks.insert(network_mode.to_string(), EndpointSettings::default());
     }
+    // Ports: the bindings as made while running (random host ports resolved), else as asked.
+    let mut ports = port_map(&r.config.host.port_bindings);
+    let bound: Vec<_> = r.networks.values().flat_map(|ep| ep.ports.iter()).collect();
+    if st.running && !bound.is_empty() {
+        ports.clear();
+        for p in bound {
+            let b = WirePortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port: p.host_port.to_string(),
+            };
+            ports
+                .entry(p.container_port.clone())
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(b);
+        }
+    }
+    for exposed in &r.config.exposed_ports {
+        ports.entry(exposed.clone()).or_insert(None);
+    }
+    // Docker's legacy top-level fields mirror the default bridge network.
+    let legacy = r.networks.get("bridge").cloned().unwrap_or_default();
     ContainerInspect {
         id: r.id.clone(),
         created: rfc3339(Some(r.created)),
@@ -360,7 +400,13 @@ pub fn inspect(r: &ContainerRecord) -> ContainerInspect {
         mounts: r.mounts.iter().map(mount_point).collect(),
         config: container_config(&r.config, &r.id),
         network_settings: NetworkSettings {
-            ports: port_map(&r.config.host.port_bindings),
+            ports,
+            endpoint_id: legacy.endpoint_id.clone(),
+            gateway: legacy.gateway.clone(),
+            ip_address: legacy.ip_address.clone(),
+            ip_prefix_len: i64::from(legacy.ip_prefix_len),
+            mac_address: legacy.mac_address.clone(),
+            bridge: String::new(),
             sandbox_key: if st.pid > 0 {
                 format!("/proc/{}/ns/net", st.pid)
             } else {

@@ -80,24 +80,9 @@ pub async fn inspect(State(state): State<AppState>, Path(id): Path<String>) -> A
 }
 
 pub async fn start(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    if let Err(e) = state.engine.start_container(&id).await {
-        // moby removes an auto-remove (`--rm`) container whose start failed; `docker run
-        // --rm` waits for that removal (wait?condition=removed) before it exits 125/126/127.
-        if e.kind != berth_engine::ErrorKind::NotModified {
-            if let Ok(rec) = state.engine.inspect_container(&id).await {
-                if rec.config.host.auto_remove && !rec.state.running {
-                    let opts = RemoveOptions {
-                        force: true,
-                        volumes: true,
-                    };
-                    if let Err(re) = state.engine.remove_container(&rec.id, opts).await {
-                        tracing::warn!(id = %rec.id, "auto-remove after a failed start: {re}");
-                    }
-                }
-            }
-        }
-        return Err(e.into());
-    }
+    // A `--rm` container whose start failed is removed by the engine (moby's behaviour),
+    // which is what `docker run --rm`'s `wait?condition=removed` waits for.
+    state.engine.start_container(&id).await?;
     Ok(no_content())
 }
 

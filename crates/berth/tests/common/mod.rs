@@ -79,6 +79,9 @@ pub struct Daemon {
     docker_config: PathBuf,
     cgroup_parent: String,
     args: Vec<std::ffi::OsString>,
+    /// Our default bridge and nft table, removed on drop.
+    bridge: String,
+    nft_table: String,
 }
 
 impl Daemon {
@@ -101,7 +104,33 @@ impl Daemon {
             "--cgroup-parent".into(),
             cgroup_parent.clone().into(),
         ];
-        let mut d = Daemon { child: None, dir, exec_root, sock, host, docker_config, cgroup_parent, args };
+        // The kernel is shared: a bridge, nft table, veth prefix and subnet of our own.
+        let tag = berth_testkit::unique::name("n");
+        let tag: String = tag.chars().filter(char::is_ascii_alphanumeric).collect();
+        let short = &tag[tag.len().saturating_sub(6)..];
+        let subnet_byte = 100 + (std::process::id() as usize + short.bytes().map(usize::from).sum::<usize>()) % 150;
+        let (bridge, nft_table) = (format!("bb{short}"), format!("bt{short}"));
+        let net_args = [
+            format!("--bridge={bridge}"),
+            format!("--nft-table={nft_table}"),
+            format!("--veth-prefix=vb{}", &short[short.len().saturating_sub(3)..]),
+            format!("--user-bridge-prefix=ub{}", &short[short.len().saturating_sub(3)..]),
+            format!("--fixed-cidr=10.{subnet_byte}.{}.0/24", short.bytes().map(usize::from).sum::<usize>() % 250),
+        ];
+        let mut args = args;
+        args.extend(net_args.iter().map(std::ffi::OsString::from));
+        let mut d = Daemon {
+            child: None,
+            dir,
+            exec_root,
+            sock,
+            host,
+            docker_config,
+            cgroup_parent,
+            args,
+            bridge,
+            nft_table,
+        };
         d.spawn();
         d
     }
@@ -262,6 +291,9 @@ impl Drop for Daemon {
             }
         }
         remove_cgroup_parent(&self.cgroup_parent);
+        // The bridge and nft table of this daemon only (unique names).
+        let _ = Command::new("ip").args(["link", "del", &self.bridge]).stderr(Stdio::null()).status();
+        let _ = Command::new("nft").args(["delete", "table", "ip", &self.nft_table]).stderr(Stdio::null()).status();
     }
 }
 
