@@ -39,8 +39,16 @@ pub mod protocol;
 pub mod records;
 pub mod server;
 
+/// A hash of the sources this shim was built from (see `build.rs`). `berth shim --build-id`
+/// and `berth-shim --build-id` print it: the engine uses the small binary only when they match.
+pub const BUILD_ID: &str = env!("BERTH_SHIM_BUILD_ID");
+
 /// Entry point of `berth shim` (argv after the face name). Returns the process exit code.
 pub fn main(args: Vec<String>) -> i32 {
+    if args.len() == 1 && args[0] == "--build-id" {
+        println!("{BUILD_ID}");
+        return 0;
+    }
     let cfg = match args::Config::parse(&args) {
         Ok(c) => c,
         Err(e) => {
