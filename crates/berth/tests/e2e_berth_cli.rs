@@ -18,16 +18,26 @@ fn setup(test: &str) -> Option<(Daemon, berth_testkit::registry::RegistryGuard, 
 fn berth_cli_daemon_not_running_says_how_to_start_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut c = std::process::Command::new(common::BERTH);
-    c.args(["-H", &format!("unix://{}/none.sock", dir.path().display()), "ps"]);
+    c.args([
+        "-H",
+        &format!("unix://{}/none.sock", dir.path().display()),
+        "ps",
+    ]);
     let r = common::run_cmd(c, None, Duration::from_secs(30));
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stderr.contains("cannot connect to the berth daemon at unix://"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("cannot connect to the berth daemon at unix://"),
+        "{r:?}"
+    );
     assert!(r.stderr.contains("start it with `berth daemon`"), "{r:?}");
 }
 
 #[test]
 fn berth_cli_scenario() {
-    let Some((d, _reg, img)) = setup("berth_cli_scenario") else { return };
+    let Some((d, _reg, img)) = setup("berth_cli_scenario") else {
+        return;
+    };
     let v = d.berth(&["version"]);
     ok(&d, &v);
     assert!(v.stdout.contains("Server: berth"), "{}", v.stdout);
@@ -37,34 +47,73 @@ fn berth_cli_scenario() {
     assert_eq!(p.stdout.lines().last(), Some(img.as_str()), "{}", p.stdout);
     let images = d.berth(&["images"]);
     ok(&d, &images);
-    assert!(images.stdout.contains(img.trim_end_matches(":latest")), "{}", images.stdout);
+    assert!(
+        images.stdout.contains(img.trim_end_matches(":latest")),
+        "{}",
+        images.stdout
+    );
     let r = d.berth(&["run", "--rm", &img, "echo", "hello"]);
     ok(&d, &r);
     assert_eq!(r.stdout, "hello\n");
-    assert_eq!(d.berth(&["run", "--rm", &img, "sh", "-c", "exit 3"]).code, 3);
+    assert_eq!(
+        d.berth(&["run", "--rm", &img, "sh", "-c", "exit 3"]).code,
+        3
+    );
     let nf = d.berth(&["run", "--rm", &img, "nosuchcmd"]);
     assert_eq!(nf.code, 127, "{nf:?}");
-    let cat = d.berth_in(&["run", "-i", "--rm", &img, "cat"], Some(b"hi\n"), Duration::from_secs(60));
+    let cat = d.berth_in(
+        &["run", "-i", "--rm", &img, "cat"],
+        Some(b"hi\n"),
+        Duration::from_secs(60),
+    );
     ok(&d, &cat);
     assert_eq!(cat.stdout, "hi\n");
 
-    let web = d.berth(&["run", "-d", "--name", "web", "-m", "48m", &img, "sh", "-c", "echo started; exec httpd -f -p 80"]);
+    let web = d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-m",
+        "48m",
+        &img,
+        "sh",
+        "-c",
+        "echo started; exec httpd -f -p 80",
+    ]);
     ok(&d, &web);
     let id = web.stdout.trim().to_string();
     let ps = d.berth(&["ps"]);
     ok(&d, &ps);
-    assert!(ps.stdout.starts_with("CONTAINER ID   IMAGE"), "{}", ps.stdout);
-    assert!(ps.stdout.lines().any(|l| l.starts_with(&id[..12]) && l.ends_with(" web")), "{}", ps.stdout);
-    assert!(common::eventually(Duration::from_secs(10), || d.berth(&["logs", "web"]).stdout == "started\n"));
+    assert!(
+        ps.stdout.starts_with("CONTAINER ID   IMAGE"),
+        "{}",
+        ps.stdout
+    );
+    assert!(
+        ps.stdout
+            .lines()
+            .any(|l| l.starts_with(&id[..12]) && l.ends_with(" web")),
+        "{}",
+        ps.stdout
+    );
+    assert!(common::eventually(Duration::from_secs(10), || d
+        .berth(&["logs", "web"])
+        .stdout
+        == "started\n"));
     let h = d.berth(&["exec", "web", "cat", "/etc/hostname"]);
     ok(&d, &h);
     assert_eq!(h.stdout.trim(), &id[..12]);
     let cmd = format!("{} exec -it web sh -c 'tty; echo pty-ok'", common::BERTH);
     let mut sc = std::process::Command::new("script");
-    sc.args(["-qec", &cmd, "/dev/null"]).env("BERTH_HOST", &d.host);
+    sc.args(["-qec", &cmd, "/dev/null"])
+        .env("BERTH_HOST", &d.host);
     let t = common::run_cmd(sc, None, Duration::from_secs(60));
     assert_eq!(t.code, 0, "{t:?}");
-    assert!(t.stdout.contains("/dev/pts/") && t.stdout.contains("pty-ok"), "{t:?}");
+    assert!(
+        t.stdout.contains("/dev/pts/") && t.stdout.contains("pty-ok"),
+        "{t:?}"
+    );
     let s = d.berth(&["stats", "--no-stream", "web"]);
     ok(&d, &s);
     assert!(s.stdout.starts_with("CONTAINER ID   NAME"), "{}", s.stdout);
@@ -79,20 +128,55 @@ fn berth_cli_scenario() {
     let mem = d.berth(&["inspect", "-f", "{{.HostConfig.Memory}}", "web"]);
     assert_eq!(mem.stdout.trim(), (48u64 << 20).to_string(), "{mem:?}");
     ok(&d, &d.berth(&["stop", "-t", "1", "web"]));
-    let st = d.berth(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "web"]);
+    let st = d.berth(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "web",
+    ]);
     assert_eq!(st.stdout.trim(), "exited 137", "{st:?}");
     ok(&d, &d.berth(&["rm", "-f", "web"]));
     assert_eq!(d.berth(&["inspect", "web"]).code, 1);
 
-    let hog = d.berth(&["run", "--name", "hog", "-m", "32m", &img, "dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1"]);
+    let hog = d.berth(&[
+        "run",
+        "--name",
+        "hog",
+        "-m",
+        "32m",
+        &img,
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=128M",
+        "count=1",
+    ]);
     assert_eq!(hog.code, 137, "{hog:?}");
     let oom = d.berth(&["inspect", "-f", "{{.State.OOMKilled}}", "hog"]);
     assert_eq!(oom.stdout.trim(), "true", "{oom:?}");
 
     ok(&d, &d.berth(&["volume", "create", "keep"]));
     let ls = d.berth(&["volume", "ls"]);
-    assert!(ls.stdout.lines().any(|l| l.starts_with("local") && l.ends_with("keep")), "{}", ls.stdout);
-    ok(&d, &d.berth(&["run", "--rm", "-v", "keep:/data", &img, "sh", "-c", "echo kept > /data/f"]));
+    assert!(
+        ls.stdout
+            .lines()
+            .any(|l| l.starts_with("local") && l.ends_with("keep")),
+        "{}",
+        ls.stdout
+    );
+    ok(
+        &d,
+        &d.berth(&[
+            "run",
+            "--rm",
+            "-v",
+            "keep:/data",
+            &img,
+            "sh",
+            "-c",
+            "echo kept > /data/f",
+        ]),
+    );
     let r = d.berth(&["run", "--rm", "-v", "keep:/data", &img, "cat", "/data/f"]);
     assert_eq!(r.stdout, "kept\n", "{r:?}");
     ok(&d, &d.berth(&["volume", "rm", "keep"]));

@@ -26,7 +26,9 @@ fn setup(test: &str) -> Option<(Daemon, berth_testkit::registry::RegistryGuard, 
 
 #[test]
 fn docker_version_info_pull_images() {
-    let Some((d, _reg, img)) = setup("docker_version_info_pull_images") else { return };
+    let Some((d, _reg, img)) = setup("docker_version_info_pull_images") else {
+        return;
+    };
     let v = d.docker(&["version"]);
     ok(&d, &v);
     assert!(v.stdout.contains("Server: berth"), "{}", v.stdout);
@@ -34,7 +36,11 @@ fn docker_version_info_pull_images() {
     let i = d.docker(&["info"]);
     ok(&d, &i);
     assert!(i.stdout.contains("Server Version:"), "{}", i.stdout);
-    assert!(i.stdout.contains("Storage Driver: overlay2"), "{}", i.stdout);
+    assert!(
+        i.stdout.contains("Storage Driver: overlay2"),
+        "{}",
+        i.stdout
+    );
     let p = d.docker(&["pull", &img]);
     ok(&d, &p);
     assert!(p.stdout.contains("Status: "), "{}", p.stdout);
@@ -43,9 +49,25 @@ fn docker_version_info_pull_images() {
     ok(&d, &images);
     let repo = img.trim_end_matches(":latest");
     let header = images.stdout.lines().next().unwrap_or("");
-    let cols: Vec<&str> = header.split("   ").map(str::trim).filter(|c| !c.is_empty()).collect();
-    assert_eq!(cols, ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], "{}", images.stdout);
-    assert!(images.stdout.lines().any(|l| l.starts_with(repo) && l.contains("latest")), "{}", images.stdout);
+    let cols: Vec<&str> = header
+        .split("   ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        cols,
+        ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+        "{}",
+        images.stdout
+    );
+    assert!(
+        images
+            .stdout
+            .lines()
+            .any(|l| l.starts_with(repo) && l.contains("latest")),
+        "{}",
+        images.stdout
+    );
     let q = d.docker(&["images", "-q"]);
     ok(&d, &q);
     assert_eq!(q.stdout.trim().len(), 12, "{}", q.stdout);
@@ -56,7 +78,9 @@ fn docker_version_info_pull_images() {
 
 #[test]
 fn docker_run_output_exit_codes_and_stdin() {
-    let Some((d, _reg, img)) = setup("docker_run_output_exit_codes_and_stdin") else { return };
+    let Some((d, _reg, img)) = setup("docker_run_output_exit_codes_and_stdin") else {
+        return;
+    };
     // No pull first: create → 404 "No such image" → pull → create again.
     let r = d.docker(&["run", "--rm", &img, "echo", "hello"]);
     ok(&d, &r);
@@ -66,14 +90,22 @@ fn docker_run_output_exit_codes_and_stdin() {
     assert_eq!(r.code, 3, "{r:?}");
     let r = d.docker(&["run", "--rm", &img, "nosuchcmd"]);
     assert_eq!(r.code, 127, "{r:?}");
-    let r = d.docker_in(&["run", "-i", "--rm", &img, "cat"], Some(b"hi\n"), Duration::from_secs(60));
+    let r = d.docker_in(
+        &["run", "-i", "--rm", &img, "cat"],
+        Some(b"hi\n"),
+        Duration::from_secs(60),
+    );
     ok(&d, &r);
     assert_eq!(r.stdout, "hi\n");
     let r = d.docker(&["run", "--rm", &img, "sh", "-c", "echo out; echo err >&2"]);
     ok(&d, &r);
     assert_eq!(r.stdout, "out\n");
     // Daemon warnings (e.g. networking unavailable on this host) may precede it.
-    let stderr: Vec<&str> = r.stderr.lines().filter(|l| !l.starts_with("WARNING: ")).collect();
+    let stderr: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| !l.starts_with("WARNING: "))
+        .collect();
     assert_eq!(stderr, ["err"], "{r:?}");
     // --rm removed them all.
     let ps = d.docker(&["ps", "-aq"]);
@@ -83,17 +115,37 @@ fn docker_run_output_exit_codes_and_stdin() {
 
 #[test]
 fn docker_detached_web_lifecycle() {
-    let Some((d, _reg, img)) = setup("docker_detached_web_lifecycle") else { return };
-    let r = d.docker(&["run", "-d", "--name", "web", "-m", "64m", &img, "sh", "-c", "echo started; exec httpd -f -p 80"]);
+    let Some((d, _reg, img)) = setup("docker_detached_web_lifecycle") else {
+        return;
+    };
+    let r = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-m",
+        "64m",
+        &img,
+        "sh",
+        "-c",
+        "echo started; exec httpd -f -p 80",
+    ]);
     ok(&d, &r);
     let id = r.stdout.trim().to_string();
     assert_eq!(id.len(), 64, "{r:?}");
     let ps = d.docker(&["ps"]);
     ok(&d, &ps);
-    let row = ps.stdout.lines().find(|l| l.ends_with(" web")).unwrap_or_else(|| panic!("web not in ps:\n{}", ps.stdout));
+    let row = ps
+        .stdout
+        .lines()
+        .find(|l| l.ends_with(" web"))
+        .unwrap_or_else(|| panic!("web not in ps:\n{}", ps.stdout));
     assert!(row.starts_with(&id[..12]), "{row}");
     assert!(row.contains("Up "), "{row}");
-    assert!(common::eventually(Duration::from_secs(10), || d.docker(&["logs", "web"]).stdout == "started\n"));
+    assert!(common::eventually(Duration::from_secs(10), || d
+        .docker(&["logs", "web"])
+        .stdout
+        == "started\n"));
     let h = d.docker(&["exec", "web", "cat", "/etc/hostname"]);
     ok(&d, &h);
     assert_eq!(h.stdout.trim(), &id[..12]);
@@ -102,7 +154,9 @@ fn docker_detached_web_lifecycle() {
     // exec -it with a real PTY, through script(1).
     let cmd = format!("{} exec -it web sh -c 'tty; echo pty-ok'", common::DOCKER);
     let mut sc = std::process::Command::new("script");
-    sc.args(["-qec", &cmd, "/dev/null"]).env("DOCKER_HOST", &d.host).env("DOCKER_CONFIG", d.dir.path().join("docker-config"));
+    sc.args(["-qec", &cmd, "/dev/null"])
+        .env("DOCKER_HOST", &d.host)
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"));
     let t = common::run_cmd(sc, None, Duration::from_secs(60));
     assert_eq!(t.code, 0, "{t:?}");
     assert!(t.stdout.contains("/dev/pts/"), "{t:?}");
@@ -124,12 +178,23 @@ fn docker_detached_web_lifecycle() {
     ok(&d, &mem);
     assert_eq!(mem.stdout.trim(), (64u64 << 20).to_string());
     // Networking: the container has an address on our bridge and httpd answers on it.
-    let ip = d.docker(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "web"]);
+    let ip = d.docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        "web",
+    ]);
     ok(&d, &ip);
-    let ip: std::net::IpAddr = ip.stdout.trim().parse().unwrap_or_else(|_| panic!("no IP address: {ip:?}\n{}", d.log()));
+    let ip: std::net::IpAddr = ip
+        .stdout
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no IP address: {ip:?}\n{}", d.log()));
     let addr = std::net::SocketAddr::new(ip, 80);
     assert!(
-        common::eventually(Duration::from_secs(10), || std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()),
+        common::eventually(Duration::from_secs(10), || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+        }),
         "httpd not reachable at {addr}"
     );
     let full = d.docker(&["inspect", "web"]);
@@ -141,8 +206,17 @@ fn docker_detached_web_lifecycle() {
     let t0 = Instant::now();
     let st = d.docker(&["stop", "-t", "2", "web"]);
     ok(&d, &st);
-    assert!(t0.elapsed() >= Duration::from_millis(1900), "stop returned after {:?}", t0.elapsed());
-    let code = d.docker(&["inspect", "-f", "{{.State.ExitCode}} {{.State.Running}}", "web"]);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1900),
+        "stop returned after {:?}",
+        t0.elapsed()
+    );
+    let code = d.docker(&[
+        "inspect",
+        "-f",
+        "{{.State.ExitCode}} {{.State.Running}}",
+        "web",
+    ]);
     assert_eq!(code.stdout.trim(), "137 false", "{code:?}");
     let again = d.docker(&["stop", "web"]);
     ok(&d, &again);
@@ -155,9 +229,21 @@ fn docker_detached_web_lifecycle() {
 
 #[test]
 fn docker_memory_hog_is_oom_killed() {
-    let Some((d, _reg, img)) = setup("docker_memory_hog_is_oom_killed") else { return };
+    let Some((d, _reg, img)) = setup("docker_memory_hog_is_oom_killed") else {
+        return;
+    };
     ok(&d, &d.docker(&["pull", &img]));
-    let r = d.docker(&["run", "--name", "hog", "-m", "32m", &img, "sh", "-c", "dd if=/dev/zero of=/dev/null bs=128M count=1"]);
+    let r = d.docker(&[
+        "run",
+        "--name",
+        "hog",
+        "-m",
+        "32m",
+        &img,
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/dev/null bs=128M count=1",
+    ]);
     assert_eq!(r.code, 137, "{r:?}");
     let oom = d.docker(&["inspect", "-f", "{{.State.OOMKilled}}", "hog"]);
     ok(&d, &oom);
@@ -166,15 +252,35 @@ fn docker_memory_hog_is_oom_killed() {
 
 #[test]
 fn docker_named_volume_keeps_data() {
-    let Some((d, _reg, img)) = setup("docker_named_volume_keeps_data") else { return };
+    let Some((d, _reg, img)) = setup("docker_named_volume_keeps_data") else {
+        return;
+    };
     ok(&d, &d.docker(&["pull", &img]));
     let c = d.docker(&["volume", "create", "keep"]);
     ok(&d, &c);
     assert_eq!(c.stdout.trim(), "keep");
     let ls = d.docker(&["volume", "ls"]);
     ok(&d, &ls);
-    assert!(ls.stdout.lines().any(|l| l.starts_with("local") && l.ends_with("keep")), "{}", ls.stdout);
-    ok(&d, &d.docker(&["run", "--rm", "-v", "keep:/data", &img, "sh", "-c", "echo kept > /data/f"]));
+    assert!(
+        ls.stdout
+            .lines()
+            .any(|l| l.starts_with("local") && l.ends_with("keep")),
+        "{}",
+        ls.stdout
+    );
+    ok(
+        &d,
+        &d.docker(&[
+            "run",
+            "--rm",
+            "-v",
+            "keep:/data",
+            &img,
+            "sh",
+            "-c",
+            "echo kept > /data/f",
+        ]),
+    );
     let r = d.docker(&["run", "--rm", "-v", "keep:/data", &img, "cat", "/data/f"]);
     ok(&d, &r);
     assert_eq!(r.stdout, "kept\n");
@@ -186,44 +292,79 @@ fn docker_named_volume_keeps_data() {
 
 #[test]
 fn api_bad_input_gets_docker_status_codes() {
-    let Some((d, _reg, img)) = setup("api_bad_input_gets_docker_status_codes") else { return };
-    let (s, _, b) = d.raw("POST", "/v1.47/containers/create", Some("{not json")).expect("reply");
+    let Some((d, _reg, img)) = setup("api_bad_input_gets_docker_status_codes") else {
+        return;
+    };
+    let (s, _, b) = d
+        .raw("POST", "/v1.47/containers/create", Some("{not json"))
+        .expect("reply");
     assert_eq!(s, 400, "{b}");
     assert!(b.contains("\"message\""), "{b}");
-    let (s, _, b) = d.raw("GET", "/v1.47/containers/nosuch/json", None).expect("reply");
-    assert_eq!((s, b.trim()), (404, r#"{"message":"No such container: nosuch"}"#));
+    let (s, _, b) = d
+        .raw("GET", "/v1.47/containers/nosuch/json", None)
+        .expect("reply");
+    assert_eq!(
+        (s, b.trim()),
+        (404, r#"{"message":"No such container: nosuch"}"#)
+    );
     let (s, _, b) = d.raw("GET", "/v1.99/version", None).expect("reply");
     assert_eq!(s, 400);
-    assert!(b.contains("client version 1.99 is too new. Maximum supported API version is 1.47"), "{b}");
+    assert!(
+        b.contains("client version 1.99 is too new. Maximum supported API version is 1.47"),
+        "{b}"
+    );
     let (s, h, _) = d.raw("GET", "/v1.24/_ping", None).expect("reply");
     assert_eq!(s, 200);
     assert!(h.to_lowercase().contains("api-version: 1.47"), "{h}");
     let (s, _, _) = d.raw("GET", "/v1.47/nosuch/endpoint", None).expect("reply");
     assert_eq!(s, 404);
-    let (s, _, b) = d.raw("POST", "/containers/create", Some(r#"{"Image":"nosuch:latest"}"#)).expect("reply");
+    let (s, _, b) = d
+        .raw(
+            "POST",
+            "/containers/create",
+            Some(r#"{"Image":"nosuch:latest"}"#),
+        )
+        .expect("reply");
     assert_eq!(s, 404, "{b}");
     assert!(b.contains("No such image"), "{b}");
-    let (s, _, b) = d.raw("GET", "/containers/json?filters=%7Bbroken", None).expect("reply");
+    let (s, _, b) = d
+        .raw("GET", "/containers/json?filters=%7Bbroken", None)
+        .expect("reply");
     assert_eq!(s, 400, "{b}");
-    let (s, _, b) = d.raw("POST", "/containers/create?name=bad%20name", Some(r#"{"Image":"x"}"#)).expect("reply");
+    let (s, _, b) = d
+        .raw(
+            "POST",
+            "/containers/create?name=bad%20name",
+            Some(r#"{"Image":"x"}"#),
+        )
+        .expect("reply");
     assert_eq!(s, 400, "{b}");
     // Name conflicts and removing a running container.
     ok(&d, &d.docker(&["pull", &img]));
-    ok(&d, &d.docker(&["run", "-d", "--name", "busy", &img, "sleep", "60"]));
+    ok(
+        &d,
+        &d.docker(&["run", "-d", "--name", "busy", &img, "sleep", "60"]),
+    );
     let body = format!(r#"{{"Image":"{img}","Cmd":["true"]}}"#);
-    let (s, _, b) = d.raw("POST", "/containers/create?name=busy", Some(&body)).expect("reply");
+    let (s, _, b) = d
+        .raw("POST", "/containers/create?name=busy", Some(&body))
+        .expect("reply");
     assert_eq!(s, 409, "{b}");
     assert!(b.contains("is already in use"), "{b}");
     let (s, _, b) = d.raw("DELETE", "/containers/busy", None).expect("reply");
     assert_eq!(s, 409, "{b}");
-    let (s, _, b) = d.raw("POST", "/containers/busy/start", None).expect("reply");
+    let (s, _, b) = d
+        .raw("POST", "/containers/busy/start", None)
+        .expect("reply");
     assert_eq!((s, b.as_str()), (304, ""));
     let dup = d.docker(&["run", "-d", "--name", "busy", &img, "true"]);
     assert_eq!(dup.code, 125, "{dup:?}");
     assert!(dup.stderr.contains("Conflict"), "{dup:?}");
     let rm = d.docker(&["rm", "busy"]);
     assert_eq!(rm.code, 1, "{rm:?}");
-    let (s, _, b) = d.raw("DELETE", "/containers/busy?force=1", None).expect("reply");
+    let (s, _, b) = d
+        .raw("DELETE", "/containers/busy?force=1", None)
+        .expect("reply");
     assert_eq!(s, 204, "{b}");
     let (s, _, _) = d.raw("DELETE", "/containers/busy", None).expect("reply");
     assert_eq!(s, 404);
@@ -234,7 +375,9 @@ fn api_bad_input_gets_docker_status_codes() {
 
 #[test]
 fn docker_save_load_tag_push() {
-    let Some((d, reg, img)) = setup("docker_save_load_tag_push") else { return };
+    let Some((d, reg, img)) = setup("docker_save_load_tag_push") else {
+        return;
+    };
     ok(&d, &d.docker(&["pull", &img]));
     let tar = d.dir.path().join("busybox.tar");
     let tar_s = tar.display().to_string();

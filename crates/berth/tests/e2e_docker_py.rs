@@ -41,9 +41,13 @@ fn docker_py_against_berth() {
     if !berth_testkit::require_root("docker_py_against_berth") {
         return;
     }
-    let probe = std::process::Command::new("python3").args(["-c", "import docker"]).output();
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import docker"])
+        .output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipping docker_py_against_berth: python3 with the docker package is not installed");
+        eprintln!(
+            "skipping docker_py_against_berth: python3 with the docker package is not installed"
+        );
         return;
     }
     let (_reg, img) = registry();
@@ -51,6 +55,11 @@ fn docker_py_against_berth() {
     let mut c = std::process::Command::new("python3");
     c.args(["-c", SCRIPT, &img]).env("BERTH_SOCK", &d.sock);
     let r = common::run_cmd(c, None, Duration::from_secs(120));
-    assert_eq!(r.code, 0, "{r:?}\n--- daemon log ---\n{}", common::tail(&d.log(), 30));
+    assert_eq!(
+        r.code,
+        0,
+        "{r:?}\n--- daemon log ---\n{}",
+        common::tail(&d.log(), 30)
+    );
     assert!(r.stdout.contains("docker-py ok"), "{r:?}");
 }

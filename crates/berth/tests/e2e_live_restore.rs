@@ -28,7 +28,10 @@ fn daemon_killed_and_restarted_readopts_running_container() {
     let mut d = Daemon::start();
     ok(&d, &d.berth(&["pull", &img]));
     let script = "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.02; done";
-    ok(&d, &d.berth(&["run", "-d", "--name", "logger", &img, "sh", "-c", script]));
+    ok(
+        &d,
+        &d.berth(&["run", "-d", "--name", "logger", &img, "sh", "-c", script]),
+    );
     let pid = d.berth(&["inspect", "-f", "{{.State.Pid}}", "logger"]);
     ok(&d, &pid);
     let pid: u32 = pid.stdout.trim().parse().expect("pid");
@@ -36,13 +39,27 @@ fn daemon_killed_and_restarted_readopts_running_container() {
 
     d.kill9();
     std::thread::sleep(Duration::from_secs(1));
-    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "the container died with the daemon");
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the container died with the daemon"
+    );
     d.restart();
 
     let ps = d.berth(&["ps"]);
     ok(&d, &ps);
-    assert!(ps.stdout.lines().any(|l| l.ends_with(" logger") && l.contains("Up ")), "{}", ps.stdout);
-    let again = d.berth(&["inspect", "-f", "{{.State.Pid}} {{.State.Running}}", "logger"]);
+    assert!(
+        ps.stdout
+            .lines()
+            .any(|l| l.ends_with(" logger") && l.contains("Up ")),
+        "{}",
+        ps.stdout
+    );
+    let again = d.berth(&[
+        "inspect",
+        "-f",
+        "{{.State.Pid}} {{.State.Running}}",
+        "logger",
+    ]);
     assert_eq!(again.stdout.trim(), format!("{pid} true"), "{again:?}");
 
     // Follow the logs while stopping: the follower ends when the container stops.
@@ -60,7 +77,10 @@ fn daemon_killed_and_restarted_readopts_running_container() {
     let logs = d.berth(&["logs", "logger"]);
     ok(&d, &logs);
     let total = consecutive(&logs.stdout).unwrap_or_else(|e| panic!("logs lost lines: {e}"));
-    assert!(total >= followed && followed > 20, "followed {followed}, total {total}");
+    assert!(
+        total >= followed && followed > 20,
+        "followed {followed}, total {total}"
+    );
 }
 
 #[test]
@@ -75,10 +95,16 @@ fn sigterm_stops_the_daemon_even_with_open_streams() {
     let events = std::thread::spawn(move || common::run_cmd(c, None, Duration::from_secs(30)));
     std::thread::sleep(Duration::from_millis(500));
     let took = d.terminate(Duration::from_secs(10));
-    assert!(took.is_some_and(|t| t < Duration::from_secs(5)), "daemon still running 10 s after SIGTERM");
+    assert!(
+        took.is_some_and(|t| t < Duration::from_secs(5)),
+        "daemon still running 10 s after SIGTERM"
+    );
     assert!(!d.sock.exists(), "socket left behind");
     let ev = events.join().expect("events thread");
-    assert_ne!(ev.code, -9, "the events stream did not end with the daemon: {ev:?}");
+    assert_ne!(
+        ev.code, -9,
+        "the events stream did not end with the daemon: {ev:?}"
+    );
     d.restart();
     ok(&d, &d.berth(&["ps"]));
 }

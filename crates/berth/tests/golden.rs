@@ -11,12 +11,16 @@ use serde_json::Value;
 use common::{ok, registry, Daemon};
 
 fn schemas() -> Value {
-    serde_json::from_str(include_str!("fixtures/engine-api-v1.47-types.json")).expect("fixture JSON")
+    serde_json::from_str(include_str!("fixtures/engine-api-v1.47-types.json"))
+        .expect("fixture JSON")
 }
 
 /// Type errors and unknown fields of `v` against `schema`.
 fn check(v: &Value, schema: &Value, path: &str, errs: &mut Vec<String>) {
-    let nullable = schema.get("x-nullable").and_then(Value::as_bool).unwrap_or(false);
+    let nullable = schema
+        .get("x-nullable")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let ty = schema.get("type").and_then(Value::as_str).unwrap_or("");
     if v.is_null() {
         // Go marshals nil slices, maps and pointers as null.
@@ -50,7 +54,9 @@ fn check(v: &Value, schema: &Value, path: &str, errs: &mut Vec<String>) {
             match (props.and_then(|p| p.get(k)), extra) {
                 (Some(s), _) => check(x, s, &format!("{path}.{k}"), errs),
                 (None, Some(s)) => check(x, s, &format!("{path}.{k}"), errs),
-                (None, None) if props.is_some() => errs.push(format!("{path}.{k}: not in the swagger")),
+                (None, None) if props.is_some() => {
+                    errs.push(format!("{path}.{k}: not in the swagger"))
+                }
                 _ => {}
             }
         }
@@ -67,7 +73,11 @@ fn conforms(v: &Value, def: &str, must_have: &[&str]) {
             errs.push(format!("{def}: required field {k} missing"));
         }
     }
-    assert!(errs.is_empty(), "{def} does not match the swagger:\n{}\n{v:#}", errs.join("\n"));
+    assert!(
+        errs.is_empty(),
+        "{def} does not match the swagger:\n{}\n{v:#}",
+        errs.join("\n")
+    );
 }
 
 fn get(d: &Daemon, path: &str) -> Value {
@@ -84,23 +94,87 @@ fn golden_replies_match_the_swagger() {
     let (_reg, img) = registry();
     let d = Daemon::start();
     ok(&d, &d.berth(&["pull", &img]));
-    let web = d.berth(&["run", "-d", "--name", "web", "-m", "32m", "-l", "tier=front", &img, "sleep", "60"]);
+    let web = d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-m",
+        "32m",
+        "-l",
+        "tier=front",
+        &img,
+        "sleep",
+        "60",
+    ]);
     ok(&d, &web);
     let id = web.stdout.trim().to_string();
 
     let v = get(&d, "/v1.47/version");
-    conforms(&v, "SystemVersion", &["Version", "ApiVersion", "MinAPIVersion", "Os", "Arch", "KernelVersion", "Components", "Platform.Name"]);
-    assert_eq!((v["ApiVersion"].as_str(), v["MinAPIVersion"].as_str(), v["Os"].as_str()), (Some("1.47"), Some("1.24"), Some("linux")));
+    conforms(
+        &v,
+        "SystemVersion",
+        &[
+            "Version",
+            "ApiVersion",
+            "MinAPIVersion",
+            "Os",
+            "Arch",
+            "KernelVersion",
+            "Components",
+            "Platform.Name",
+        ],
+    );
+    assert_eq!(
+        (
+            v["ApiVersion"].as_str(),
+            v["MinAPIVersion"].as_str(),
+            v["Os"].as_str()
+        ),
+        (Some("1.47"), Some("1.24"), Some("linux"))
+    );
 
     let i = get(&d, "/v1.47/info");
     conforms(
         &i,
         "SystemInfo",
-        &["ID", "Containers", "ContainersRunning", "ContainersPaused", "ContainersStopped", "Images", "Driver", "DriverStatus",
-          "Plugins", "MemoryLimit", "SwapLimit", "CpuCfsPeriod", "CpuCfsQuota", "CPUShares", "CPUSet", "PidsLimit",
-          "IPv4Forwarding", "NFd", "SystemTime", "LoggingDriver", "CgroupDriver", "CgroupVersion", "KernelVersion",
-          "OperatingSystem", "OSType", "Architecture", "NCPU", "MemTotal", "DockerRootDir", "Name", "ServerVersion",
-          "Runtimes", "DefaultRuntime", "Swarm.LocalNodeState", "SecurityOptions"],
+        &[
+            "ID",
+            "Containers",
+            "ContainersRunning",
+            "ContainersPaused",
+            "ContainersStopped",
+            "Images",
+            "Driver",
+            "DriverStatus",
+            "Plugins",
+            "MemoryLimit",
+            "SwapLimit",
+            "CpuCfsPeriod",
+            "CpuCfsQuota",
+            "CPUShares",
+            "CPUSet",
+            "PidsLimit",
+            "IPv4Forwarding",
+            "NFd",
+            "SystemTime",
+            "LoggingDriver",
+            "CgroupDriver",
+            "CgroupVersion",
+            "KernelVersion",
+            "OperatingSystem",
+            "OSType",
+            "Architecture",
+            "NCPU",
+            "MemTotal",
+            "DockerRootDir",
+            "Name",
+            "ServerVersion",
+            "Runtimes",
+            "DefaultRuntime",
+            "Swarm.LocalNodeState",
+            "SecurityOptions",
+        ],
     );
     assert_eq!(i["ContainersRunning"], 1);
     assert_eq!(i["Images"], 1);
@@ -110,7 +184,21 @@ fn golden_replies_match_the_swagger() {
     conforms(
         &list[0],
         "ContainerSummary",
-        &["Id", "Names", "Image", "ImageID", "Command", "Created", "Ports", "Labels", "State", "Status", "HostConfig.NetworkMode", "NetworkSettings.Networks", "Mounts"],
+        &[
+            "Id",
+            "Names",
+            "Image",
+            "ImageID",
+            "Command",
+            "Created",
+            "Ports",
+            "Labels",
+            "State",
+            "Status",
+            "HostConfig.NetworkMode",
+            "NetworkSettings.Networks",
+            "Mounts",
+        ],
     );
     assert_eq!(list[0]["Names"][0], "/web");
     assert_eq!(list[0]["State"], "running");
@@ -120,9 +208,31 @@ fn golden_replies_match_the_swagger() {
     conforms(
         &c,
         "ContainerInspect",
-        &["Id", "Created", "Path", "Args", "State.Status", "State.Running", "State.Pid", "State.OOMKilled", "State.StartedAt",
-          "State.FinishedAt", "Image", "Name", "RestartCount", "Driver", "Platform", "HostConfig.Memory", "GraphDriver.Name",
-          "Mounts", "Config.Image", "Config.Cmd", "Config.Tty", "Config.Labels", "NetworkSettings.Networks"],
+        &[
+            "Id",
+            "Created",
+            "Path",
+            "Args",
+            "State.Status",
+            "State.Running",
+            "State.Pid",
+            "State.OOMKilled",
+            "State.StartedAt",
+            "State.FinishedAt",
+            "Image",
+            "Name",
+            "RestartCount",
+            "Driver",
+            "Platform",
+            "HostConfig.Memory",
+            "GraphDriver.Name",
+            "Mounts",
+            "Config.Image",
+            "Config.Cmd",
+            "Config.Tty",
+            "Config.Labels",
+            "NetworkSettings.Networks",
+        ],
     );
     assert_eq!(c["Id"], id);
     assert_eq!(c["Name"], "/web");
@@ -130,10 +240,42 @@ fn golden_replies_match_the_swagger() {
     assert!(c["State"]["Pid"].as_i64().unwrap_or(0) > 0, "{c:#}");
 
     let images = get(&d, "/v1.47/images/json");
-    conforms(&images[0], "ImageSummary", &["Id", "ParentId", "RepoTags", "RepoDigests", "Created", "Size", "SharedSize", "Labels", "Containers"]);
-    assert!(images[0]["Id"].as_str().unwrap_or("").starts_with("sha256:"));
+    conforms(
+        &images[0],
+        "ImageSummary",
+        &[
+            "Id",
+            "ParentId",
+            "RepoTags",
+            "RepoDigests",
+            "Created",
+            "Size",
+            "SharedSize",
+            "Labels",
+            "Containers",
+        ],
+    );
+    assert!(images[0]["Id"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("sha256:"));
     let ii = get(&d, &format!("/v1.47/images/{img}/json"));
-    conforms(&ii, "ImageInspect", &["Id", "RepoTags", "RepoDigests", "Created", "Config", "Architecture", "Os", "Size", "RootFS.Type", "RootFS.Layers"]);
+    conforms(
+        &ii,
+        "ImageInspect",
+        &[
+            "Id",
+            "RepoTags",
+            "RepoDigests",
+            "Created",
+            "Config",
+            "Architecture",
+            "Os",
+            "Size",
+            "RootFS.Type",
+            "RootFS.Layers",
+        ],
+    );
     assert_eq!(ii["RootFS"]["Type"], "layers");
 }
 
@@ -142,6 +284,11 @@ fn checker_rejects_wrong_shapes() {
     // The checker itself must be able to fail.
     let s = schemas();
     let mut errs = Vec::new();
-    check(&serde_json::json!({"Id": 5, "Bogus": 1, "SharedSize": "x"}), &s["ImageSummary"], "ImageSummary", &mut errs);
+    check(
+        &serde_json::json!({"Id": 5, "Bogus": 1, "SharedSize": "x"}),
+        &s["ImageSummary"],
+        "ImageSummary",
+        &mut errs,
+    );
     assert_eq!(errs.len(), 3, "{errs:?}");
 }

@@ -34,9 +34,13 @@ impl Run {
 
 /// Runs `cmd` with `stdin` bytes, killing it after `timeout`.
 pub fn run_cmd(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> Run {
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn command");
     if let Some(data) = stdin {
         let mut si = child.stdin.take().expect("stdin");
@@ -86,11 +90,18 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start() -> Daemon {
-        let dir = tempfile::Builder::new().prefix("berth-e2e-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("berth-e2e-")
+            .tempdir()
+            .expect("tempdir");
         let sock = dir.path().join("berth.sock");
         let host = format!("unix://{}", sock.display());
         let cgroup_parent = format!("/{}", berth_testkit::unique::name("be2e"));
-        let exec_root = tempfile::Builder::new().prefix("be").rand_bytes(6).tempdir_in("/run").expect("exec root");
+        let exec_root = tempfile::Builder::new()
+            .prefix("be")
+            .rand_bytes(6)
+            .tempdir_in("/run")
+            .expect("exec root");
         let docker_config = dir.path().join("docker-config");
         std::fs::create_dir_all(&docker_config).expect("docker config dir");
         let args: Vec<std::ffi::OsString> = vec![
@@ -108,14 +119,24 @@ impl Daemon {
         let tag = berth_testkit::unique::name("n");
         let tag: String = tag.chars().filter(char::is_ascii_alphanumeric).collect();
         let short = &tag[tag.len().saturating_sub(6)..];
-        let subnet_byte = 100 + (std::process::id() as usize + short.bytes().map(usize::from).sum::<usize>()) % 150;
+        let subnet_byte = 100
+            + (std::process::id() as usize + short.bytes().map(usize::from).sum::<usize>()) % 150;
         let (bridge, nft_table) = (format!("bb{short}"), format!("bt{short}"));
         let net_args = [
             format!("--bridge={bridge}"),
             format!("--nft-table={nft_table}"),
-            format!("--veth-prefix=vb{}", &short[short.len().saturating_sub(3)..]),
-            format!("--user-bridge-prefix=ub{}", &short[short.len().saturating_sub(3)..]),
-            format!("--fixed-cidr=10.{subnet_byte}.{}.0/24", short.bytes().map(usize::from).sum::<usize>() % 250),
+            format!(
+                "--veth-prefix=vb{}",
+                &short[short.len().saturating_sub(3)..]
+            ),
+            format!(
+                "--user-bridge-prefix=ub{}",
+                &short[short.len().saturating_sub(3)..]
+            ),
+            format!(
+                "--fixed-cidr=10.{subnet_byte}.{}.0/24",
+                short.bytes().map(usize::from).sum::<usize>() % 250
+            ),
         ];
         let mut args = args;
         args.extend(net_args.iter().map(std::ffi::OsString::from));
@@ -155,7 +176,10 @@ impl Daemon {
     /// SIGKILLs the daemon (by its PID); containers keep running under their shims.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-9").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-9")
+                .arg(c.id().to_string())
+                .status();
             let _ = c.wait();
         }
     }
@@ -165,7 +189,10 @@ impl Daemon {
     pub fn terminate(&mut self, limit: Duration) -> Option<Duration> {
         let mut c = self.child.take()?;
         let t0 = Instant::now();
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         while t0.elapsed() < limit {
             if let Ok(Some(_)) = c.try_wait() {
                 return Some(t0.elapsed());
@@ -190,12 +217,17 @@ impl Daemon {
                 d.child = None;
                 panic!("berth daemon exited with {status}; log:\n{}", d.log());
             }
-            if d.raw("HEAD", "/_ping", None).is_some_and(|(s, _, _)| s == 200) {
+            if d.raw("HEAD", "/_ping", None)
+                .is_some_and(|(s, _, _)| s == 200)
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("berth daemon did not answer /_ping within 20 s; log:\n{}", d.log());
+        panic!(
+            "berth daemon did not answer /_ping within 20 s; log:\n{}",
+            d.log()
+        );
     }
 
     pub fn log(&self) -> String {
@@ -213,7 +245,10 @@ impl Daemon {
 
     pub fn docker_in(&self, args: &[&str], stdin: Option<&[u8]>, timeout: Duration) -> Run {
         let mut c = Command::new(DOCKER);
-        c.env("DOCKER_HOST", &self.host).env("DOCKER_CONFIG", &self.docker_config).env_remove("DOCKER_CONTEXT").args(args);
+        c.env("DOCKER_HOST", &self.host)
+            .env("DOCKER_CONFIG", &self.docker_config)
+            .env_remove("DOCKER_CONTEXT")
+            .args(args);
         run_cmd(c, stdin, timeout)
     }
 
@@ -229,13 +264,23 @@ impl Daemon {
     }
 
     /// One raw HTTP/1.1 request over the socket: (status, headers, body).
-    pub fn raw(&self, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String, String)> {
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Option<(u16, String, String)> {
         raw_request(&self.sock, method, path, body)
     }
 }
 
 /// A raw request (no client library, so malformed input reaches the daemon as sent).
-pub fn raw_request(sock: &Path, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String, String)> {
+pub fn raw_request(
+    sock: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Option<(u16, String, String)> {
     let mut s = UnixStream::connect(sock).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
     let b = body.unwrap_or("");
@@ -249,7 +294,11 @@ pub fn raw_request(sock: &Path, method: &str, path: &str, body: Option<&str>) ->
     let text = String::from_utf8_lossy(&out).into_owned();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    let body = if head.to_lowercase().contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_string() };
+    let body = if head.to_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
     Some((status, head.to_string(), body))
 }
 
@@ -257,7 +306,9 @@ fn dechunk(s: &str) -> String {
     let mut out = String::new();
     let mut rest = s;
     while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || after.len() < n {
             break;
         }
@@ -276,7 +327,10 @@ impl Drop for Daemon {
         }
         if let Some(mut c) = self.child.take() {
             // The daemon this harness started, by its PID.
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -292,8 +346,14 @@ impl Drop for Daemon {
         }
         remove_cgroup_parent(&self.cgroup_parent);
         // The bridge and nft table of this daemon only (unique names).
-        let _ = Command::new("ip").args(["link", "del", &self.bridge]).stderr(Stdio::null()).status();
-        let _ = Command::new("nft").args(["delete", "table", "ip", &self.nft_table]).stderr(Stdio::null()).status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &self.nft_table])
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -301,13 +361,19 @@ impl Drop for Daemon {
 /// parent, in every mounted hierarchy, deepest first. Only `rmdir`: a cgroup still holding
 /// a process stays (and the leak shows up on the next run).
 fn remove_cgroup_parent(parent: &str) {
-    let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
+    let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
     for line in mi.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
         if !post.starts_with("cgroup") {
             continue;
         }
-        let Some(mnt) = pre.split_whitespace().nth(4) else { continue };
+        let Some(mnt) = pre.split_whitespace().nth(4) else {
+            continue;
+        };
         let root = Path::new(mnt).join(parent.trim_start_matches('/'));
         rmdir_tree(&root);
     }
@@ -332,7 +398,12 @@ pub fn registry() -> (berth_testkit::registry::RegistryGuard, String) {
 /// Asserts a command succeeded, showing its output and the daemon log otherwise.
 #[track_caller]
 pub fn ok(d: &Daemon, r: &Run) {
-    assert_eq!(r.code, 0, "command failed: {r:?}\n--- daemon log ---\n{}", tail(&d.log(), 40));
+    assert_eq!(
+        r.code,
+        0,
+        "command failed: {r:?}\n--- daemon log ---\n{}",
+        tail(&d.log(), 40)
+    );
 }
 
 pub fn tail(s: &str, n: usize) -> String {
