@@ -5,10 +5,11 @@
 use bytes::Bytes;
 
 use crate::digest::Digest;
-use crate::error::ImageError;
+use crate::error::{io_err, ImageError};
 use crate::reference::ImageRef;
 use crate::registry::{Credentials, RepoAccess};
 use crate::store::ImageStore;
+use crate::unpack::HashingReader;
 
 /// Push progress, in the order Docker reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,8 +79,12 @@ impl ImageStore {
                 progress(PushEvent::LayerExists { id });
                 continue;
             }
-            let data = self.read_blob(d)?;
-            let actual = Digest::of(&data);
+            // verify what is stored before sending it (blobs are not fsynced; see pull)
+            let path = self.blob_path(d);
+            let file = std::fs::File::open(&path).map_err(io_err("open", &path))?;
+            let mut hr = HashingReader::new(file);
+            hr.drain().map_err(io_err("read", &path))?;
+            let (actual, total, _) = hr.finish();
             if actual != *d {
                 return Err(ImageError::DigestMismatch {
                     what: "stored blob".into(),
@@ -87,14 +92,13 @@ impl ImageStore {
                     actual,
                 });
             }
-            let total = data.len() as u64;
             progress(PushEvent::Pushing {
                 id: id.clone(),
                 current: 0,
                 total,
             });
             self.registry
-                .upload_blob(&repo, d, Bytes::from(data))
+                .upload_blob_file(&repo, d, &path, total)
                 .await?;
             progress(PushEvent::Pushing {
                 id: id.clone(),

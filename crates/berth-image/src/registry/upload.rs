@@ -31,6 +31,34 @@ impl RegistryClient {
         d: &Digest,
         data: Bytes,
     ) -> Result<(), RegistryError> {
+        let len = data.len() as u64;
+        self.upload(repo, d, len, &|| reqwest::Body::from(data.clone()))
+            .await
+    }
+
+    /// Uploads a blob streamed from a file (no copy of it in memory).
+    pub async fn upload_blob_file(
+        &self,
+        repo: &RepoAccess,
+        d: &Digest,
+        path: &std::path::Path,
+        len: u64,
+    ) -> Result<(), RegistryError> {
+        let body = || match std::fs::File::open(path) {
+            Ok(f) => reqwest::Body::wrap_stream(file_stream(tokio::fs::File::from_std(f))),
+            // the registry then sees a short body and refuses the digest
+            Err(_) => reqwest::Body::from(Vec::new()),
+        };
+        self.upload(repo, d, len, &body).await
+    }
+
+    async fn upload(
+        &self,
+        repo: &RepoAccess,
+        d: &Digest,
+        len: u64,
+        body: &(dyn Fn() -> reqwest::Body + Sync),
+    ) -> Result<(), RegistryError> {
         let base = self.base_url(&repo.registry);
         let start = format!("{base}/v2/{}/blobs/uploads/", repo.repository);
         let resp = self
@@ -61,8 +89,8 @@ impl RegistryClient {
             .send(repo, &|c| {
                 c.put(url.clone())
                     .header(CONTENT_TYPE, "application/octet-stream")
-                    .header(CONTENT_LENGTH, data.len())
-                    .body(data.clone())
+                    .header(CONTENT_LENGTH, len)
+                    .body(body())
             })
             .await?;
         self.check(repo, resp, None, None).await.map(|_| ())
@@ -96,4 +124,23 @@ impl RegistryClient {
             .and_then(|d| Digest::parse(d).ok());
         Ok(header.unwrap_or_else(|| Digest::of(&body)))
     }
+}
+
+/// A file as a stream of 256 KiB chunks.
+fn file_stream(
+    f: tokio::fs::File,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    futures_util::stream::unfold(Some(f), |state| async move {
+        use tokio::io::AsyncReadExt;
+        let mut f = state?;
+        let mut buf = vec![0u8; 256 << 10];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), Some(f)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
 }
