@@ -497,3 +497,28 @@ impl Engine {
         Ok(d.to_string())
     }
 }
+
+impl Engine {
+    /// `image prune`: remove unused images — dangling (untagged) ones, or every unused one
+    /// with `all` — then collect unreferenced layers. Returns what `rmi` would list, and
+    /// the bytes freed.
+    pub async fn image_prune(&self, all: bool) -> Result<(Vec<ImageDeleteItem>, u64)> {
+        let used: std::collections::HashSet<String> = self.image_use_counts().into_keys().collect();
+        let recs = self.blocking(|s| s.list()).await?;
+        let mut out = Vec::new();
+        for r in recs {
+            let id = r.id.to_string();
+            if used.contains(&id) || (!all && !r.repo_tags.is_empty()) {
+                continue;
+            }
+            match self.image_remove(&id, true, false).await {
+                Ok(items) => out.extend(items),
+                Err(e) if e.kind == crate::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let gc = self.blocking(|s| s.gc()).await?;
+        self.emit("image", "prune", "", BTreeMap::new());
+        Ok((out, gc.bytes))
+    }
+}

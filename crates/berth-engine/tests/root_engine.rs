@@ -1084,8 +1084,25 @@ async fn images_save_load_tag_remove() {
     let loaded = e.image_load(&tar).await.unwrap();
     assert_eq!(loaded.len(), 1);
     assert_eq!(loaded[0].id, img.summary.id);
-    let (_, code) = env.run(|s| s.cmd = Some(vec!["true".into()])).await;
+    let (cid, code) = env.run(|s| s.cmd = Some(vec!["true".into()])).await;
     assert_eq!(code, 0);
+    // Prune: the image is used by a (stopped) container, so it stays; without it, it goes.
+    let (gone, _) = e.image_prune(true).await.unwrap();
+    assert!(gone.is_empty(), "{gone:?}");
+    e.remove_container(&cid, RemoveOptions::default())
+        .await
+        .unwrap();
+    let (gone, _bytes) = e.image_prune(true).await.unwrap();
+    assert!(
+        gone.iter()
+            .any(|g| matches!(g, ImageDeleteItem::Deleted(_))),
+        "{gone:?}"
+    );
+    assert!(e
+        .image_list(false, Filters::new())
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// The static `berth-init` (the example), built once into target/static like the checker:
