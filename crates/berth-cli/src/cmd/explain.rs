@@ -259,7 +259,8 @@ pub fn render(v: &Value) -> String {
     );
     let _ = writeln!(
         o,
-        "  / is an overlay: image layers read-only below, the container's writes above"
+        "  {}: image layers read-only below, the container's writes above",
+        if mounted { "/ is an overlay" } else { "its / is the overlay of" }
     );
     for (i, l) in arr(&ov["lower"]).iter().enumerate() {
         let chain = s(&l["chain_id"]);
