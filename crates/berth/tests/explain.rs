@@ -715,3 +715,49 @@ fn explain_of_stopped_and_unknown_containers() {
     assert!(s(&ex["note"]).contains("never started"), "{ex}");
     assert!(ex["timeline"].is_null(), "no start yet: {ex}");
 }
+
+#[test]
+fn timeline_shows_the_pull_of_a_missing_image() {
+    let Some(d) = setup("timeline_shows_the_pull_of_a_missing_image") else {
+        return;
+    };
+    let (_reg, img) = common::registry();
+    let name = berth_testkit::unique::name("expull");
+    let t0 = Instant::now();
+    let mut child = Command::new(common::BERTH)
+        .env("BERTH_HOST", &d.host)
+        .args(["run", "-d", "--name", &name, &img, "sleep", "1000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run berth");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("read the id");
+    let wall = t0.elapsed().as_micros() as u64;
+    assert!(child.wait().expect("wait").success());
+    let ex = explain_json(&d, &name);
+    let steps = ex["timeline"]["steps"].as_array().expect("steps");
+    let pull = steps
+        .iter()
+        .find(|s| s["name"] == "pull image")
+        .unwrap_or_else(|| panic!("no pull step: {steps:?}"));
+    assert_eq!(pull["phase"], "client");
+    let pull_us = pull["duration_us"].as_u64().expect("us");
+    assert!(pull_us > 0 && pull_us < wall, "{pull}");
+    let sum: u64 = steps
+        .iter()
+        .map(|x| x["duration_us"].as_u64().expect("us"))
+        .sum();
+    assert!(sum <= wall, "steps {sum} µs > wall {wall} µs");
+    assert!(
+        wall - sum <= wall / 4,
+        "steps {sum} µs, wall {wall} µs: {steps:?}"
+    );
+    // Pulled before the create: the pull comes before the engine's create steps.
+    let pos = |n: &str| steps.iter().position(|s| s["name"] == n).expect("step");
+    assert!(pos("pull image") < pos("resolve image"));
+}
