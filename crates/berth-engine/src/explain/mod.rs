@@ -176,14 +176,30 @@ impl Engine {
         rec: &ContainerRecord,
         ex: &mut Explanation,
     ) -> std::result::Result<(), ExplainError> {
-        let pid = rec.state.pid;
-        ex.process = Some(process::collect(rec)?);
-        ex.namespaces = namespaces::collect(pid)?;
-        ex.cgroups = Some(cgroups::collect(rec)?);
-        let spec = security::bundle_spec(&self.bundle_dir(&rec.id));
-        ex.filesystem = filesystem::collect(self, rec, spec.as_ref())?;
-        ex.network = network::collect(self, rec, &ex.namespaces).await?;
-        ex.security = Some(security::collect(rec, spec.as_ref())?);
+        // Plain file reads under /proc and /sys: off the async workers.
+        let (engine, r) = (self.clone(), rec.clone());
+        let facts = tokio::task::spawn_blocking(move || {
+            let spec = security::bundle_spec(&engine.bundle_dir(&r.id));
+            Ok::<_, ExplainError>((
+                process::collect(&r)?,
+                namespaces::collect(r.state.pid)?,
+                cgroups::collect(&r)?,
+                filesystem::collect(&engine, &r, spec.as_ref())?,
+                security::collect(&r, spec.as_ref())?,
+            ))
+        })
+        .await
+        .map_err(|e| ExplainError::Read {
+            path: "the explain task".into(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
+        let (process, namespaces, cgroups, filesystem, security) = facts;
+        ex.network = network::collect(self, rec, &namespaces).await?;
+        ex.process = Some(process);
+        ex.namespaces = namespaces;
+        ex.cgroups = Some(cgroups);
+        ex.filesystem = filesystem;
+        ex.security = Some(security);
         Ok(())
     }
 }
