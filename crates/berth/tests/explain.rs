@@ -505,6 +505,19 @@ fn explain_matches_the_kernel() {
         "{}",
         t.stdout
     );
+    // Attached `run --explain`: the explanation goes to stderr, stdout stays the program's.
+    let r = d.berth(&["run", "--rm", "--explain", "bb:1", "sh", "-c", "sleep 1; echo out"]);
+    ok(&d, &r);
+    assert_eq!(r.stdout, "out\n");
+    assert!(
+        r.stderr.contains("PROCESS") && r.stderr.contains("sh -c sleep 1; echo out"),
+        "{}",
+        r.stderr
+    );
+    // A bad format is refused before anything is created.
+    let r = d.berth(&["run", "-d", "--explain=yaml", "bb:1", "true"]);
+    assert_eq!(r.code, 125, "{r:?}");
+    assert!(r.stderr.contains("--format json"), "{r:?}");
 }
 
 #[test]
