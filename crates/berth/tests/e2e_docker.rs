@@ -400,3 +400,77 @@ fn docker_save_load_tag_push() {
     let back = d.docker(&["pull", &pushed]);
     ok(&d, &back);
 }
+
+#[test]
+fn docker_networks() {
+    let Some((d, _reg, img)) = setup("docker_networks") else {
+        return;
+    };
+    ok(&d, &d.docker(&["pull", &img]));
+    let ls = d.docker(&["network", "ls"]);
+    ok(&d, &ls);
+    for n in ["bridge", "host", "none"] {
+        assert!(
+            ls.stdout
+                .lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(n)),
+            "{n} missing:\n{}",
+            ls.stdout
+        );
+    }
+    let third = 1 + std::process::id() % 250;
+    let subnet = format!("10.251.{third}.0/24");
+    let name = berth_testkit::unique::name("net");
+    let c = d.docker(&["network", "create", "--subnet", &subnet, &name]);
+    ok(&d, &c);
+    assert_eq!(c.stdout.trim().len(), 64, "{c:?}");
+    let i = d.docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}}{{end}} {{.Driver}}",
+        &name,
+    ]);
+    ok(&d, &i);
+    assert_eq!(i.stdout.trim(), format!("{subnet} bridge"));
+    let r = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "onnet",
+        "--network",
+        &name,
+        &img,
+        "sleep",
+        "60",
+    ]);
+    ok(&d, &r);
+    let ip = d.docker(&[
+        "inspect",
+        "-f",
+        &format!("{{{{(index .NetworkSettings.Networks \"{name}\").IPAddress}}}}"),
+        "onnet",
+    ]);
+    ok(&d, &ip);
+    assert!(
+        ip.stdout.trim().starts_with(&format!("10.251.{third}.")),
+        "{ip:?}"
+    );
+    let members = d.docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Containers}}{{.Name}}{{end}}",
+        &name,
+    ]);
+    assert_eq!(members.stdout.trim(), "onnet", "{members:?}");
+    let busy = d.docker(&["network", "rm", &name]);
+    assert_ne!(
+        busy.code, 0,
+        "removing a network in use must fail: {busy:?}"
+    );
+    ok(&d, &d.docker(&["rm", "-f", "onnet"]));
+    ok(&d, &d.docker(&["network", "rm", &name]));
+    let gone = d.docker(&["network", "inspect", &name]);
+    assert_eq!(gone.code, 1, "{gone:?}");
+}

@@ -74,7 +74,14 @@ pub fn router(state: AppState) -> Router {
         )
         // networks
         .route("/networks", get(networks::list))
-        .route("/networks/{id}", get(networks::inspect))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
         .route("/distribution/{*rest}", head(not_found).get(not_found))
         .route("/plugins/{*rest}", get(plugin_not_found))
         .fallback(not_found)
