@@ -10,7 +10,8 @@ if [ ! -x /bin/busybox ]; then
 fi
 
 echo "== build (release)"
-cargo build --release -q
+cargo build --release -q -p berth
+scripts/build-init.sh
 BERTH=$PWD/target/release/berth
 SOCK=/run/berth/berth.sock
 

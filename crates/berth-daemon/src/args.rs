@@ -30,6 +30,10 @@ pub struct DaemonArgs {
     /// cgroup parent for containers.
     #[arg(long, default_value = "/berth")]
     pub cgroup_parent: String,
+    /// The static init binary `run --init` uses (default: `berth-init` next to `berth`;
+    /// build it with scripts/build-init.sh).
+    #[arg(long = "init-path")]
+    pub init_path: Option<PathBuf>,
     /// Bridge of the default `bridge` network (`none` disables container networking).
     #[arg(short = 'b', long = "bridge", default_value = "berth0")]
     pub bridge: String,

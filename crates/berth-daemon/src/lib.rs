@@ -45,6 +45,7 @@ pub async fn open_state(args: &DaemonArgs) -> Result<AppState, berth_engine::Eng
         exec_root: args.exec_root.clone(),
         insecure_registries: args.insecure_registries.clone(),
         cgroup_parent: args.cgroup_parent.clone(),
+        init_binary: args.init_path.clone(),
         ..Default::default()
     };
     if args.bridge == "none" {

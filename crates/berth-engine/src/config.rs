@@ -21,8 +21,9 @@ pub struct EngineConfig {
     pub log_max_size: u64,
     /// json-file log rotation: files kept (Docker's `max-file`).
     pub log_max_files: u32,
-    /// The init for `--init`, bind-mounted at `/sbin/berth-init`; `None` = `berth_binary`
-    /// (which must then be statically linked to run inside any image).
+    /// The init for `--init`, bind-mounted at `/sbin/berth-init`; `None` = `berth-init`
+    /// next to `berth_binary`. It must be statically linked to run inside any image
+    /// (`scripts/build-init.sh` builds it so).
     pub init_binary: Option<PathBuf>,
     /// Networking (bridges, veths, nftables, embedded DNS); `None` = containers get only
     /// a loopback interface. The kernel is shared: give tests unique names.
@@ -50,7 +51,9 @@ impl Default for EngineConfig {
 
 impl EngineConfig {
     /// The init binary `--init` mounts.
-    pub fn init_binary(&self) -> &std::path::Path {
-        self.init_binary.as_deref().unwrap_or(&self.berth_binary)
+    pub fn init_binary(&self) -> PathBuf {
+        self.init_binary
+            .clone()
+            .unwrap_or_else(|| self.berth_binary.with_file_name("berth-init"))
     }
 }

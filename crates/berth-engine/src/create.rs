@@ -98,11 +98,9 @@ impl Engine {
         .map_err(EngineError::invalid)?;
         warnings.extend(oci::caps::clamp(caps, &self.inner.facts.bounding, spec.host.privileged).1);
         warnings.extend(oci::resources::rlimits(&spec.host, &self.inner.facts.limits).1);
-        if spec.host.init == Some(true) && !self.inner.config.init_binary().exists() {
-            return Err(EngineError::invalid(format!(
-                "--init: init binary {} not found",
-                self.inner.config.init_binary().display()
-            )));
+        if spec.host.init == Some(true) {
+            crate::static_elf::check_init(&self.inner.config.init_binary())
+                .map_err(EngineError::invalid)?;
         }
 
         tl.lap("validate config");

@@ -151,7 +151,7 @@ impl Engine {
         let args: Vec<String> = std::iter::once(rec.path.clone())
             .chain(rec.args.iter().cloned())
             .collect();
-        let init = self.inner.config.init_binary().to_path_buf();
+        let init = self.inner.config.init_binary();
         let built = oci::build(&SpecInput {
             config: &rec.config,
             args: &args,

@@ -16,7 +16,7 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("shim") => std::process::exit(berth_shim::main(args[2..].to_vec())),
         Some("runtime") => std::process::exit(berth_runtime::cli::main(args[2..].to_vec())),
-        Some("init") => std::process::exit(berth_engine::init::main(args[2..].to_vec())),
+        Some("init") => std::process::exit(berth_init::main(args[2..].to_vec())),
         _ => {}
     }
     if std::env::var_os("RUST_LOG").is_some() {
@@ -1105,34 +1105,10 @@ async fn images_save_load_tag_remove() {
         .is_empty());
 }
 
-/// The static `berth-init` (the example), built once into target/static like the checker:
-/// a dynamically linked binary cannot run inside the busybox image.
+/// The static `berth-init`, built once into target/static like the checker: a dynamically
+/// linked binary cannot run inside the busybox image.
 fn static_init() -> PathBuf {
-    let ws = berth_testkit::workspace_root();
-    let target = ws.join("target/static");
-    std::fs::create_dir_all(&target).unwrap();
-    let lock = std::fs::File::create(target.join(".berth-init.lock")).unwrap();
-    lock.lock().unwrap();
-    let triple = "x86_64-unknown-linux-gnu";
-    let st = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "-q",
-            "--release",
-            "--target",
-            triple,
-            "-p",
-            "berth-engine",
-            "--example",
-            "berth-init",
-        ])
-        .current_dir(&ws)
-        .env("CARGO_TARGET_DIR", &target)
-        .env("RUSTFLAGS", "-Ctarget-feature=+crt-static")
-        .status()
-        .unwrap();
-    assert!(st.success(), "building the static berth-init failed");
-    target.join(triple).join("release/examples/berth-init")
+    berth_testkit::rootfs::init_binary().expect("build the static berth-init")
 }
 
 async fn init_in_a_container() {

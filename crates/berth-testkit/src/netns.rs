@@ -20,9 +20,15 @@ impl NetNs {
     /// Create a namespace named `prefix` + unique suffix.
     pub fn new(prefix: &str) -> Result<NetNs> {
         let name = crate::unique::name(prefix);
-        let out = Command::new("ip").args(["netns", "add", &name]).output().context("run ip netns add")?;
+        let out = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .context("run ip netns add")?;
         if !out.status.success() {
-            bail!("ip netns add {name}: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "ip netns add {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let ns = NetNs { name };
         // lo up so 127.0.0.1 works even before any code under test runs
@@ -48,16 +54,25 @@ impl NetNs {
 
     /// Run to completion inside the namespace; error on non-zero exit.
     pub fn run(&self, program: &str, args: &[&str]) -> Result<Output> {
-        let out = self.command(program, args).output().with_context(|| format!("run {program} in {}", self.name))?;
+        let out = self
+            .command(program, args)
+            .output()
+            .with_context(|| format!("run {program} in {}", self.name))?;
         if !out.status.success() {
-            bail!("{program} {args:?} in {} failed: {}", self.name, String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "{program} {args:?} in {} failed: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(out)
     }
 
     /// `sh -c script` inside the namespace; returns the output whatever the exit status.
     pub fn sh(&self, script: &str) -> Result<Output> {
-        self.command("/bin/sh", &["-c", script]).output().context("run sh in netns")
+        self.command("/bin/sh", &["-c", script])
+            .output()
+            .context("run sh in netns")
     }
 
     /// Start a long-running process inside the namespace; killed when the guard drops.
@@ -84,7 +99,9 @@ impl NetNs {
 impl Drop for NetNs {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(&self.name));
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 

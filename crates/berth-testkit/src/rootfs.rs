@@ -69,29 +69,41 @@ pub fn busybox_rootfs(dir: &Path) -> Result<PathBuf> {
 /// `+crt-static` in its own target dir, so nobody else's build cache is invalidated.
 pub fn checker_binary() -> Result<PathBuf> {
     static BIN: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| build_checker().map_err(|e| format!("{e:#}")))
+    BIN.get_or_init(|| static_binary("berth-checker").map_err(|e| format!("{e:#}")))
         .clone()
         .map_err(|e| anyhow::anyhow!(e))
 }
 
-fn build_checker() -> Result<PathBuf> {
+/// The static `berth-init` (the `--init` PID 1), built like the checker.
+pub fn init_binary() -> Result<PathBuf> {
+    static BIN: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| static_binary("berth-init").map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
+/// Build workspace package `package` (whose binary has the same name) statically linked, in
+/// `target/static` so nobody else's build cache is invalidated by the different RUSTFLAGS; a
+/// file lock keeps parallel test processes from racing.
+pub fn static_binary(package: &str) -> Result<PathBuf> {
     let ws = crate::workspace_root();
     let target = ws.join("target/static");
     std::fs::create_dir_all(&target)?;
-    let lock = std::fs::File::create(target.join(".berth-checker.lock"))?;
-    lock.lock().context("lock the checker build")?;
+    let lock = std::fs::File::create(target.join(format!(".{package}.lock")))?;
+    lock.lock()
+        .with_context(|| format!("lock the {package} build"))?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let st = Command::new(cargo)
-        .args(["build", "-q", "-p", "berth-checker", "--release"])
+        .args(["build", "-q", "-p", package, "--release"])
         .current_dir(&ws)
         .env("CARGO_TARGET_DIR", &target)
         .env("RUSTFLAGS", "-Ctarget-feature=+crt-static")
         .status()
-        .context("run cargo build for berth-checker")?;
+        .with_context(|| format!("run cargo build for {package}"))?;
     if !st.success() {
-        bail!("building berth-checker failed: {st}");
+        bail!("building {package} failed: {st}");
     }
-    let bin = target.join("release/berth-checker");
+    let bin = target.join("release").join(package);
     if !bin.exists() {
         bail!("{} missing after build", bin.display());
     }
