@@ -57,20 +57,17 @@ async fn api_surface_without_containers() {
         .tempdir_in("/tmp")
         .expect("exec root");
     let sock = dir.path().join("d.sock");
-    let args = berth_daemon::DaemonArgs {
-        data_root: dir.path().join("data"),
-        exec_root: exec.path().to_path_buf(),
-        host: format!("unix://{}", sock.display()),
-        insecure_registries: vec![],
-        cgroup_parent: format!("/berth-api-test-{}", std::process::id()),
-        pidfile: None,
-        log_level: "warn".into(),
-        bridge: "none".into(),
-        fixed_cidr: None,
-        nft_table: "unused".into(),
-        veth_prefix: "unused".into(),
-        user_bridge_prefix: "unused".into(),
-    };
+    // Parsed like the command line, so new flags with defaults never break this test.
+    let args = <berth_daemon::DaemonArgs as clap::Parser>::try_parse_from([
+        "berth daemon".to_string(),
+        format!("--data-root={}", dir.path().join("data").display()),
+        format!("--exec-root={}", exec.path().display()),
+        format!("--host=unix://{}", sock.display()),
+        format!("--cgroup-parent=/berth-api-test-{}", std::process::id()),
+        "--bridge=none".to_string(),
+        "--log-level=warn".to_string(),
+    ])
+    .expect("daemon flags");
     let state = match berth_daemon::open_state(&args).await {
         Ok(s) => s,
         Err(e) => {

@@ -359,8 +359,32 @@ async fn save(state: &AppState, names: Vec<String>) -> ApiResult<Response> {
         .map_err(|e| ApiError::new(berth_engine::ErrorKind::Internal, e.to_string()))
 }
 
-pub async fn prune() -> ApiError {
-    ApiError::not_implemented("image prune")
+/// `POST /images/prune`: dangling images, or every unused one with `dangling=false`.
+pub async fn prune(State(state): State<AppState>, q: Q) -> ApiResult<Response> {
+    let f = q.filters()?;
+    let all = f
+        .get("dangling")
+        .iter()
+        .any(|v| matches!(v.as_str(), "false" | "0"));
+    let (items, space) = state.engine.image_prune(all).await?;
+    let deleted = items.into_iter().map(delete_item).collect();
+    Ok(ok(&berth_api::image::ImagePruneResponse {
+        images_deleted: deleted,
+        space_reclaimed: space,
+    }))
+}
+
+fn delete_item(i: ImageDeleteItem) -> ImageDeleteResponseItem {
+    match i {
+        ImageDeleteItem::Untagged(s) => ImageDeleteResponseItem {
+            untagged: Some(s),
+            deleted: None,
+        },
+        ImageDeleteItem::Deleted(s) => ImageDeleteResponseItem {
+            untagged: None,
+            deleted: Some(s),
+        },
+    }
 }
 
 #[cfg(test)]
