@@ -249,3 +249,38 @@ fn metadata_is_preserved() {
     assert_eq!(x("user.berth"), "v");
     assert_eq!(x("trusted.berth"), "t");
 }
+
+#[test]
+fn layers_cannot_set_overlay_xattrs() {
+    if !berth_testkit::require_root("layers_cannot_set_overlay_xattrs") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let s = Snapshots::open(&d.path().join("image")).unwrap();
+    let c = apply(
+        &s,
+        None,
+        layer(|l| {
+            l.file_xattrs(
+                "f",
+                0o644,
+                b"f",
+                &[
+                    ("trusted.overlay.redirect", b"/etc"),
+                    ("user.overlay.opaque", b"y"),
+                    ("user.ok", b"1"),
+                ],
+            );
+        }),
+    );
+    let out = std::process::Command::new("getfattr")
+        .args(["-d", "-m", "-"])
+        .arg(s.fs_dir(&c).join("f"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("user.ok") && !text.contains("overlay"),
+        "{text}"
+    );
+}

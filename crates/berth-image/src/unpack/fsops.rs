@@ -133,9 +133,16 @@ impl Meta {
                     "uid" => m.uid = num().unwrap_or(m.uid as i64) as u32,
                     "gid" => m.gid = num().unwrap_or(m.gid as i64) as u32,
                     "mtime" => m.mtime = num().unwrap_or(m.mtime),
-                    k if k.starts_with("SCHILY.xattr.") => m
-                        .xattrs
-                        .push((k["SCHILY.xattr.".len()..].to_string(), val.to_vec())),
+                    k if k.starts_with("SCHILY.xattr.") => {
+                        let name = &k["SCHILY.xattr.".len()..];
+                        // overlay's own xattrs (opaque, redirect, metacopy, origin) steer the
+                        // mount; only the whiteout translation may set them, never a layer
+                        if !name.starts_with("trusted.overlay.")
+                            && !name.starts_with("user.overlay.")
+                        {
+                            m.xattrs.push((name.to_string(), val.to_vec()));
+                        }
+                    }
                     _ => {}
                 }
             }
