@@ -16,6 +16,9 @@
 //!    (`O_NOFOLLOW|O_EXCL`, `AT_SYMLINK_NOFOLLOW`, `linkat` without `AT_SYMLINK_FOLLOW`);
 //! 4. hardlink targets are cleaned and resolved the same way, so they can only name files
 //!    already in this layer.
+//! 5. xattrs from the tar that overlayfs itself interprets (`trusted.overlay.*`,
+//!    `user.overlay.*`: redirect, metacopy, origin, opaque) are dropped, so a layer cannot
+//!    steer the mount; only the whiteout translation below sets them.
 //!
 //! Whiteouts: `.wh.<name>` → a `c 0 0` device named `<name>`; `.wh..wh..opq` → the xattr
 //! `trusted.overlay.opaque=y` on its directory (also in brand-new directories, which this
