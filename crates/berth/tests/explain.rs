@@ -521,7 +521,6 @@ fn explain_matches_the_kernel() {
 }
 
 #[test]
-#[ignore = "the daemon has no POST /networks/create yet (engine network_create exists); run with --ignored once it is routed"]
 fn explain_on_a_user_network() {
     let Some(d) = setup("explain_on_a_user_network") else {
         return;
