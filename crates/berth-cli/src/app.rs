@@ -85,6 +85,9 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Manage berth
     #[command(subcommand)]
     System(SystemCommand),
@@ -151,6 +154,71 @@ pub enum VolumeCommand {
     Rm(VolumeRmArgs),
     /// Remove unused local volumes
     Prune(PruneArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a network
+    Create(NetworkCreateArgs),
+    /// List networks
+    #[command(alias = "list")]
+    Ls(NetworkLsArgs),
+    /// Display detailed information on one or more networks
+    Inspect(VolumeInspectArgs),
+    /// Remove one or more networks
+    #[command(alias = "remove")]
+    Rm(NamesArgs),
+    /// Connect a container to a network
+    Connect(NetworkConnectArgs),
+    /// Disconnect a container from a network
+    Disconnect(NetworkConnectArgs),
+    /// Remove all unused networks
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NetworkCreateArgs {
+    /// Driver to manage the Network
+    #[arg(short = 'd', long, default_value = "bridge")]
+    pub driver: String,
+    /// Subnet in CIDR format that represents a network segment
+    #[arg(long)]
+    pub subnet: Option<String>,
+    /// IPv4 Gateway for the master subnet
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// Restrict external access to the network
+    #[arg(long)]
+    pub internal: bool,
+    /// Set metadata on a network
+    #[arg(long)]
+    pub label: Vec<String>,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NetworkLsArgs {
+    /// Only display network IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Provide filter values (e.g. 'driver=bridge')
+    #[arg(short = 'f', long)]
+    pub filter: Vec<String>,
+    /// Format output using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Do not truncate the output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NetworkConnectArgs {
+    pub network: String,
+    pub container: String,
+    /// Force the container to disconnect from a network
+    #[arg(short = 'f', long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]

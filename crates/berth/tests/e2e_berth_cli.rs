@@ -181,6 +181,40 @@ fn berth_cli_scenario() {
     assert_eq!(r.stdout, "kept\n", "{r:?}");
     ok(&d, &d.berth(&["volume", "rm", "keep"]));
 
+    let nets = d.berth(&["network", "ls"]);
+    ok(&d, &nets);
+    assert!(
+        nets.stdout
+            .starts_with("NETWORK ID     NAME      DRIVER    SCOPE"),
+        "{}",
+        nets.stdout
+    );
+    for n in ["bridge", "host", "none"] {
+        assert!(
+            nets.stdout
+                .lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(n)),
+            "{}",
+            nets.stdout
+        );
+    }
+    let net = berth_testkit::unique::name("bnet");
+    let subnet = format!("10.252.{}.0/24", 1 + std::process::id() % 250);
+    ok(
+        &d,
+        &d.berth(&["network", "create", "--subnet", &subnet, &net]),
+    );
+    let sub = d.berth(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+        &net,
+    ]);
+    assert_eq!(sub.stdout.trim(), subnet, "{sub:?}");
+    ok(&d, &d.berth(&["network", "rm", &net]));
+    assert_eq!(d.berth(&["network", "inspect", &net]).code, 1);
+
     let bad = d.berth(&["rm", "nosuch"]);
     assert_eq!(bad.code, 1);
     assert!(bad.stderr.contains("No such container: nosuch"), "{bad:?}");

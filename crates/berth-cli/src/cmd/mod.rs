@@ -7,6 +7,7 @@ pub mod explain;
 pub mod images;
 pub mod inspect;
 pub mod logs;
+pub mod network;
 pub mod progress;
 pub mod ps;
 pub mod run;
@@ -53,6 +54,7 @@ pub async fn dispatch(c: Client, cmd: Command) -> CmdResult {
         Command::Info(a) => system::info(&c, a).await,
         Command::Events(a) => system::events(&c, a).await,
         Command::Volume(v) => volume::dispatch(&c, v).await,
+        Command::Network(n) => network::dispatch(&c, n).await,
         Command::System(SystemCommand::Df(a)) => system::df(&c, a).await,
         Command::System(SystemCommand::Info(a)) => system::info(&c, a).await,
         Command::System(SystemCommand::Events(a)) => system::events(&c, a).await,
