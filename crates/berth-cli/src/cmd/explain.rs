@@ -192,8 +192,13 @@ pub fn render(v: &Value) -> String {
     if !ns.is_empty() {
         let _ = writeln!(
             o,
-            "\nNAMESPACES  (readlink /proc/<pid>/ns/*, compared with {}/*)",
-            s(&ns[0]["compared_with"])
+            "\nNAMESPACES  (readlink /proc/<pid>/ns/*, compared with {}/*{})",
+            s(&ns[0]["compared_with"]),
+            if s(&ns[0]["compared_with"]) == "/proc/1/ns" {
+                ""
+            } else {
+                ", the daemon's: PID 1's are not readable here"
+            }
         );
         for n in ns {
             let owner = match s(&n["owner"]).as_str() {
@@ -260,7 +265,11 @@ pub fn render(v: &Value) -> String {
     let _ = writeln!(
         o,
         "  {}: image layers read-only below, the container's writes above",
-        if mounted { "/ is an overlay" } else { "its / is the overlay of" }
+        if mounted {
+            "/ is an overlay"
+        } else {
+            "its / is the overlay of"
+        }
     );
     for (i, l) in arr(&ov["lower"]).iter().enumerate() {
         let chain = s(&l["chain_id"]);
