@@ -702,10 +702,11 @@ impl<B: Backend> Server<B> {
             })
             .collect();
         for (id, code) in done {
-            if let Err(e) = records::write_atomic(
+            if let Err(e) = records::write_replace(
                 &self.state_dir,
                 &records::exec_json(&id),
                 &ExecExitRecord { exit_code: code },
+                false,
             ) {
                 eprintln!("berth shim {}: record exec {id}: {e}", self.id);
             }
@@ -738,7 +739,7 @@ impl<B: Backend> Server<B> {
             finished_at: logfile::now_rfc3339_nano(),
             pid: self.init_pid,
         };
-        if let Err(e) = records::write_atomic(&self.state_dir, records::EXIT_JSON, &rec) {
+        if let Err(e) = records::write_replace(&self.state_dir, records::EXIT_JSON, &rec, false) {
             eprintln!("berth shim {}: write exit.json: {e}", self.id);
         }
         if let Err(e) = self.backend.delete(&self.id) {
@@ -748,10 +749,11 @@ impl<B: Backend> Server<B> {
         let ids: Vec<String> = self.execs.keys().cloned().collect();
         for id in ids {
             if let Some((c, _)) = self.execs[&id].exit {
-                let _ = records::write_atomic(
+                let _ = records::write_replace(
                     &self.state_dir,
                     &records::exec_json(&id),
                     &ExecExitRecord { exit_code: c },
+                    false,
                 );
             }
         }
