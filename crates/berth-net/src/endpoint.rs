@@ -130,7 +130,7 @@ impl NetworkManager {
             };
             let (veth, inside) = tokio::join!(
                 link::add_veth(&self.inner.host, &spec),
-                netns::open_in_netns(&req.netns, dns_bind)
+                netns::open_in_netns(&req.netns, None)
             );
             let host_ifindex = veth?;
             let inside = inside?;
@@ -143,7 +143,12 @@ impl NetworkManager {
                 gw,
             )
             .await?;
-            Ok::<_, NetError>((inside.dns, host_ifindex, container_ifindex))
+            // After `lo` is up (configure_container_side), see `bind_dns_in_netns`.
+            let dns = match dns_bind {
+                Some(addr) => Some(netns::bind_dns_in_netns(&req.netns, addr).await?),
+                None => None,
+            };
+            Ok::<_, NetError>((dns, host_ifindex, container_ifindex))
         }
         .await;
         let dns_sock = match res {

@@ -79,21 +79,53 @@ fn in_netns_thread(
     let (conn, handle, _) = rtnetlink::new_connection()
         .map_err(|e| NetError::io("open netlink socket in container netns", e))?;
     let dns = match dns_bind {
-        Some(addr) => Some(DnsSockets {
-            udp: UdpSocket::from(bind_freebind(addr, SockType::Datagram)?),
-            tcp: {
-                let fd = bind_freebind(addr, SockType::Stream)?;
-                socket::listen(
-                    &fd,
-                    socket::Backlog::new(64).unwrap_or(socket::Backlog::MAXCONN),
-                )
-                .map_err(|e| NetError::io("listen on DNS TCP socket", e.into()))?;
-                TcpListener::from(fd)
-            },
-        }),
+        Some(addr) => Some(dns_sockets(addr)?),
         None => None,
     };
     Ok((conn, handle, dns))
+}
+
+/// Bind the embedded DNS sockets inside the namespace at `netns`. Call it once `lo` is up:
+/// a socket bound to 127.0.0.11 while `lo` is down replies from 127.0.0.1 (the kernel picks
+/// the source then), and resolvers drop such answers.
+pub async fn bind_dns_in_netns(netns: &Path, addr: SocketAddrV4) -> Result<DnsSockets> {
+    let path: PathBuf = netns.to_path_buf();
+    let (tx, rx) = tokio::sync::oneshot::channel::<Result<DnsSockets>>();
+    std::thread::Builder::new()
+        .name("berth-netns".into())
+        .spawn(move || {
+            let r = File::open(&path)
+                .map_err(|e| NetError::io(format!("open network namespace {}", path.display()), e))
+                .and_then(|f| {
+                    nix::sched::setns(&f, CloneFlags::CLONE_NEWNET).map_err(|e| {
+                        NetError::io(format!("setns into {}", path.display()), e.into())
+                    })
+                })
+                .and_then(|()| dns_sockets(addr));
+            let _ = tx.send(r);
+        })
+        .map_err(|e| NetError::io("spawn netns thread", e))?;
+    rx.await.map_err(|_| {
+        NetError::io(
+            "netns thread",
+            std::io::Error::other("thread exited without an answer"),
+        )
+    })?
+}
+
+fn dns_sockets(addr: SocketAddrV4) -> Result<DnsSockets> {
+    Ok(DnsSockets {
+        udp: UdpSocket::from(bind_freebind(addr, SockType::Datagram)?),
+        tcp: {
+            let fd = bind_freebind(addr, SockType::Stream)?;
+            socket::listen(
+                &fd,
+                socket::Backlog::new(64).unwrap_or(socket::Backlog::MAXCONN),
+            )
+            .map_err(|e| NetError::io("listen on DNS TCP socket", e.into()))?;
+            TcpListener::from(fd)
+        },
+    })
 }
 
 /// Bind a socket with IP_FREEBIND: the container's `lo` may not be up yet (its
