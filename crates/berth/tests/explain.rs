@@ -649,10 +649,7 @@ fn timeline_adds_up_to_the_wall_time_of_the_run() {
         for w in steps.windows(2) {
             let end =
                 w[0]["offset_us"].as_u64().expect("o") + w[0]["duration_us"].as_u64().expect("d");
-            assert!(
-                end.abs_diff(w[1]["offset_us"].as_u64().expect("o")) <= 2,
-                "{w:?}"
-            );
+            assert_eq!(end, w[1]["offset_us"].as_u64().expect("o"), "{w:?}");
         }
         ok(&d, &d.berth(&["rm", "-f", &name]));
     }

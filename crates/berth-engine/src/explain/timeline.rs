@@ -68,12 +68,15 @@ impl Recorder {
     /// End the current step (started at the previous lap) and name it.
     pub fn lap(&mut self, name: &str) {
         let now = Instant::now();
+        // Both ends from the origin, so rounding never opens a gap between steps.
+        let start = (self.last - self.origin).as_micros() as u64;
+        let end = (now - self.origin).as_micros() as u64;
         self.steps.push(TimelineStep {
             phase: self.phase.to_string(),
             name: name.to_string(),
             what: describe(name).to_string(),
-            offset_us: (self.last - self.origin).as_micros() as u64,
-            duration_us: (now - self.last).as_micros() as u64,
+            offset_us: start,
+            duration_us: end - start,
         });
         self.last = now;
     }
@@ -272,7 +275,7 @@ mod tests {
         );
         // Offsets are contiguous.
         for w in tl.steps.windows(2) {
-            assert!(w[1].offset_us.abs_diff(w[0].offset_us + w[0].duration_us) <= 1);
+            assert_eq!(w[1].offset_us, w[0].offset_us + w[0].duration_us);
         }
         assert!(!d.path().join(CREATE_FILE).exists());
         let _ = t0;
