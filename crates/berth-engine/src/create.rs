@@ -286,6 +286,7 @@ impl Engine {
                 n.to_string(),
                 crate::record::NetworkEndpoint {
                     network_id: id,
+                    aliases: spec.network_aliases.clone(),
                     ..Default::default()
                 },
             );

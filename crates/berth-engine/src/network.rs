@@ -193,7 +193,11 @@ impl Engine {
                 container_name: rec.bare_name().to_string(),
                 netns: netns.to_path_buf(),
                 network: network.to_string(),
-                aliases: vec![],
+                aliases: rec
+                    .networks
+                    .get(network)
+                    .map(|e| e.aliases.clone())
+                    .unwrap_or_default(),
                 ports,
                 ip: None,
             })
@@ -215,11 +219,22 @@ impl Engine {
                     host_port: p.host_port,
                 })
                 .collect(),
+            aliases: ep.aliases.clone(),
         })
     }
 
     /// `network connect`: attach a running container now, or a stopped one at its next start.
     pub async fn network_connect(&self, network: &str, container: &str) -> Result<()> {
+        self.network_connect_aliases(network, container, &[]).await
+    }
+
+    /// `network connect --alias A`: as [`Engine::network_connect`], with DNS aliases.
+    pub async fn network_connect_aliases(
+        &self,
+        network: &str,
+        container: &str,
+        aliases: &[String],
+    ) -> Result<()> {
         let net = self.net_or_unavailable()?;
         let c = self.lookup(container)?;
         let _g = c.lifecycle.lock().await;
@@ -240,10 +255,19 @@ impl Engine {
         }
         let ep = if rec.state.running && rec.state.pid > 0 {
             let netns = PathBuf::from(format!("/proc/{}/ns/net", rec.state.pid));
-            self.attach_one(net, &rec, &netns, &n.name, vec![]).await?
+            let mut with = rec.clone();
+            with.networks.insert(
+                n.name.clone(),
+                NetworkEndpoint {
+                    aliases: aliases.to_vec(),
+                    ..Default::default()
+                },
+            );
+            self.attach_one(net, &with, &netns, &n.name, vec![]).await?
         } else {
             NetworkEndpoint {
                 network_id: n.id.clone(),
+                aliases: aliases.to_vec(),
                 ..Default::default()
             }
         };
@@ -311,7 +335,7 @@ impl Engine {
                 ep.gateway.clear();
                 ep.mac_address.clear();
                 ep.endpoint_id.clear();
-                ep.ports.clear();
+                ep.ports.clear(); // aliases stay: they apply again at the next start
             }
         });
     }

@@ -125,6 +125,8 @@ pub struct NetworkEndpoint {
     pub mac_address: String,
     /// Published ports: `80/tcp` → (host ip, host port).
     pub ports: Vec<PublishedPort>,
+    /// DNS aliases on this network (`--network-alias`, `network connect --alias`).
+    pub aliases: Vec<String>,
 }
 
 /// One published port as it was bound.

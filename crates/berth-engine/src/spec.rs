@@ -44,6 +44,8 @@ pub struct ContainerSpec {
     /// Seconds to wait after the stop signal; the engine's default when unset.
     pub stop_timeout: Option<i64>,
     pub host: HostSpec,
+    /// `--network-alias`: extra DNS names on the network of the mode (user networks).
+    pub network_aliases: Vec<String>,
 }
 
 /// Host-side settings (Docker's `HostConfig`).

@@ -539,6 +539,8 @@ fn docker_user_networks() {
             "srv-a",
             "--network",
             &n1,
+            "--network-alias",
+            "web-alias",
             &img,
             "sh",
             "-c",
@@ -584,6 +586,17 @@ fn docker_user_networks() {
         "fetch by name failed: {last:?}\n{}",
         common::tail(&d.log(), 30)
     );
+    // By --network-alias, shown in inspect.
+    let r = fetch_in(&d, &img, &n1, "web-alias");
+    assert!(r.stdout.contains(pa), "fetch by alias: {r:?}");
+    let al = d.docker(&[
+        "inspect",
+        "-f",
+        &format!("{{{{json (index .NetworkSettings.Networks \"{n1}\").Aliases}}}}"),
+        "srv-a",
+    ]);
+    ok(&d, &al);
+    assert_eq!(al.stdout.trim(), r#"["web-alias"]"#, "{al:?}");
     // network inspect lists the container.
     let i = d.docker(&[
         "network",
@@ -607,7 +620,10 @@ fn docker_user_networks() {
     let r = fetch_in(&d, &img, &n2, "srv-c");
     assert!(r.stdout.contains(pc), "{r:?}");
     // connect / disconnect: srv-c joins n1 and is reachable there by name.
-    ok(&d, &d.docker(&["network", "connect", &n1, "srv-c"]));
+    ok(
+        &d,
+        &d.docker(&["network", "connect", "--alias", "c-alias", &n1, "srv-c"]),
+    );
     let nets = d.docker(&[
         "inspect",
         "-f",
@@ -621,6 +637,8 @@ fn docker_user_networks() {
     );
     let r = fetch_in(&d, &img, &n1, "srv-c");
     assert!(r.stdout.contains(pc), "{r:?}");
+    let r = fetch_in(&d, &img, &n1, "c-alias");
+    assert!(r.stdout.contains(pc), "fetch by connect --alias: {r:?}");
     let again = d.docker(&["network", "connect", &n1, "srv-c"]);
     assert_ne!(again.code, 0, "{again:?}");
     ok(&d, &d.docker(&["network", "disconnect", &n1, "srv-c"]));

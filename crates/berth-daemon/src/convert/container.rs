@@ -90,6 +90,16 @@ pub fn spec_from_create(req: ContainerCreateRequest, name: Option<String>) -> Co
         log_opts: h.log_config.config,
     };
     let non_empty = |s: String| if s.is_empty() { None } else { Some(s) };
+    // `--network-alias`: the aliases asked for on the network of the mode.
+    let network_aliases = req
+        .networking_config
+        .map(|n| {
+            n.endpoints_config
+                .into_values()
+                .flat_map(|e| e.aliases.unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default();
     ContainerSpec {
         name: name.filter(|n| !n.is_empty()),
         image: c.image,
@@ -119,6 +129,7 @@ pub fn spec_from_create(req: ContainerCreateRequest, name: Option<String>) -> Co
         stop_signal: c.stop_signal.filter(|s| !s.is_empty()),
         stop_timeout: c.stop_timeout,
         host,
+        network_aliases,
     }
 }
 
@@ -321,6 +332,7 @@ pub fn inspect(r: &ContainerRecord) -> ContainerInspect {
                 ip_address: ep.ip_address.clone(),
                 ip_prefix_len: i64::from(ep.ip_prefix_len),
                 mac_address: ep.mac_address.clone(),
+                aliases: (!ep.aliases.is_empty()).then(|| ep.aliases.clone()),
                 ..Default::default()
             },
         );

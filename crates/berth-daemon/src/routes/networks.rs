@@ -233,6 +233,7 @@ pub async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> Ap
 #[serde(rename_all = "PascalCase", default)]
 struct ConnectBody {
     container: String,
+    endpoint_config: Option<berth_api::network::EndpointSettings>,
 }
 
 pub async fn connect(
@@ -246,7 +247,14 @@ pub async fn connect(
             "no container given: set Container in the body",
         ));
     }
-    state.engine.network_connect(&id, &b.container).await?;
+    let aliases = b
+        .endpoint_config
+        .and_then(|e| e.aliases)
+        .unwrap_or_default();
+    state
+        .engine
+        .network_connect_aliases(&id, &b.container, &aliases)
+        .await?;
     Ok(StatusCode::OK.into_response())
 }
 
