@@ -32,6 +32,20 @@ fn setup(test: &str) -> Option<Daemon> {
     Some(d)
 }
 
+/// Removes a network this test created, also when an assertion fails (its bridge lives in
+/// the shared kernel). Declared after the daemon, so it drops first.
+struct NetworkGuard<'a>(&'a Daemon, String);
+
+impl Drop for NetworkGuard<'_> {
+    fn drop(&mut self) {
+        let ids = self.0.berth(&["ps", "-aq", "--no-trunc"]);
+        for id in ids.stdout.split_whitespace() {
+            let _ = self.0.berth(&["rm", "-f", id]);
+        }
+        let _ = self.0.raw("DELETE", &format!("/networks/{}", self.1), None);
+    }
+}
+
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     l.local_addr().expect("local addr").port()
@@ -506,7 +520,15 @@ fn explain_matches_the_kernel() {
         t.stdout
     );
     // Attached `run --explain`: the explanation goes to stderr, stdout stays the program's.
-    let r = d.berth(&["run", "--rm", "--explain", "bb:1", "sh", "-c", "sleep 1; echo out"]);
+    let r = d.berth(&[
+        "run",
+        "--rm",
+        "--explain",
+        "bb:1",
+        "sh",
+        "-c",
+        "sleep 1; echo out",
+    ]);
     ok(&d, &r);
     assert_eq!(r.stdout, "out\n");
     assert!(
@@ -534,6 +556,7 @@ fn explain_on_a_user_network() {
         )
         .expect("daemon answers");
     assert_eq!(st, 201, "POST /networks/create: {body}");
+    let _net_guard = NetworkGuard(&d, net.clone());
     let name = berth_testkit::unique::name("exu");
     let port = free_port();
     let r = d.berth(&[
@@ -561,7 +584,6 @@ fn explain_on_a_user_network() {
     let ex = explain_json(&d, &name);
     check_running(&d, &ex, 32 << 20, "25000", "20", port, &net);
     ok(&d, &d.berth(&["rm", "-f", &name]));
-    let _ = d.raw("DELETE", &format!("/networks/{net}"), None);
 }
 
 #[test]
