@@ -219,6 +219,9 @@ pub struct NetworkConnectArgs {
     /// Force the container to disconnect from a network
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Add network-scoped alias for the container (connect)
+    #[arg(long)]
+    pub alias: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -298,6 +301,9 @@ pub struct RunArgs {
     /// Connect a container to a network
     #[arg(long, alias = "net")]
     pub network: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
     /// Memory limit
     #[arg(short = 'm', long)]
     pub memory: Option<String>,

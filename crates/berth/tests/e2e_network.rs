@@ -678,3 +678,170 @@ fn docker_user_networks() {
     assert_eq!(names, ["bridge", "host", "none"], "{ls:?}");
     assert_clean(&d, &o, &[]);
 }
+
+/// `nc` in a throwaway client container on `net`, through berth's CLI.
+fn berth_fetch_in(d: &Daemon, img: &str, net: &str, host: &str) -> Run {
+    d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        net,
+        img,
+        "sh",
+        "-c",
+        &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} 80"),
+    ])
+}
+
+/// The same user-network story with berth's own CLI.
+#[test]
+fn berth_user_networks() {
+    let Some((d, _reg, img)) = setup("berth_user_networks") else {
+        return;
+    };
+    let o = owned(&d);
+    ok(&d, &d.berth(&["pull", &img]));
+    let (n1, n2) = (
+        berth_testkit::unique::name("ma"),
+        berth_testkit::unique::name("mb"),
+    );
+    let (sub1, gw1) = subnet();
+    ok(
+        &d,
+        &d.berth(&[
+            "network",
+            "create",
+            "--subnet",
+            &sub1,
+            "--gateway",
+            &gw1,
+            "--label",
+            "k=v",
+            &n1,
+        ]),
+    );
+    let (sub2, gw2) = subnet();
+    ok(
+        &d,
+        &d.berth(&[
+            "network",
+            "create",
+            "--internal",
+            "--subnet",
+            &sub2,
+            "--gateway",
+            &gw2,
+            &n2,
+        ]),
+    );
+    let ls = d.berth(&["network", "ls"]);
+    ok(&d, &ls);
+    for want in ["bridge", "host", "none", n1.as_str(), n2.as_str()] {
+        assert!(
+            ls.stdout
+                .lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(want)),
+            "{want:?} not in {ls:?}"
+        );
+    }
+    let i = d.berth(&["network", "inspect", &n1]);
+    ok(&d, &i);
+    let v: serde_json::Value = serde_json::from_str(&i.stdout).expect("network inspect JSON");
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Subnet"], sub1.as_str(), "{v}");
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Gateway"], gw1.as_str(), "{v}");
+    assert_eq!(v[0]["Labels"]["k"], "v", "{v}");
+    let (pa, pb) = ("page-a-2", "page-b-2");
+    ok(
+        &d,
+        &d.berth(&[
+            "run",
+            "-d",
+            "--name",
+            "sa",
+            "--network",
+            &n1,
+            "--network-alias",
+            "alias-a",
+            &img,
+            "sh",
+            "-c",
+            &httpd_cmd(pa),
+        ]),
+    );
+    ok(
+        &d,
+        &d.berth(&[
+            "run",
+            "-d",
+            "--name",
+            "sb",
+            "--network",
+            &n2,
+            &img,
+            "sh",
+            "-c",
+            &httpd_cmd(pb),
+        ]),
+    );
+    let mut last = None;
+    assert!(
+        eventually(Duration::from_secs(15), || {
+            let r = berth_fetch_in(&d, &img, &n1, "sa");
+            let good = r.stdout.contains(pa);
+            last = Some(r);
+            good
+        }),
+        "fetch by name failed: {last:?}\n{}",
+        common::tail(&d.log(), 30)
+    );
+    let r = berth_fetch_in(&d, &img, &n1, "alias-a");
+    assert!(r.stdout.contains(pa), "fetch by alias: {r:?}");
+    // Isolation: from n2 neither name nor address of sa answers; n2's own server does.
+    // (berth's template engine has no `index`: read the JSON)
+    let ia = d.berth(&["inspect", "sa"]);
+    ok(&d, &ia);
+    let v: serde_json::Value = serde_json::from_str(&ia.stdout).expect("inspect JSON");
+    let ip_a = v[0]["NetworkSettings"]["Networks"][n1.as_str()]["IPAddress"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        v[0]["NetworkSettings"]["Networks"][n1.as_str()]["Aliases"],
+        serde_json::json!(["alias-a"]),
+        "{v}"
+    );
+    assert!(ip_a.parse::<std::net::Ipv4Addr>().is_ok(), "{ip_a:?}");
+    for host in ["sa", ip_a.as_str()] {
+        let r = berth_fetch_in(&d, &img, &n2, host);
+        assert!(!r.stdout.contains(pa), "{host} reached from {n2}: {r:?}");
+    }
+    let r = berth_fetch_in(&d, &img, &n2, "sb");
+    assert!(r.stdout.contains(pb), "{r:?}");
+    // connect --alias / disconnect
+    ok(
+        &d,
+        &d.berth(&["network", "connect", "--alias", "alias-b", &n1, "sb"]),
+    );
+    let r = berth_fetch_in(&d, &img, &n1, "alias-b");
+    assert!(r.stdout.contains(pb), "fetch by connect --alias: {r:?}");
+    ok(&d, &d.berth(&["network", "disconnect", &n1, "sb"]));
+    let r = berth_fetch_in(&d, &img, &n1, "sb");
+    assert!(!r.stdout.contains(pb), "{r:?}");
+    // rm refuses a network in use; prune leaves used ones alone.
+    let busy = d.berth(&["network", "rm", &n1]);
+    assert_ne!(busy.code, 0, "{busy:?}");
+    let pr = d.berth(&["network", "prune", "-f"]);
+    ok(&d, &pr);
+    assert!(
+        !pr.stdout.contains(&n1) && !pr.stdout.contains(&n2),
+        "{pr:?}"
+    );
+    ok(&d, &d.berth(&["rm", "-f", "sa", "sb"]));
+    let pr = d.berth(&["network", "prune", "-f"]);
+    ok(&d, &pr);
+    assert!(pr.stdout.contains(&n1) && pr.stdout.contains(&n2), "{pr:?}");
+    let ls = d.berth(&["network", "ls", "-q"]);
+    ok(&d, &ls);
+    assert_eq!(ls.stdout.lines().count(), 3, "{ls:?}");
+    assert_clean(&d, &o, &[]);
+}

@@ -127,7 +127,7 @@ pub async fn dispatch(c: &Client, cmd: NetworkCommand) -> CmdResult {
             Ok(if failed { 1 } else { 0 })
         }
         NetworkCommand::Connect(a) => {
-            let body = json!({"Container": a.container});
+            let body = json!({"Container": a.container, "EndpointConfig": {"Aliases": a.alias}});
             c.post(&format!("/networks/{}/connect", a.network), Some(&body))
                 .await?;
             Ok(0)

@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 
 use berth_api::container::{
     ContainerConfig, ContainerCreateRequest, ContainerCreateResponse, ContainerInspect,
-    ContainerWaitResponse, Empty,
+    ContainerWaitResponse, Empty, NetworkingConfig,
 };
 use berth_api::host_config::{
     HostConfig, LogConfig, Mount, PortBinding, RestartPolicy, TmpfsOptions, Ulimit,
 };
+use berth_api::network::EndpointSettings;
 use berth_client::{Client, ClientError, Query};
 
 use super::attach;
@@ -330,7 +331,17 @@ pub fn create_request(a: &RunArgs) -> Result<ContainerCreateRequest, Failure> {
     Ok(ContainerCreateRequest {
         config,
         host_config: Some(host),
-        networking_config: None,
+        // `--network-alias`: on the network of the mode, as the docker CLI sends it.
+        networking_config: (!a.network_alias.is_empty()).then(|| NetworkingConfig {
+            endpoints_config: [(
+                a.network.clone().unwrap_or_else(|| "default".into()),
+                EndpointSettings {
+                    aliases: Some(a.network_alias.clone()),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+        }),
     })
 }
 
