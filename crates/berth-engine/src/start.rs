@@ -176,6 +176,7 @@ impl Engine {
             serde_json::to_vec(&built.spec).map_err(|e| EngineError::internal(e.to_string()))?;
         std::fs::write(bundle.join("config.json"), spec_json)
             .map_err(|e| EngineError::io("write bundle config.json", e))?;
+        clock.lap("write bundle");
 
         // The shim: creates the container (not started yet) and listens.
         let log_path = PathBuf::from(&rec.log_path);
@@ -194,7 +195,7 @@ impl Engine {
         })
         .await?;
 
-        clock.lap("write bundle, spawn shim (runtime create)");
+        clock.lap("spawn shim (runtime create)");
         // Networks: the netns exists now, the program has not started.
         if let Err(e) = self.connect_networks(c, _pid).await {
             let _ = shim_client::kill(&state_dir, 9).await;

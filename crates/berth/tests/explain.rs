@@ -638,7 +638,7 @@ fn timeline_adds_up_to_the_wall_time_of_the_run() {
             "snapshot",
             "mount rootfs",
             "networks",
-            "write bundle, spawn shim (runtime create)",
+            "spawn shim (runtime create)",
             "attach, wait, START",
         ] {
             assert!(

@@ -101,8 +101,9 @@ fn describe(name: &str) -> &'static str {
         "between requests" => "the client got the create reply and sent the start request",
         "mount rootfs" => "mount the overlay: image layers (read-only) + the upper dir",
         "etc files, volumes, spec" => "write /etc/hosts, hostname, resolv.conf; build the OCI spec",
-        "write bundle, spawn shim (runtime create)" => {
-            "write config.json; the shim runs the runtime, which clones the process into new namespaces, joins the cgroups, sets up the mounts and waits before exec"
+        "write bundle" => "write the OCI spec as the bundle's config.json",
+        "spawn shim (runtime create)" => {
+            "start the shim, which runs the runtime: it clones the process into new namespaces, joins the cgroups, sets up the mounts and waits before exec"
         }
         "networks" => "veth pair into the bridge, address and routes in the netns, port rules",
         "attach, wait, START" => "connect waiters; the runtime execs the user's program",
