@@ -12,18 +12,24 @@ cd "$(dirname "$0")/.."
 . bench/lib/common.sh
 
 RUNS=${RUNS:-20}
-cargo build --release -q -p berth
-BERTH=$PWD/target/release/berth
+# BERTH=/path/to/berth skips the build (a berth-shim beside it is used when its build id matches)
+if [ -z "${BERTH:-}" ]; then
+  cargo build --release -q -p berth -p berth-shim
+  BERTH=$PWD/target/release/berth
+fi
 B_SOCK=$BENCH_TMP/berth.sock
-B_ROOT=/var/lib/berth-bench
-B_EXEC=/run/berth-bench
+B_ROOT=/var/lib/berth-bench-$$
+B_NAME=bb$(($$ % 100000))   # bridge, nft table, veth prefix, cgroup parent: unique on a shared kernel
+B_EXEC=/run/$B_NAME          # short: shim socket paths under it must fit 107 bytes
 cleanup() {
+  set +e
   "$BERTH" -H "unix://$B_SOCK" rm -f $("$BERTH" -H "unix://$B_SOCK" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
-  if [ -n "${DOCKER_SOCK:-}" ]; then
-    docker -H "unix://$DOCKER_SOCK" rm -f $(docker -H "unix://$DOCKER_SOCK" ps -aq) >/dev/null 2>&1 || true
-  fi
+  stop_dockerd
   cleanup_common
-  rm -rf "$B_ROOT"
+  # the daemon keeps its bridge and nft table across restarts (as dockerd does): ours, unique
+  ip link del "$B_NAME" 2>/dev/null || true
+  nft delete table ip "$B_NAME" 2>/dev/null || true
+  rm -rf "$B_ROOT" "$B_EXEC"
 }
 trap cleanup EXIT
 
@@ -31,9 +37,11 @@ start_registry
 IMG=$REGISTRY/busybox:latest
 
 setsid "$BERTH" daemon --data-root "$B_ROOT" --exec-root "$B_EXEC" -H "unix://$B_SOCK" \
-  --cgroup-parent /berth-bench >"$BENCH_TMP/berthd.log" 2>&1 < /dev/null &
+  --cgroup-parent "/$B_NAME" --bridge "$B_NAME" --nft-table "$B_NAME" --veth-prefix "$B_NAME" \
+  --fixed-cidr "10.$((200 + RANDOM % 50)).$((RANDOM % 250)).0/24" >"$BENCH_TMP/berthd.log" 2>&1 < /dev/null &
 BERTHD=$!; PIDS+=($BERTHD)
-for _ in $(seq 100); do "$BERTH" -H "unix://$B_SOCK" version >/dev/null 2>&1 && break; sleep 0.05; done
+for _ in $(seq 300); do "$BERTH" -H "unix://$B_SOCK" version >/dev/null 2>&1 && break; sleep 0.1; done
+"$BERTH" -H "unix://$B_SOCK" version >/dev/null || { echo "berth daemon did not start:" >&2; cat "$BENCH_TMP/berthd.log" >&2; exit 1; }
 B="$BERTH -H unix://$B_SOCK"
 $B pull -q "$IMG" >/dev/null
 
@@ -49,7 +57,7 @@ row() { printf '| %s | %s | %s | %s |\n' "$@"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
 med() { jq -r ".results[$2].median*1000" "$BENCH_TMP/$1.json"; }
 
-echo "## berth vs anchors, $(date -u +%Y-%m-%d), $(uname -r), $(nproc) cores"
+echo "## berth vs anchors, $(date -u +%Y-%m-%dT%H:%MZ), $(uname -r), $(nproc) cores, load $(cut -d" " -f1-3 /proc/loadavg), $RUNS runs"
 echo
 row "what" "berth" "docker" "berth / docker"
 row "---" "---" "---" "---"
@@ -71,7 +79,7 @@ sleep 1
 b=$(rss_kb $BERTHD)
 d=0
 if [ $HAVE_DOCKER = 1 ]; then
-  dp=$(cat /run/berth-bench-dockerd.pid); d=$(rss_kb "$dp")
+  dp=$DOCKERD_PID; d=$(rss_kb "$dp")
   for c in $(pgrep -P "$dp" containerd || true); do d=$((d + $(rss_kb "$c"))); done
 fi
 row "idle daemon RSS (MB)" "$(awk -v k="$b" 'BEGIN{printf "%.1f", k/1024}')" "$(awk -v k="$d" 'BEGIN{printf "%.1f", k/1024}')" "$(ratio "$b" "$d")"
@@ -86,22 +94,27 @@ if [ $HAVE_DOCKER = 1 ]; then
 fi
 row '50 × `run -d`, per container (ms)' "$b" "$d" "$(ratio "$b" "$d")"
 
-# shim RSS with 50 running containers: average per monitor
-b=0; n=0
-for p in $(pgrep -f "berth shim --id"); do b=$((b + $(rss_kb "$p"))); n=$((n + 1)); done
-b=$(awk -v k="$b" -v n="$n" 'BEGIN{ if (n>0) printf "%.2f", k/n/1024; else print 0}')
-d=0
+# monitor memory with 50 running containers: average per monitor process, RSS and PSS (only our
+# daemon's shims: their --state-dir is under $B_EXEC; docker's talk to its own containerd socket)
+avg() { awk -v k="$1" -v n="$2" 'BEGIN{ if (n>0) printf "%.2f", k/n/1024; else print 0}'; }
+br=0; bp=0; n=0
+for p in $(pgrep -f "shim --id .*--state-dir $B_EXEC/"); do
+  br=$((br + $(rss_kb "$p"))); bp=$((bp + $(pss_kb "$p"))); n=$((n + 1))
+done
+bexe=$(basename "$(readlink "/proc/$(pgrep -f "shim --id .*--state-dir $B_EXEC/" | head -1)/exe" 2>/dev/null || echo none)")
+dr=0; dp=0; dn=0
 if [ $HAVE_DOCKER = 1 ]; then
-  dt=0; dn=0
-  for p in $(pgrep -f containerd-shim); do dt=$((dt + $(rss_kb "$p"))); dn=$((dn + 1)); done
-  d=$(awk -v k="$dt" -v n="$dn" 'BEGIN{ if (n>0) printf "%.2f", k/n/1024; else print 0}')
+  for p in $(pgrep -f "containerd-shim.*$DOCKER_EXEC/"); do
+    dr=$((dr + $(rss_kb "$p"))); dp=$((dp + $(pss_kb "$p"))); dn=$((dn + 1))
+  done
 fi
-row "per-container monitor RSS (MB)" "$b" "$d" "$(ratio "$b" "$d")"
+row "per-container monitor RSS (MB; berth: $n × $bexe, docker: $dn × containerd-shim)" "$(avg $br $n)" "$(avg $dr $dn)" "$(ratio "$(avg $br $n)" "$(avg $dr $dn)")"
+row "per-container monitor PSS (MB)" "$(avg $bp $n)" "$(avg $dp $dn)" "$(ratio "$(avg $bp $n)" "$(avg $dp $dn)")"
 
 # stats --no-stream on one container
-bc=$($B ps -q | head -1)
+bc=$($B ps -q); bc=${bc%%$'\n'*}   # not `| head -1`: berth ps panics on EPIPE
 cmds=("$B stats --no-stream $bc")
-if [ $HAVE_DOCKER = 1 ]; then dc=$($D ps -q | head -1); cmds+=("$D stats --no-stream $dc"); fi
+if [ $HAVE_DOCKER = 1 ]; then dc=$($D ps -q); dc=${dc%%$'\n'*}; cmds+=("$D stats --no-stream $dc"); fi
 hf stats "${cmds[@]}" >/dev/null
 b=$(med stats 0); d=$([ $HAVE_DOCKER = 1 ] && med stats 1 || echo 0)
 row '`stats --no-stream` (ms)' "$(printf %.1f "$b")" "$(printf %.1f "$d")" "$(ratio "$b" "$d")"
@@ -111,3 +124,6 @@ cmds=("$B ps")
 hf ps "${cmds[@]}" >/dev/null
 b=$(med ps 0); d=$([ $HAVE_DOCKER = 1 ] && med ps 1 || echo 0)
 row '`ps` with 50 containers (ms)' "$(printf %.1f "$b")" "$(printf %.1f "$d")" "$(ratio "$b" "$d")"
+
+echo
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

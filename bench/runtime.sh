@@ -10,8 +10,11 @@ cd "$(dirname "$0")/.."
 trap cleanup_common EXIT
 RUNS=${RUNS:-50}
 
-cargo build --release -q -p berth
-BERTH=$PWD/target/release/berth
+# BERTH=/path/to/berth skips the build
+if [ -z "${BERTH:-}" ]; then
+  cargo build --release -q -p berth
+  BERTH=$PWD/target/release/berth
+fi
 bundle=$BENCH_TMP/bundle
 mkdir -p "$bundle"
 busybox_rootfs "$bundle/rootfs"
@@ -31,7 +34,7 @@ fi
 if command -v crun >/dev/null && crun --root "$BENCH_TMP/crun" run --bundle "$bundle" bench-crun-probe >/dev/null 2>&1; then
   cmds+=("crun --root $BENCH_TMP/crun run --bundle $bundle bench-crun"); names+=(crun)
 else
-  echo "crun skipped: it does not run on this host's cgroup layout (see CRUN_HUGETLB_FIX)" >&2
+  echo "crun skipped: not runnable on this host's cgroup layout as it comes ($(crun --root "$BENCH_TMP/crun" run --bundle "$bundle" bench-crun-probe 2>&1 | head -1)); see CRUN_HUGETLB_FIX" >&2
 fi
 cmds+=("unshare --fork --pid --mount --uts --ipc --net true"); names+=("floor: unshare")
 

@@ -67,16 +67,59 @@ YML
   skopeo copy -q --dest-tls-verify=false "oci:$BENCH_TMP/oci:latest" "docker://$REGISTRY/busybox:latest" --format v2s2
 }
 
-# start_dockerd: Debian's dockerd by hand on its own socket (no systemd here); sets DOCKER_SOCK.
+# start_dockerd: Debian's dockerd by hand on its own socket and dirs (no systemd here); sets
+# DOCKER_SOCK and DOCKERD_PID. Its bridge gets a random 10.x/24 (the default pools may all be
+# routed on a shared kernel). stop_dockerd undoes what it leaves behind.
+DOCKERD_PID=
 start_dockerd() {
   command -v dockerd >/dev/null || return 1
-  DOCKER_SOCK=/run/berth-bench-docker.sock
-  setsid /usr/sbin/dockerd --host "unix://$DOCKER_SOCK" --pidfile /run/berth-bench-dockerd.pid \
-    --exec-root /run/berth-bench-docker --data-root /var/lib/berth-bench-docker \
-    --storage-driver overlay2 --log-level warn >"$BENCH_TMP/dockerd.log" 2>&1 &
-  PIDS+=($!)
+  DOCKER_SOCK=/run/berth-bench-docker-$$.sock
+  DOCKER_EXEC=/run/berth-bench-docker-$$
+  DOCKER_DATA=/var/lib/berth-bench-docker-$$
+  DOCKER_NET=10.$((200 + RANDOM % 50)).$((RANDOM % 250))
+  DOCKER0_BEFORE=0; ip link show docker0 >/dev/null 2>&1 && DOCKER0_BEFORE=1
+  DOCKER_CHAINS_BEFORE=$( (iptables -S; iptables -t nat -S) 2>/dev/null | awk '$1=="-N" && $2 ~ /^DOCKER/ {print $2}' | sort -u | tr '\n' ' ')
+  setsid /usr/sbin/dockerd --host "unix://$DOCKER_SOCK" --pidfile "$DOCKER_EXEC.pid" \
+    --exec-root "$DOCKER_EXEC" --data-root "$DOCKER_DATA" --bip "$DOCKER_NET.1/24" \
+    --storage-driver overlay2 --log-level warn >"$BENCH_TMP/dockerd.log" 2>&1 < /dev/null &
+  DOCKERD_PID=$!
   for _ in $(seq 200); do docker -H "unix://$DOCKER_SOCK" version >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "dockerd did not start; see $BENCH_TMP/dockerd.log" >&2; return 1
 }
 
+# stop_dockerd: remove its containers, stop it by PID, then remove what it leaves: its dirs, its
+# docker0 (only if there was none before) and the DOCKER* iptables chains that did not exist before.
+stop_dockerd() {
+  [ -n "$DOCKERD_PID" ] || return 0
+  set +e   # best effort: a grep that finds nothing must not end the cleanup (pipefail)
+  local ids; ids=$(docker -H "unix://$DOCKER_SOCK" ps -aq 2>/dev/null || true)
+  [ -z "$ids" ] || docker -H "unix://$DOCKER_SOCK" rm -f $ids >/dev/null 2>&1 || true
+  kill "$DOCKERD_PID" 2>/dev/null || true
+  for _ in $(seq 300); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.1; done
+  DOCKERD_PID=
+  if [ "$DOCKER0_BEFORE" = 0 ] && ip link show docker0 >/dev/null 2>&1; then ip link del docker0 || true; fi
+  local t c r
+  for t in filter nat; do
+    for c in $(iptables -t $t -S 2>/dev/null | awk '$1=="-N" && $2 ~ /^DOCKER/ {print $2}'); do
+      case " $DOCKER_CHAINS_BEFORE " in *" $c "*) continue ;; esac
+      # rules elsewhere that jump to it, then the chain itself
+      iptables -t $t -S | grep -E -- "-j $c( |\$)" | grep -v "^-A $c " | sed 's/^-A /-D /' |
+        while read -r r; do eval "iptables -t $t $r" || true; done
+      iptables -t $t -F "$c" 2>/dev/null || true
+    done
+    for c in $(iptables -t $t -S 2>/dev/null | awk '$1=="-N" && $2 ~ /^DOCKER/ {print $2}'); do
+      case " $DOCKER_CHAINS_BEFORE " in *" $c "*) continue ;; esac
+      iptables -t $t -X "$c" 2>/dev/null || true
+    done
+    # rules in the built-in chains about its bridge or its subnet (FORWARD accepts, MASQUERADE)
+    if [ "$DOCKER0_BEFORE" = 0 ] && [ -n "$DOCKER_NET" ]; then
+      iptables -t $t -S | grep -E -- "^-A [A-Z]+ .*( docker0 | ${DOCKER_NET//./\\.}\.0/24 )" | sed 's/^-A /-D /' |
+        while read -r r; do eval "iptables -t $t $r" || true; done
+    fi
+  done
+  grep -o " $DOCKER_DATA[^ ]*\| $DOCKER_EXEC[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" || true; done
+  rm -rf "$DOCKER_DATA" "$DOCKER_EXEC" "$DOCKER_EXEC.pid" "$DOCKER_SOCK"
+}
+
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+pss_kb() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
