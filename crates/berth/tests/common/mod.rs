@@ -325,6 +325,8 @@ impl Drop for Daemon {
         for id in ids.stdout.split_whitespace() {
             let _ = self.berth_in(&["rm", "-f", "-v", id], None, Duration::from_secs(30));
         }
+        // Then the user networks this daemon made (their bridges would outlive it).
+        let _ = self.berth_in(&["network", "prune", "-f"], None, Duration::from_secs(30));
         if let Some(mut c) = self.child.take() {
             // The daemon this harness started, by its PID.
             let _ = Command::new("kill")
