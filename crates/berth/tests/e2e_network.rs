@@ -210,7 +210,7 @@ fn publish_suite(c: Cli) {
         Cli::Docker => "docker_publish_ports",
         Cli::Berth => "berth_publish_ports",
     };
-    let Some((d, _reg, img)) = setup(test) else {
+    let Some((mut d, _reg, img)) = setup(test) else {
         return;
     };
     let o = owned(&d);
@@ -356,6 +356,18 @@ fn publish_suite(c: Cli) {
     let eph: u16 = eph.parse().unwrap_or_else(|_| panic!("{p:?}"));
     assert!(eph > 0);
     fetch(SocketAddr::from(([127, 0, 0, 1], eph)), &page2).unwrap();
+    // A daemon killed and restarted restores the rules of the running containers.
+    if matches!(c, Cli::Docker) {
+        d.restart();
+        fetch(SocketAddr::from(([127, 0, 0, 1], port)), &page).unwrap();
+        fetch(SocketAddr::from(([127, 0, 0, 1], eph)), &page2).unwrap();
+        let p = cli(&d, c, &["port", "web"]);
+        assert_eq!(
+            p.stdout.trim(),
+            format!("80/tcp -> 127.0.0.1:{port}"),
+            "{p:?}"
+        );
+    }
     // Remove everything: no veth, port, rule or lease of ours remains.
     for n in ["web", "web2", "pub"] {
         let _ = cli(&d, c, &["rm", "-f", n]);
@@ -423,6 +435,9 @@ fn network_none_has_only_lo() {
         ["eth0", "lo"],
         "{r:?}"
     );
+    // `run --rm` leaves no veth, lease or bridge port behind.
+    let o = owned(&d);
+    assert_clean(&d, &o, &[]);
 }
 
 /// `nc` inside a throwaway client container on `net`: the page from `host`, or the error.
