@@ -356,6 +356,20 @@ fn publish_suite(c: Cli) {
     let eph: u16 = eph.parse().unwrap_or_else(|_| panic!("{p:?}"));
     assert!(eph > 0);
     fetch(SocketAddr::from(([127, 0, 0, 1], eph)), &page2).unwrap();
+    // Hairpin: the container reaches its own published port through the host's (gateway)
+    // address.
+    let hp = cli(
+        &d,
+        c,
+        &[
+            "exec",
+            "pub",
+            "sh",
+            "-c",
+            &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {gw} {eph}"),
+        ],
+    );
+    assert!(hp.stdout.contains(&page2), "hairpin: {hp:?}");
     // A daemon killed and restarted restores the rules of the running containers.
     if matches!(c, Cli::Docker) {
         d.restart();
