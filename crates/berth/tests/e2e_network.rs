@@ -382,6 +382,16 @@ fn publish_suite(c: Cli) {
             "{p:?}"
         );
     }
+    // Stopping releases veths, ports, rules and leases (the records stay).
+    ok(&d, &cli(&d, c, &["stop", "-t", "1", "web", "pub"]));
+    assert_clean(&d, &o, &[port, eph]);
+    let st = cli(
+        &d,
+        c,
+        &["inspect", "-f", "{{.NetworkSettings.IPAddress}}|", "web"],
+    );
+    ok(&d, &st);
+    assert_eq!(st.stdout.trim(), "|", "{st:?}");
     // Remove everything: no veth, port, rule or lease of ours remains.
     for n in ["web", "web2", "pub"] {
         let _ = cli(&d, c, &["rm", "-f", n]);
