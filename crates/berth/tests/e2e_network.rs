@@ -849,6 +849,12 @@ fn berth_user_networks() {
         serde_json::json!(["alias-a"]),
         "{v}"
     );
+    let short = &v[0]["Id"].as_str().unwrap_or_default()[..12];
+    assert_eq!(
+        v[0]["NetworkSettings"]["Networks"][n1.as_str()]["DNSNames"],
+        serde_json::json!(["sa", "alias-a", short]),
+        "{v}"
+    );
     assert!(ip_a.parse::<std::net::Ipv4Addr>().is_ok(), "{ip_a:?}");
     for host in ["sa", ip_a.as_str()] {
         let r = berth_fetch_in(&d, &img, &n2, host);

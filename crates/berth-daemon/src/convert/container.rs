@@ -333,6 +333,13 @@ pub fn inspect(r: &ContainerRecord) -> ContainerInspect {
                 ip_prefix_len: i64::from(ep.ip_prefix_len),
                 mac_address: ep.mac_address.clone(),
                 aliases: (!ep.aliases.is_empty()).then(|| ep.aliases.clone()),
+                // Names the embedded DNS answers for it (user networks only, as Docker).
+                dns_names: (name != "bridge" && !ep.ip_address.is_empty()).then(|| {
+                    let mut n = vec![r.bare_name().to_string()];
+                    n.extend(ep.aliases.iter().cloned());
+                    n.push(r.short_id().to_string());
+                    n
+                }),
                 ..Default::default()
             },
         );
