@@ -507,19 +507,22 @@ fn docker_user_networks() {
     ok(&d, &r);
     let id1 = r.stdout.trim().to_string();
     assert_eq!(id1.len(), 64, "{r:?}");
-    let (sub2, gw2) = subnet();
-    ok(
-        &d,
-        &d.docker(&[
-            "network",
-            "create",
-            "--subnet",
-            &sub2,
-            "--gateway",
-            &gw2,
-            &n2,
-        ]),
+    // n2 takes its subnet from the pool (one free on this host, not n1's).
+    ok(&d, &d.docker(&["network", "create", &n2]));
+    let sub2 = d.docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}",
+        &n2,
+    ]);
+    ok(&d, &sub2);
+    let (pool_subnet, pool_gw) = sub2.stdout.trim().split_once(' ').unwrap_or(("", ""));
+    assert!(
+        pool_subnet.contains('/') && pool_gw.parse::<std::net::Ipv4Addr>().is_ok(),
+        "{sub2:?}"
     );
+    assert_ne!(pool_subnet, sub1);
     let (sub3, gw3) = subnet();
     ok(
         &d,
