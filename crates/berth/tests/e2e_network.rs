@@ -893,3 +893,44 @@ fn berth_user_networks() {
     assert_eq!(ls.stdout.lines().count(), 3, "{ls:?}");
     assert_clean(&d, &o, &[]);
 }
+
+/// Bad input gets clear errors, and nothing is left behind.
+#[test]
+fn network_bad_input() {
+    let Some((d, _reg, img)) = setup("network_bad_input") else {
+        return;
+    };
+    let o = owned(&d);
+    ok(&d, &d.docker(&["pull", &img]));
+    let name = berth_testkit::unique::name("bad");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["network", "create", "--subnet", "10.0.0.300/24", &name],
+            "subnet",
+        ),
+        (vec!["network", "create", "-d", "overlay", &name], "overlay"),
+        (vec!["network", "inspect", "no-such-net-xyz"], "not found"),
+        (vec!["network", "rm", "no-such-net-xyz"], "not found"),
+        (
+            vec!["run", "--rm", "--network", "no-such-net-xyz", &img, "true"],
+            "not found",
+        ),
+        (
+            vec!["network", "connect", "no-such-net-xyz", "nobody"],
+            "No such container",
+        ),
+        (vec!["network", "rm", "bridge"], "bridge"),
+    ];
+    for (args, want) in cases {
+        let r = d.docker(&args);
+        assert_ne!(r.code, 0, "{args:?} succeeded: {r:?}");
+        assert!(
+            r.stderr.to_lowercase().contains(&want.to_lowercase()),
+            "{args:?}: {r:?}"
+        );
+    }
+    let ls = d.docker(&["network", "ls", "-q"]);
+    ok(&d, &ls);
+    assert_eq!(ls.stdout.lines().count(), 3, "{ls:?}");
+    assert_clean(&d, &o, &[]);
+}
