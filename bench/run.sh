@@ -29,6 +29,7 @@ cleanup() {
   # the daemon keeps its bridge and nft table across restarts (as dockerd does): ours, unique
   ip link del "$B_NAME" 2>/dev/null || true
   nft delete table ip "$B_NAME" 2>/dev/null || true
+  for d in /sys/fs/cgroup/*/"$B_NAME" /sys/fs/cgroup/unified/"$B_NAME"; do [ -d "$d" ] && rmdir "$d"; done
   rm -rf "$B_ROOT" "$B_EXEC"
 }
 trap cleanup EXIT

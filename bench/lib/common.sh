@@ -3,6 +3,7 @@
 
 set -euo pipefail
 BENCH_TMP=$(mktemp -d /tmp/berth-bench.XXXXXX)
+trap 'rm -rf "$BENCH_TMP"' EXIT   # until the script sets its own cleanup (e.g. a failed build)
 PIDS=()
 cleanup_common() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
