@@ -96,6 +96,9 @@ pub async fn exec_start(
         detach: start.detach,
         console_size,
     };
+    if !start.detach && parts.headers.contains_key(header::UPGRADE) {
+        return exec_start_hijacked(state, id, opts, version, parts).await;
+    }
     let stream = state.engine.exec_start(&id, opts).await?;
     match stream {
         None => Ok(StatusCode::OK.into_response()),
@@ -106,6 +109,50 @@ pub async fn exec_start(
             Vec::new(),
         )),
     }
+}
+
+/// A hijacked exec start: the process starts only once the 101 head is on the wire, as
+/// dockerd does. docker-py parses the 101 with a buffered HTTP reader and then reads the raw
+/// socket, so output that arrived in the same segment as the head would be lost (seen as an
+/// empty `exec_run` result). Errors found before the hijack are still HTTP statuses; a start
+/// that fails after it writes the message into the stream, as dockerd does.
+async fn exec_start_hijacked(
+    state: AppState,
+    id: String,
+    opts: ExecStartOptions,
+    version: RequestVersion,
+    parts: axum::http::request::Parts,
+) -> ApiResult<Response> {
+    let rec = state.engine.exec_inspect(&id).await?;
+    if rec.pid != 0 {
+        return Err(ApiError::from(berth_engine::EngineError::conflict(
+            format!("Error: Exec command {id} has already run"),
+        )));
+    }
+    let content_type = stream_content_type(rec.spec.tty, version);
+    let on_upgrade = hyper::upgrade::on(Request::from_parts(parts, Body::empty()));
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => return tracing::warn!("exec hijack upgrade failed: {e}"),
+        };
+        let mut io = TokioIo::new(upgraded);
+        match state.engine.exec_start(&id, opts).await {
+            Ok(Some(stream)) => pump(io, stream, Vec::new()).await,
+            Ok(None) => {}
+            Err(e) => {
+                let _ = io.write_all(format!("{}\n", e.message).as_bytes()).await;
+                let _ = io.shutdown().await;
+            }
+        }
+    });
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "tcp")
+        .body(Body::empty())
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
 }
 
 /// Answers 101 and pumps bytes both ways once hyper hands over the connection.
