@@ -49,6 +49,7 @@ pub type CmdResult = Result<i32, Failure>;
 /// Entry point of `berth cli` (argv after the face name). Returns the process exit code.
 pub fn main(args: Vec<String>) -> i32 {
     cmd::explain::mark_client_start();
+    quiet_broken_stdout();
     let argv = std::iter::once("berth".to_string()).chain(args);
     let cli = match app::Cli::try_parse_from(argv) {
         Ok(c) => c,
@@ -87,4 +88,26 @@ pub fn main(args: Vec<String>) -> i32 {
     // Do not wait for a blocking stdin read (import/load) that may never return.
     rt.shutdown_background();
     code
+}
+
+/// `berth ps -q | head -1`: when the reader of stdout goes away, exit quietly with 141 (what a
+/// shell reports for SIGPIPE), as the docker CLI does, instead of a panic. Rust ignores SIGPIPE
+/// and `println!` panics on EPIPE; restoring SIGPIPE's default would also kill the CLI on a
+/// write to the daemon's socket, where an error message is wanted. So only the panic `print!`
+/// raises for a broken stdout/stderr is turned into the quiet exit; every other panic keeps the
+/// default report.
+fn quiet_broken_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }

@@ -34,6 +34,27 @@ fn berth_cli_daemon_not_running_says_how_to_start_it() {
 }
 
 #[test]
+fn berth_cli_output_into_a_closed_pipe_exits_quietly() {
+    if !berth_testkit::require_root("berth_cli_output_into_a_closed_pipe_exits_quietly") {
+        return;
+    }
+    let d = Daemon::start();
+    // The reader (`true`) is gone before berth writes: the write gets EPIPE.
+    let mut c = std::process::Command::new("sh");
+    c.args([
+        "-c",
+        &format!(
+            "{{ sleep 0.3; {} -H {} ps -a; echo rc=$? >&2; }} | true",
+            common::BERTH,
+            d.host
+        ),
+    ]);
+    let r = common::run_cmd(c, None, Duration::from_secs(30));
+    assert!(!r.stderr.contains("panicked"), "{r:?}");
+    assert!(r.stderr.contains("rc=141"), "{r:?}");
+}
+
+#[test]
 fn berth_cli_scenario() {
     let Some((d, _reg, img)) = setup("berth_cli_scenario") else {
         return;
