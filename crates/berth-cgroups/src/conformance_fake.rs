@@ -45,6 +45,11 @@ fn v1_fake_conformance() {
     for (_, p) in m.paths() {
         assert_eq!(read(&p.join("cgroup.procs")), "4242", "{}", p.display());
     }
+    // Self-join writes the kernel's "me" (0) into every hierarchy's tasks (thread move).
+    m.join_self().unwrap();
+    for (_, p) in m.paths() {
+        assert_eq!(read(&p.join("tasks")), "0", "{}", p.display());
+    }
     fake.kernel_release("/berth/c1");
     suite::destroy_leaves_nothing(&*m);
 }
@@ -62,6 +67,8 @@ fn v2_fake_conformance() {
     suite::rejects_bad_values(&*m);
     m.add_task(4242).unwrap();
     assert_eq!(m.pids().unwrap(), vec![4242]);
+    m.join_self().unwrap();
+    assert_eq!(read(&m.paths()[0].1.join("cgroup.procs")), "0");
     fake.kernel_release("/berth/c1");
     suite::destroy_leaves_nothing(&*m);
 }

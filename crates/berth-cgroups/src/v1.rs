@@ -250,6 +250,17 @@ impl CgroupManager for V1Manager {
         Ok(())
     }
 
+    /// `0` into `tasks`, not `cgroup.procs`: a single-thread move of `current` skips the
+    /// global `cgroup_threadgroup_rwsem` write lock, whose first taking after a quiet spell
+    /// waits for an RCU grace period (11-15 ms measured here, for `cgroup.procs` whether the
+    /// pid is our own or not). Moves the whole process only when it is single-threaded.
+    fn join_self(&self) -> Result<()> {
+        for h in &self.hierarchies {
+            fsutil::write(&self.dir_of(h).join("tasks"), "0")?;
+        }
+        Ok(())
+    }
+
     fn pids(&self) -> Result<Vec<i32>> {
         // Every hierarchy holds the same tasks; prefer pids/memory, else the first one.
         let dir = self

@@ -165,10 +165,16 @@ pub(crate) fn create(
     };
     t.mark("cgroup created and set, fifo made");
     let keep = plan.proc.keep_fds(&child_sock);
+    // The helper joins the cgroups itself so the init is born inside (see helper_main), and
+    // counts as a task there until it exits right after the clone: with a pids limit of 1
+    // the clone would fail, so then the parent attaches the init instead (slower).
+    let self_join = resources.pids_limit != Some(1);
     let helper = {
         let sock = &child_sock;
+        let cg = self_join.then_some(mgr.as_ref());
         berth_sys::fork_child(move || {
             init::helper_main(
+                cg,
                 &plan.ns.joins.clone(),
                 plan.ns.new_time.then_some(time_offsets.as_slice()),
                 plan.ns.clone_flags,
@@ -197,13 +203,15 @@ pub(crate) fn create(
     }
     t.mark("helper forked, init cloned");
     sync::send_or_child_error(parent_sock.as_fd(), &Msg::Go)?;
-    // Why the init is released before the attach: the first cgroup attach after a quiet
-    // spell waits for an RCU grace period (cgroup_threadgroup_rwsem), milliseconds on a busy
-    // host; the init does its mounts meanwhile and waits for the second Go only before it
-    // needs its cgroups (cgroup namespace, cgroup mounts).
-    mgr.add_task(pid)?;
+    if !self_join {
+        // Why the init is released before the attach: attaching another task waits for an
+        // RCU grace period (cgroup_threadgroup_rwsem), milliseconds; the init does its mounts
+        // meanwhile and waits for the second Go only before it needs its cgroups (cgroup
+        // namespace, cgroup mounts).
+        mgr.add_task(pid)?;
+    }
     sync::send_or_child_error(parent_sock.as_fd(), &Msg::Go)?;
-    t.mark("init attached to cgroups");
+    t.mark("init in its cgroups");
 
     let record = Record {
         id: id.to_string(),

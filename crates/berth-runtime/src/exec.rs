@@ -1,7 +1,8 @@
 //! `exec`: a new process in a running container. A helper joins the init's namespaces
 //! (setns; the pid namespace only applies to children), then clones the process with
 //! `CLONE_PARENT`, so it is inside the container's pid namespace *and* a child of the caller,
-//! which can waitpid it — no subreaper needed.
+//! which can waitpid it — no subreaper needed. The helper joins the container's cgroups
+//! first (see `init::helper_main`), so the process is born inside them.
 
 use std::os::fd::AsFd;
 
@@ -74,8 +75,10 @@ pub(crate) fn exec(rt: &Runtime, id: &str, p: &Process, opts: ExecOptions) -> Re
     let helper = {
         let sock = &child_sock;
         let joins = joins.clone();
+        let cg = mgr.as_ref();
         berth_sys::fork_child(move || {
             init::helper_main(
+                Some(cg),
                 &joins,
                 None,
                 nix::sched::CloneFlags::empty(),
@@ -102,7 +105,7 @@ pub(crate) fn exec(rt: &Runtime, id: &str, p: &Process, opts: ExecOptions) -> Re
         let _ = waitpid(Pid::from_raw(pid), None);
         e
     };
-    mgr.add_task(pid).map_err(|e| fail(e.into()))?;
+    // The helper joined the cgroups before the clone: the process was born inside.
     sync::send(parent_sock.as_fd(), &Msg::Go)
         .ctx(|| "release exec process".into())
         .map_err(fail)?;

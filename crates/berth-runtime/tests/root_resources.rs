@@ -81,3 +81,30 @@ fn the_container_sees_its_own_limits() {
         r["cgroup_file"]
     );
 }
+
+#[test]
+fn init_is_born_in_its_cgroups_and_the_helper_is_gone() {
+    // 20: the helper joins the cgroups itself before cloning the init; 1: no room for the
+    // helper next to the init, so the parent attaches the init instead.
+    for limit in [20, 1] {
+        let Some(f) = fixture("cg-born", |s| {
+            s["process"]["args"] = json!(["/bin/checker", "sleep", "30"]);
+            s["linux"]["resources"]["pids"] = json!({ "limit": limit });
+        }) else {
+            return;
+        };
+        let c =
+            f.rt.create(&f.id, &f.bundle, berth_runtime::CreateOptions::default())
+                .unwrap();
+        let mgr =
+            berth_cgroups::open(berth_cgroups::CgroupPath(format!("/berth/{}", f.id))).unwrap();
+        for (name, dir) in mgr.paths() {
+            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+            assert_eq!(procs.trim(), c.pid.to_string(), "limit {limit}, {name}");
+        }
+        f.rt.kill(&f.id, libc::SIGKILL, true).unwrap();
+        common::wait_code(c.pid, 10);
+        f.rt.delete(&f.id, false).unwrap();
+        assert!(mgr.paths().iter().all(|(_, d)| !d.exists()), "destroyed");
+    }
+}
