@@ -35,6 +35,17 @@ where
     Ok(if failed { 1 } else { 0 })
 }
 
+/// `POST /containers/{name}/{action}{query}` for each name, printing the names that worked
+/// (start, stop, restart, kill, pause, unpause all share this shape).
+async fn post_each(c: &Client, names: &[String], action: &str, query: &str) -> CmdResult {
+    each(names, true, |n| async move {
+        c.post_status(&format!("/containers/{n}/{action}{query}"))
+            .await
+            .map(|_| ())
+    })
+    .await
+}
+
 pub async fn start(c: &Client, a: StartArgs) -> CmdResult {
     if a.attach || a.interactive {
         if a.containers.len() > 1 {
@@ -45,57 +56,28 @@ pub async fn start(c: &Client, a: StartArgs) -> CmdResult {
         }
         return super::run::start_attached(c, &a.containers[0], a.interactive).await;
     }
-    each(&a.containers, true, |n| async move {
-        c.post_status(&format!("/containers/{n}/start"))
-            .await
-            .map(|_| ())
-    })
-    .await
+    post_each(c, &a.containers, "start", "").await
 }
 
 pub async fn stop(c: &Client, a: StopArgs) -> CmdResult {
-    let q = Query::new()
-        .opt("t", a.time)
-        .opt("signal", a.signal.clone())
-        .encode();
-    each(&a.containers, true, |n| {
-        let q = q.clone();
-        async move {
-            c.post_status(&format!("/containers/{n}/stop{q}"))
-                .await
-                .map(|_| ())
-        }
-    })
-    .await
+    stop_or_restart(c, a, "stop").await
 }
 
 pub async fn restart(c: &Client, a: StopArgs) -> CmdResult {
+    stop_or_restart(c, a, "restart").await
+}
+
+async fn stop_or_restart(c: &Client, a: StopArgs, action: &str) -> CmdResult {
     let q = Query::new()
         .opt("t", a.time)
         .opt("signal", a.signal.clone())
         .encode();
-    each(&a.containers, true, |n| {
-        let q = q.clone();
-        async move {
-            c.post_status(&format!("/containers/{n}/restart{q}"))
-                .await
-                .map(|_| ())
-        }
-    })
-    .await
+    post_each(c, &a.containers, action, &q).await
 }
 
 pub async fn kill(c: &Client, a: KillArgs) -> CmdResult {
     let q = Query::new().opt("signal", a.signal.clone()).encode();
-    each(&a.containers, true, |n| {
-        let q = q.clone();
-        async move {
-            c.post_status(&format!("/containers/{n}/kill{q}"))
-                .await
-                .map(|_| ())
-        }
-    })
-    .await
+    post_each(c, &a.containers, "kill", &q).await
 }
 
 pub async fn rm(c: &Client, a: RmArgs) -> CmdResult {
@@ -111,12 +93,7 @@ pub async fn rm(c: &Client, a: RmArgs) -> CmdResult {
 }
 
 pub async fn simple(c: &Client, a: NamesArgs, verb: &str) -> CmdResult {
-    each(&a.containers, true, |n| async move {
-        c.post_status(&format!("/containers/{n}/{verb}"))
-            .await
-            .map(|_| ())
-    })
-    .await
+    post_each(c, &a.containers, verb, "").await
 }
 
 pub async fn rename(c: &Client, a: RenameArgs) -> CmdResult {
