@@ -130,6 +130,22 @@ struct Probe<'a> {
     human: fn(&str) -> String,
 }
 
+/// `pids.max` reads the same on v1 and v2.
+const PIDS: Probe<'static> = Probe {
+    controller: "pids",
+    what: "max tasks",
+    file: "pids.max",
+    usage: Some(("pids", "pids.current")),
+    unlimited: |v| v == "max",
+    human: |v| {
+        if v == "max" {
+            "unlimited".into()
+        } else {
+            format!("{v} tasks")
+        }
+    },
+};
+
 fn probe(dir_of: &dyn Fn(&str) -> Option<PathBuf>, p: &Probe<'_>) -> Option<CgroupLimit> {
     let dir = dir_of(p.controller)?;
     let file = dir.join(p.file);
@@ -267,20 +283,7 @@ fn v1_limits(dir_of: &dyn Fn(&str) -> Option<PathBuf>) -> Vec<CgroupLimit> {
             unlimited: |v| v == "1024",
             human: |v| v.to_string(),
         },
-        Probe {
-            controller: "pids",
-            what: "max tasks",
-            file: "pids.max",
-            usage: Some(("pids", "pids.current")),
-            unlimited: |v| v == "max",
-            human: |v| {
-                if v == "max" {
-                    "unlimited".into()
-                } else {
-                    format!("{v} tasks")
-                }
-            },
-        },
+        PIDS,
         Probe {
             controller: "cpuset",
             what: "CPUs allowed",
@@ -341,20 +344,7 @@ fn v2_limits(dir_of: &dyn Fn(&str) -> Option<PathBuf>) -> Vec<CgroupLimit> {
             unlimited: |v| v == "100",
             human: |v| v.to_string(),
         },
-        Probe {
-            controller: "pids",
-            what: "max tasks",
-            file: "pids.max",
-            usage: Some(("pids", "pids.current")),
-            unlimited: |v| v == "max",
-            human: |v| {
-                if v == "max" {
-                    "unlimited".into()
-                } else {
-                    format!("{v} tasks")
-                }
-            },
-        },
+        PIDS,
         Probe {
             controller: "cpuset",
             what: "CPUs allowed",
