@@ -1,7 +1,9 @@
 //! Network setup latency per container: `cargo run --release -p berth-net --example attach_bench [N]`
 //! (root). Creates N namespaces (not timed), then times `attach` (veth + IPAM + addresses +
-//! routes + DNS socket + state file write), `attach` with one published port (adds the nft
-//! rebuild), and `release_container` (returns before the veth deletion finishes).
+//! routes + DNS socket + state file write), `attach` with one published port (adds the port
+//! reservation and the firewall update: map elements over netlink with nftables, an
+//! `iptables-restore` exec with `BERTH_FIREWALL=iptables`), and `release_container`
+//! (returns before the veth deletion and the rule removal finish).
 //! The state file goes to `$BENCH_STATE_DIR` (default: a temp dir under /var/tmp, i.e. disk).
 
 use std::time::{Duration, Instant};
@@ -61,8 +63,9 @@ async fn run(m: &NetworkManager, n: usize) -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     let (plain, ported) = nss.split_at(n);
 
-    let mut t_plain = Vec::new();
-    for (i, ns) in plain.iter().enumerate() {
+    // Interleaved, so load from other processes on the machine hits both cases alike.
+    let (mut t_plain, mut t_port) = (Vec::new(), Vec::new());
+    for (i, (ns, pns)) in plain.iter().zip(ported).enumerate() {
         let t = Instant::now();
         m.attach(AttachRequest {
             container_id: format!("{i:064x}"),
@@ -73,14 +76,11 @@ async fn run(m: &NetworkManager, n: usize) -> anyhow::Result<()> {
         })
         .await?;
         t_plain.push(t.elapsed());
-    }
-    let mut t_port = Vec::new();
-    for (i, ns) in ported.iter().enumerate() {
         let t = Instant::now();
         m.attach(AttachRequest {
             container_id: format!("{:064x}", i + n),
             container_name: format!("p{i}"),
-            netns: ns.path(),
+            netns: pns.path(),
             network: "bench".into(),
             ports: vec![PortBinding::parse("127.0.0.1::80")?],
             ..Default::default()

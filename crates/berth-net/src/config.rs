@@ -31,6 +31,36 @@ pub struct NetConfig {
     pub dns_upstreams: Option<Vec<SocketAddr>>,
     /// Where the embedded DNS listens inside each container.
     pub dns_address: SocketAddrV4,
+    /// The tool that installs NAT and port rules. `Auto`: the environment variable
+    /// `BERTH_FIREWALL` if set, else nftables when available, else iptables.
+    pub firewall: FirewallBackend,
+}
+
+/// Which firewall tool berth-net drives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FirewallBackend {
+    /// `BERTH_FIREWALL`, else nftables if `nft` and nf_tables are there, else iptables.
+    #[default]
+    Auto,
+    /// Our own nftables table; ports as map elements changed over netlink.
+    Nftables,
+    /// berth-owned iptables chains loaded with `iptables-restore --noflush` (the fallback
+    /// for hosts without nftables).
+    Iptables,
+}
+
+impl std::str::FromStr for FirewallBackend {
+    type Err = NetError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(FirewallBackend::Auto),
+            "nftables" | "nft" => Ok(FirewallBackend::Nftables),
+            "iptables" => Ok(FirewallBackend::Iptables),
+            o => Err(NetError::InvalidArgument(format!(
+                "unknown firewall backend {o:?}: use auto, nftables or iptables"
+            ))),
+        }
+    }
 }
 
 impl Default for NetConfig {
@@ -45,6 +75,7 @@ impl Default for NetConfig {
             mtu: 1500,
             dns_upstreams: None,
             dns_address: SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 11), 53),
+            firewall: FirewallBackend::Auto,
         }
     }
 }

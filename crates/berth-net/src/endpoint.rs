@@ -187,7 +187,7 @@ impl NetworkManager {
             self.save(&st)?;
         }
         if !ep.ports.is_empty() {
-            if let Err(e) = self.apply_ports_added(&ep.id).await {
+            if let Err(e) = self.apply_ports().await {
                 let _ = self.detach(&ep.container_id, &ep.network_id).await;
                 return Err(e);
             }

@@ -113,14 +113,14 @@ mod ports;
 mod state;
 mod sysctl;
 
-pub use config::NetConfig;
+pub use config::{FirewallBackend, NetConfig};
 pub use error::{ErrorKind, NetError, Result};
 pub use files::{hosts_file, nameservers, resolv_conf_embedded, resolv_conf_host, EMBEDDED_DNS};
 pub use firewall::list_ip_tables;
 pub use ipam::default_pool;
 pub use manager::NetworkManager;
 pub use model::{
-    AttachRequest, Driver, Endpoint, Network, NetworkCreate, PortBinding, Protocol, PublishedPort,
-    RunningContainer,
+    AttachRequest, Driver, Endpoint, Network, NetworkCreate, PortBinding, PortRules, Protocol,
+    PublishedPort, RunningContainer,
 };
 pub use netns::setup_loopback;

@@ -3,7 +3,6 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::error::Result;
-use crate::firewall;
 use crate::link;
 use crate::manager::NetworkManager;
 use crate::model::{Driver, Endpoint, RunningContainer};
@@ -112,7 +111,7 @@ impl NetworkManager {
     }
 
     /// Remove everything of ours from the kernel: embedded DNS servers, port reservations,
-    /// veths, bridges, our nftables table — and all leases (endpoints) from the state.
+    /// veths, bridges, our firewall rules (nftables table or iptables chains) — and all leases (endpoints) from the state.
     /// Network definitions stay (bridges are re-created by the next `open`).
     pub async fn teardown_all(&self) -> Result<()> {
         {
@@ -158,8 +157,7 @@ impl NetworkManager {
             link::delete_link(h, b).await?;
         }
         self.flush()?;
-        let _g = self.inner.fw.lock().await;
-        firewall::apply(&firewall::delete_table(&self.inner.cfg.nft_table)).await
+        self.remove_firewall().await
     }
 }
 

@@ -2,7 +2,7 @@
 //! name lookups of the embedded DNS. Endpoints are in `endpoint.rs`, restart and cleanup in
 //! `lifecycle.rs`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -16,10 +16,10 @@ use tokio::task::JoinHandle;
 use crate::config::NetConfig;
 use crate::dns::server::Resolver;
 use crate::error::{NetError, Result};
-use crate::firewall::{self, FwNetwork, FwPort, Ruleset};
+use crate::firewall::{Firewall, FwNetwork, PortKey, PortMap, PortTarget, Ruleset};
 use crate::ipam;
 use crate::link;
-use crate::model::{Driver, Endpoint, Network, NetworkCreate};
+use crate::model::{Driver, Endpoint, Network, NetworkCreate, PortRules};
 use crate::state::{State, STATE_FILE};
 use crate::sysctl;
 
@@ -35,6 +35,8 @@ pub(crate) struct Inner {
     pub(crate) state: Arc<Mutex<State>>,
     /// Netlink in the host namespace.
     pub(crate) host: rtnetlink::Handle,
+    /// nftables or iptables.
+    pub(crate) firewall: Firewall,
     /// Serializes firewall rebuilds so the newest state is always applied last.
     pub(crate) fw: tokio::sync::Mutex<()>,
     pub(crate) live: Mutex<Live>,
@@ -52,18 +54,16 @@ pub(crate) struct Live {
     pub(crate) dns: HashMap<String, JoinHandle<()>>,
     /// Veth deletions and firewall refills running in the background.
     pub(crate) background: Vec<JoinHandle<()>>,
-    /// Endpoints whose DNAT rules are in the `ports` chain right now.
-    pub(crate) installed: HashSet<String>,
+    /// The published ports as last installed in the kernel.
+    pub(crate) installed: PortMap,
 }
 
 /// What changed since the last firewall update.
 enum FwChange {
-    /// Networks changed (or startup): rebuild the whole table.
+    /// Networks changed (or startup): rebuild all our rules.
     Full,
-    /// Ports went away: flush and refill the `ports` chain.
-    Refill,
-    /// This endpoint's ports are new: append its rules.
-    Add(String),
+    /// Only published ports changed: update the port maps (or the port chain).
+    Ports,
 }
 
 pub(crate) fn new_id() -> String {
@@ -88,6 +88,7 @@ impl NetworkManager {
     /// on `ip_forward` and install our nftables table. Must be called inside a tokio runtime.
     pub async fn open(state_dir: &Path, cfg: NetConfig) -> Result<NetworkManager> {
         cfg.validate()?;
+        let firewall = Firewall::select(&cfg.nft_table, cfg.firewall)?;
         let state_path = state_dir.join(STATE_FILE);
         let mut st = State::load(&state_path)?;
         let (conn, host, _) =
@@ -146,6 +147,7 @@ impl NetworkManager {
                 state_path,
                 state: Arc::new(Mutex::new(st)),
                 host,
+                firewall,
                 fw: tokio::sync::Mutex::new(()),
                 live: Mutex::new(Live::default()),
                 upstreams: Arc::new(upstreams),
@@ -160,10 +162,54 @@ impl NetworkManager {
         Ok(mgr)
     }
 
-    /// Our nftables table as `nft` prints it (for `berth explain`: the DNAT, masquerade and
-    /// forward rules behind every published port and network).
+    /// Our rules as the firewall tool prints them (for `berth explain`: the DNAT, masquerade
+    /// and forward rules behind every published port and network): `nft list table`, or
+    /// our chains' lines of `iptables-save` with the iptables backend.
     pub async fn firewall_rules(&self) -> Result<String> {
-        firewall::list_table_text(&self.inner.cfg.nft_table).await
+        self.inner.firewall.listing().await
+    }
+
+    /// `nftables` or `iptables`: the backend this instance installs its rules with.
+    pub fn firewall_backend(&self) -> &'static str {
+        self.inner.firewall.name()
+    }
+
+    /// For every port the container publishes, the exact lines of [`Self::firewall_rules`]
+    /// that implement it (the jumps into the port chain, the 127.0.0.0/8 masquerade for
+    /// loopback publishing, the DNAT rule — with nftables, the rule that looks up the port
+    /// map plus the map element). A port whose rules are missing gets an empty list.
+    pub async fn published_port_rules(&self, container_id: &str) -> Result<Vec<PortRules>> {
+        let eps = self.container_endpoints(container_id);
+        if eps.iter().all(|e| e.ports.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let listing = self.firewall_rules().await?;
+        let mut out = Vec::new();
+        for ep in eps {
+            let bridge = self.network(&ep.network_id).ok().and_then(|n| n.bridge);
+            for p in &ep.ports {
+                let key = PortKey {
+                    proto: p.proto,
+                    host_ip: p.host_ip,
+                    host_port: p.host_port,
+                };
+                let target = PortTarget {
+                    ip: ep.ip,
+                    port: p.container_port,
+                };
+                out.push(PortRules {
+                    port: p.clone(),
+                    container_ip: ep.ip,
+                    rules: self.inner.firewall.port_rules(
+                        &listing,
+                        &key,
+                        &target,
+                        bridge.as_deref().unwrap_or_default(),
+                    ),
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// The configuration this instance runs with.
@@ -363,93 +409,79 @@ impl NetworkManager {
         Ok(removed)
     }
 
-    /// Rebuild our nftables table from the current state (one atomic batch).
+    /// Rebuild all our rules from the current state (one atomic batch).
     pub(crate) async fn apply_firewall(&self) -> Result<()> {
         self.apply_rules(FwChange::Full).await
     }
 
-    /// Published ports were removed: refill the `ports` chain (falls back to the full
-    /// rebuild if that fails, e.g. because our table was removed behind our back).
+    /// Published ports were added or removed: bring the port maps in line with the state
+    /// (over netlink with nftables: no exec, no chain rebuild). Falls back to the full
+    /// rebuild if that fails, e.g. because our table was removed behind our back.
     pub(crate) async fn apply_ports(&self) -> Result<()> {
-        self.apply_or_rebuild(FwChange::Refill).await
-    }
-
-    /// One endpoint's ports were added: append its rules only. nf_tables commits that
-    /// delete anything wait for RCU grace periods (~12-19 ms here under load) while a
-    /// pure add costs ~4 ms, so the attach path never deletes.
-    pub(crate) async fn apply_ports_added(&self, endpoint_id: &str) -> Result<()> {
-        self.apply_or_rebuild(FwChange::Add(endpoint_id.to_string()))
-            .await
-    }
-
-    async fn apply_or_rebuild(&self, change: FwChange) -> Result<()> {
-        match self.apply_rules(change).await {
+        match self.apply_rules(FwChange::Ports).await {
             Ok(()) => Ok(()),
             Err(e) => {
-                tracing::debug!("incremental nft update failed ({e}); rebuilding the table");
+                tracing::debug!("incremental port update failed ({e}); rebuilding the rules");
                 self.apply_rules(FwChange::Full).await
             }
         }
     }
 
-    async fn apply_rules(&self, change: FwChange) -> Result<()> {
-        let _g = self.inner.fw.lock().await;
-        let (rs, with_ports) = {
-            let st = self.state();
-            let mut networks = Vec::new();
-            for n in st.networks.values() {
-                if let (Driver::Bridge, Some(br), Some(subnet)) = (n.driver, &n.bridge, n.subnet) {
-                    networks.push(FwNetwork {
-                        bridge: br.clone(),
-                        subnet,
-                        internal: n.internal,
-                    });
-                }
+    /// The desired rules, from the state.
+    fn ruleset(&self) -> Ruleset {
+        let st = self.state();
+        let mut networks = Vec::new();
+        for n in st.networks.values() {
+            if let (Driver::Bridge, Some(br), Some(subnet)) = (n.driver, &n.bridge, n.subnet) {
+                networks.push(FwNetwork {
+                    bridge: br.clone(),
+                    subnet,
+                    internal: n.internal,
+                });
             }
-            let installed = &self.live().installed;
-            let eps: Vec<&Endpoint> = st
-                .endpoints
-                .values()
-                .filter(|e| !e.ports.is_empty())
-                .filter(|e| match &change {
-                    FwChange::Add(id) => &e.id == id && !installed.contains(id),
-                    _ => true,
-                })
-                .collect();
-            let with_ports: Vec<String> = eps.iter().map(|e| e.id.clone()).collect();
-            let ports = eps
-                .iter()
-                .flat_map(|e| {
-                    e.ports.iter().map(move |p| FwPort {
+        }
+        let mut ports = PortMap::new();
+        for e in st.endpoints.values() {
+            for p in &e.ports {
+                ports.insert(
+                    PortKey {
+                        proto: p.proto,
                         host_ip: p.host_ip,
                         host_port: p.host_port,
-                        proto: p.proto,
-                        container_ip: e.ip,
-                        container_port: p.container_port,
-                    })
-                })
-                .collect();
-            (
-                Ruleset {
-                    table: self.inner.cfg.nft_table.clone(),
-                    networks,
-                    ports,
-                },
-                with_ports,
-            )
-        };
-        let batch = match &change {
-            FwChange::Full => rs.to_nftables(),
-            FwChange::Refill => rs.ports_batch(),
-            FwChange::Add(_) if rs.ports.is_empty() => return Ok(()),
-            FwChange::Add(_) => rs.ports_add_batch(),
-        };
-        firewall::apply(&batch).await?;
-        let mut live = self.live();
-        match change {
-            FwChange::Add(_) => live.installed.extend(with_ports),
-            _ => live.installed = with_ports.into_iter().collect(),
+                    },
+                    PortTarget {
+                        ip: e.ip,
+                        port: p.container_port,
+                    },
+                );
+            }
         }
+        Ruleset {
+            table: self.inner.cfg.nft_table.clone(),
+            networks,
+            ports,
+        }
+    }
+
+    async fn apply_rules(&self, change: FwChange) -> Result<()> {
+        let _g = self.inner.fw.lock().await;
+        let rs = self.ruleset();
+        match change {
+            FwChange::Full => self.inner.firewall.apply_full(&rs).await?,
+            FwChange::Ports => {
+                let installed = self.live().installed.clone();
+                self.inner.firewall.sync_ports(&installed, &rs).await?
+            }
+        }
+        self.live().installed = rs.ports;
+        Ok(())
+    }
+
+    /// Remove all our rules (teardown).
+    pub(crate) async fn remove_firewall(&self) -> Result<()> {
+        let _g = self.inner.fw.lock().await;
+        self.inner.firewall.remove().await?;
+        self.live().installed.clear();
         Ok(())
     }
 

@@ -94,6 +94,14 @@ impl Protocol {
             Protocol::Udp => "udp",
         }
     }
+
+    /// The IP protocol number (`meta l4proto`): 6 or 17.
+    pub fn ip_proto(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+        }
+    }
 }
 
 impl fmt::Display for Protocol {
@@ -222,6 +230,16 @@ pub struct PublishedPort {
     pub host_port: u16,
     pub container_port: u16,
     pub proto: Protocol,
+}
+
+/// The firewall lines behind one published port (see
+/// [`crate::NetworkManager::published_port_rules`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRules {
+    pub port: PublishedPort,
+    pub container_ip: Ipv4Addr,
+    /// `chain: rule` (or `map NAME: element`) as the firewall tool lists them.
+    pub rules: Vec<String>,
 }
 
 /// What the engine asks for when connecting a container to a network.

@@ -179,16 +179,54 @@ async fn containers_talk_resolve_and_publish() {
     );
 
     let rules = m.firewall_rules().await.unwrap();
-    assert!(rules.contains(&format!("dnat to {}:80", ea.ip)), "{rules}");
+    assert!(
+        rules.contains(&format!("tcp . 127.0.0.1 . {lo_port} : {}", ea.ip)),
+        "{rules}"
+    );
+    assert!(rules.contains("map @published_any"), "{rules}");
+    // explain's view: the exact lines behind each port
+    let pr = m.published_port_rules(&"a".repeat(64)).await.unwrap();
+    assert_eq!(pr.len(), 3);
+    let lo = pr.iter().find(|p| p.port.host_port == lo_port).unwrap();
+    for want in [
+        format!(
+            "map published_addr: tcp . 127.0.0.1 . {lo_port} : {}",
+            ea.ip
+        ),
+        format!("map published_port: tcp . 127.0.0.1 . {lo_port} : 80"),
+    ] {
+        assert!(lo.rules.contains(&want), "{want} not in {:?}", lo.rules);
+    }
+    assert!(
+        lo.rules
+            .iter()
+            .any(|r| r.starts_with("ports: dnat") && r.ends_with("map @published_port")),
+        "{:?}",
+        lo.rules
+    );
+    assert!(
+        lo.rules
+            .iter()
+            .any(|r| r.contains("127.0.0.0/8") && r.ends_with("masquerade")),
+        "{:?}",
+        lo.rules
+    );
+    for r in pr.iter().flat_map(|p| &p.rules) {
+        let line = r.split_once(": ").unwrap().1;
+        assert!(
+            rules.contains(line.split(" : ").next().unwrap()),
+            "{r} not in {rules}"
+        );
+    }
     assert_eq!(
-        dnat_rules(&cfg.nft_table),
+        port_elements(&cfg.nft_table),
         3,
-        "one DNAT rule per published port"
+        "one map element per published port"
     );
     // release a: its published port is free again and its name gone from DNS
     m.release_container(&"a".repeat(64)).await.unwrap();
     m.settle().await;
-    assert_eq!(dnat_rules(&cfg.nft_table), 0, "DNAT rules removed");
+    assert_eq!(port_elements(&cfg.nft_table), 0, "map elements removed");
     assert!(
         std::net::TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, lo_port)).is_ok(),
         "port released"

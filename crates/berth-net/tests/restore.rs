@@ -122,7 +122,7 @@ async fn restore_keeps_live_and_drops_stale() {
     );
     // the port taken meanwhile is not DNATed (its owner keeps its connections)
     assert_eq!(m2.container_endpoints(&"a".repeat(64))[0].ports.len(), 1);
-    assert_eq!(dnat_rules(&cfg.nft_table), 1);
+    assert_eq!(port_elements(&cfg.nft_table), 1);
     let c = std::net::TcpStream::connect(("127.0.0.1", port2)).unwrap();
     let (_, peer) = foreign.accept().unwrap();
     assert_eq!(

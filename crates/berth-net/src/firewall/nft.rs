@@ -1,16 +1,23 @@
-//! NAT, port publishing and forwarding rules in berth's own nftables table.
-//!
-//! The whole table is rebuilt on every change in ONE `nft -j -f -` batch
-//! (`add table; delete table; add table; chains; rules`), so the kernel switches from the old
-//! rules to the new ones atomically and a half-applied state never exists. We never touch
-//! another table (another engine may share the kernel) and never flush the ruleset.
+//! The nftables backend: berth's own table, rebuilt in ONE `nft -j -f -` batch when
+//! networks change (`add table; delete table; add table; maps; chains; rules`), so the
+//! kernel switches from the old rules to the new ones atomically and a half-applied state
+//! never exists. We never touch another table (another engine may share the kernel) and
+//! never flush the ruleset. Published ports change over netlink (`nfnl.rs`).
 //!
 //! What the table holds (family `ip`, IPv4 only):
+//! - maps `published_addr` / `published_port` (key `inet_proto . ipv4_addr . inet_service`,
+//!   values the container address / port, for `-p 127.0.0.1:8080:80`) and
+//!   `published_any_addr` / `published_any_port` (key `inet_proto . inet_service`, for
+//!   `-p 8080:80`): one element per published port in each map of its pair. One map with
+//!   the value `ipv4_addr . inet_service` would be neater, but nft 1.0.6 crashes parsing a
+//!   concatenated map value in JSON.
 //! - `prerouting` / `output` (nat, priority -100 — nft 1.0.6 rejects the name `dstnat` for
-//!   `hook output`) jump to the regular chain `ports`: one DNAT per published port (a port
-//!   change only flushes and refills `ports`, see [`Ruleset::ports_batch`]). `-p 8080:80` matches
-//!   `fib daddr type local tcp dport 8080` (any local address), `-p 127.0.0.1:8080:80`
-//!   matches `ip daddr 127.0.0.1 tcp dport 8080`.
+//!   `hook output`) jump to the regular chain `ports`, which holds two fixed rules:
+//!   `dnat ip to K map @published_addr : K map @published_port` with
+//!   `K = meta l4proto . ip daddr . th dport`, and `fib daddr type local dnat ip to
+//!   K' map @published_any_addr : K' map @published_any_port` with
+//!   `K' = meta l4proto . th dport`. A lookup miss ends the rule (no DNAT). `th dport`
+//!   needs no protocol match: the key starts with the protocol, and only tcp/udp keys exist.
 //! - `postrouting` (nat, priority 100), per bridge network:
 //!   - `ip saddr 127.0.0.0/8 oifname BR masquerade`: a DNATed connection from 127.0.0.1 would
 //!     otherwise leave with a loopback source, which the container cannot answer. Together
@@ -30,50 +37,25 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use nftables::batch::Batch;
 use nftables::expr::{
-    Expression, Fib, FibFlag, FibResult, Meta, MetaKey, NamedExpression, Payload, PayloadField,
-    Prefix, CT,
+    Expression, Fib, FibFlag, FibResult, Map, Meta, MetaKey, NamedExpression, Payload,
+    PayloadField, Prefix, CT,
 };
-use nftables::schema::{Chain, FlushObject, NfCmd, NfListObject, Nftables, Rule, Table};
-use nftables::stmt::{JumpTarget, Match, Operator, Statement, NAT};
-
-/// Regular chain holding one DNAT rule per published port (jumped to from prerouting/output).
-const PORTS_CHAIN: &str = "ports";
+use nftables::schema::{
+    Chain, Map as NfMap, NfListObject, Nftables, Rule, SetType, SetTypeValue, Table,
+};
+use nftables::stmt::{JumpTarget, Match, NATFamily, Operator, Statement, NAT};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
+use super::{PortKey, PortTarget, Ruleset, MAPS_ADDR, MAPS_ANY};
 use crate::error::{NetError, Result};
-use crate::model::Protocol;
 
-/// A bridge network as the firewall sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FwNetwork {
-    pub bridge: String,
-    pub subnet: Ipv4Net,
-    pub internal: bool,
-}
-
-/// One published port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FwPort {
-    /// 0.0.0.0 = any local address.
-    pub host_ip: Ipv4Addr,
-    pub host_port: u16,
-    pub proto: Protocol,
-    pub container_ip: Ipv4Addr,
-    pub container_port: u16,
-}
-
-/// The complete desired content of our table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ruleset {
-    pub table: String,
-    pub networks: Vec<FwNetwork>,
-    pub ports: Vec<FwPort>,
-}
+/// Regular chain holding the two DNAT rules that look up the port maps (jumped to from
+/// prerouting/output).
+const PORTS_CHAIN: &str = "ports";
 
 fn s(v: impl Into<String>) -> Expression<'static> {
     Expression::String(Cow::Owned(v.into()))
@@ -132,6 +114,16 @@ fn local_daddr() -> Statement<'static> {
     )
 }
 
+/// The key of a port in its maps: `proto . ip . port`, or `proto . port` for any address.
+fn map_key(k: &PortKey) -> Expression<'static> {
+    let mut key = vec![s(k.proto.as_str())];
+    if !k.host_ip.is_unspecified() {
+        key.push(s(k.host_ip.to_string()));
+    }
+    key.push(Expression::Number(u32::from(k.host_port)));
+    Expression::Named(NamedExpression::Concat(key))
+}
+
 impl Ruleset {
     fn table(&self) -> Table<'static> {
         Table {
@@ -170,52 +162,61 @@ impl Ruleset {
         })
     }
 
-    fn port_rules(&self, b: &mut Batch<'static>) {
-        for p in &self.ports {
-            let dst = if p.host_ip.is_unspecified() {
-                local_daddr()
+    /// The four port maps, with the current ports as their initial elements. (nft 1.0.6
+    /// cannot parse a concatenated map *value* such as `ipv4_addr . inet_service` in JSON
+    /// — it crashes — so the DNAT address and port come from two maps with the same key.)
+    fn maps(&self, b: &mut Batch<'static>) {
+        use SetType::{InetProto, InetService, Ipv4Addr};
+        for ((addr_map, port_map), any) in [(MAPS_ADDR, false), (MAPS_ANY, true)] {
+            let key = if any {
+                vec![InetProto, InetService]
             } else {
-                m(
-                    payload("ip", "daddr"),
-                    Operator::EQ,
-                    s(p.host_ip.to_string()),
-                )
+                vec![InetProto, Ipv4Addr, InetService]
             };
-            let stmts = vec![
-                dst,
-                m(
-                    payload(p.proto.as_str(), "dport"),
-                    Operator::EQ,
-                    Expression::Number(u32::from(p.host_port)),
-                ),
-                Statement::DNAT(Some(NAT {
-                    addr: Some(s(p.container_ip.to_string())),
-                    family: None,
-                    port: Some(Expression::Number(u32::from(p.container_port))),
-                    flags: None,
-                })),
-            ];
-            b.add(self.rule(PORTS_CHAIN, stmts));
+            let ports: Vec<(&PortKey, &PortTarget)> = self
+                .ports
+                .iter()
+                .filter(|(k, _)| k.host_ip.is_unspecified() == any)
+                .collect();
+            for (name, value) in [(addr_map, Ipv4Addr), (port_map, InetService)] {
+                let elem: Vec<Expression<'static>> = ports
+                    .iter()
+                    .map(|(k, t)| {
+                        let v = if value == Ipv4Addr {
+                            s(t.ip.to_string())
+                        } else {
+                            Expression::Number(u32::from(t.port))
+                        };
+                        Expression::List(vec![map_key(k), v])
+                    })
+                    .collect();
+                b.add(NfListObject::Map(Box::new(NfMap {
+                    family: NfFamily::IP,
+                    table: Cow::Owned(self.table.clone()),
+                    name: Cow::Borrowed(name),
+                    set_type: SetTypeValue::Concatenated(Cow::Owned(key.clone())),
+                    map: SetTypeValue::Single(value),
+                    elem: (!elem.is_empty()).then_some(Cow::Owned(elem)),
+                    ..NfMap::default()
+                })));
+            }
         }
     }
 
-    /// The small batch for a port change: `flush chain ports` + its rules. Only a regular
-    /// chain changes, so no hook is re-registered (re-registering base chains waits for
-    /// RCU grace periods: ~20 ms here versus ~5 ms for this batch).
-    pub fn ports_batch(&self) -> Nftables<'static> {
-        let mut b = Batch::new();
-        b.add_cmd(NfCmd::Flush(FlushObject::Chain(
-            self.regular_chain(PORTS_CHAIN),
-        )));
-        self.port_rules(&mut b);
-        b.to_nftables()
-    }
-
-    /// Append the DNAT rules of `self.ports` (no flush; see `ports_batch`).
-    pub fn ports_add_batch(&self) -> Nftables<'static> {
-        let mut b = Batch::new();
-        self.port_rules(&mut b);
-        b.to_nftables()
+    /// `dnat ip to KEY map @ADDR_MAP : KEY map @PORT_MAP`
+    fn dnat_map(key: Vec<Expression<'static>>, (addr, port): (&str, &str)) -> Statement<'static> {
+        let lookup = |map: &str| {
+            Expression::Named(NamedExpression::Map(Box::new(Map {
+                key: Expression::Named(NamedExpression::Concat(key.clone())),
+                data: s(format!("@{map}")),
+            })))
+        };
+        Statement::DNAT(Some(NAT {
+            addr: Some(lookup(addr)),
+            family: Some(NATFamily::IP),
+            port: Some(lookup(port)),
+            flags: None,
+        }))
     }
 
     fn regular_chain(&self, name: &'static str) -> Chain<'static> {
@@ -234,6 +235,7 @@ impl Ruleset {
         b.add(NfListObject::Table(self.table()));
         b.delete(NfListObject::Table(self.table()));
         b.add(NfListObject::Table(self.table()));
+        self.maps(&mut b);
         b.add(self.chain("prerouting", NfChainType::NAT, NfHook::Prerouting, -100));
         b.add(self.chain("output", NfChainType::NAT, NfHook::Output, -100));
         b.add(self.chain("postrouting", NfChainType::NAT, NfHook::Postrouting, 100));
@@ -246,7 +248,21 @@ impl Ruleset {
         };
         b.add(self.rule("prerouting", jump()));
         b.add(self.rule("output", jump()));
-        self.port_rules(&mut b);
+        let l4 = || meta(MetaKey::L4proto);
+        b.add(self.rule(
+            PORTS_CHAIN,
+            vec![Self::dnat_map(
+                vec![l4(), payload("ip", "daddr"), payload("th", "dport")],
+                MAPS_ADDR,
+            )],
+        ));
+        b.add(self.rule(
+            PORTS_CHAIN,
+            vec![
+                local_daddr(),
+                Self::dnat_map(vec![l4(), payload("th", "dport")], MAPS_ANY),
+            ],
+        ));
 
         for n in &self.networks {
             let loopback: Ipv4Net = "127.0.0.0/8".parse().expect("valid prefix");
@@ -354,10 +370,14 @@ pub async fn apply(batch: &Nftables<'_>) -> Result<()> {
 
 /// `nft` from the usual sbin locations (root's PATH may lack /usr/sbin under some runners).
 pub fn nft_program() -> &'static str {
+    nft_binary().unwrap_or("nft")
+}
+
+/// The installed `nft`, if any.
+pub(crate) fn nft_binary() -> Option<&'static str> {
     ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
-        .unwrap_or("nft")
 }
 
 /// `nft list table ip <table>` as text (for `berth explain` and debugging).
@@ -405,8 +425,21 @@ pub async fn list_ip_tables() -> Result<Vec<String>> {
 mod tests {
     use super::*;
 
+    use crate::firewall::FwNetwork;
+    use crate::model::Protocol;
+    use std::net::Ipv4Addr;
+
     #[test]
-    fn ruleset_json_has_dnat_masquerade_and_isolation() {
+    fn ruleset_json_has_port_maps_masquerade_and_isolation() {
+        let key = |ip: [u8; 4], port| PortKey {
+            proto: Protocol::Tcp,
+            host_ip: Ipv4Addr::from(ip),
+            host_port: port,
+        };
+        let to = PortTarget {
+            ip: "10.1.0.2".parse().unwrap(),
+            port: 80,
+        };
         let r = Ruleset {
             table: "bt".into(),
             networks: vec![
@@ -421,30 +454,35 @@ mod tests {
                     internal: true,
                 },
             ],
-            ports: vec![FwPort {
-                host_ip: Ipv4Addr::UNSPECIFIED,
-                host_port: 8080,
-                proto: Protocol::Tcp,
-                container_ip: "10.1.0.2".parse().unwrap(),
-                container_port: 80,
-            }],
+            ports: [
+                (key([0, 0, 0, 0], 8080), to),
+                (key([127, 0, 0, 1], 8081), to),
+            ]
+            .into(),
         };
         let j = serde_json::to_string(&r.to_nftables()).unwrap();
-        assert!(j.contains(r#""dnat":{"addr":"10.1.0.2","port":80}"#), "{j}");
+        // the rules that look up the maps, as `nft -j list table` prints them
+        assert!(
+            j.contains(r#"{"dnat":{"addr":{"map":{"key":{"concat":[{"meta":{"key":"l4proto"}},{"payload":{"protocol":"ip","field":"daddr"}},{"payload":{"protocol":"th","field":"dport"}}]},"data":"@published_addr"}},"family":"ip","port":{"map":{"key":{"concat":[{"meta":{"key":"l4proto"}},{"payload":{"protocol":"ip","field":"daddr"}},{"payload":{"protocol":"th","field":"dport"}}]},"data":"@published_port"}}}}"#),
+            "{j}"
+        );
+        assert!(j.contains(r#""data":"@published_any_addr""#), "{j}");
+        assert!(j.contains(r#""data":"@published_any_port""#), "{j}");
+        // the maps hold the ports
+        assert!(
+            j.contains(r#""elem":[[{"concat":["tcp",8080]},"10.1.0.2"]]"#),
+            "{j}"
+        );
+        assert!(
+            j.contains(r#""elem":[[{"concat":["tcp","127.0.0.1",8081]},80]]"#),
+            "{j}"
+        );
         assert!(
             j.contains(r#""fib":{"result":"type","flags":["daddr"]}"#),
             "{j}"
         );
         assert!(j.contains(r#""prio":-100"#));
         assert!(j.contains(r#""jump":{"target":"ports"}"#), "{j}");
-        let p = serde_json::to_string(&r.ports_batch()).unwrap();
-        assert!(
-            p.starts_with(
-                r#"{"nftables":[{"flush":{"chain":{"family":"ip","table":"bt","name":"ports"}}}"#
-            ),
-            "{p}"
-        );
-        assert!(p.contains(r#""dnat":{"addr":"10.1.0.2","port":80}"#), "{p}");
         // internal network: no outbound masquerade rule for 10.2.0.0/24 with oifname !=
         assert_eq!(j.matches(r#""op":"!=""#).count(), 1, "{j}");
         // the batch starts by deleting our table only

@@ -278,12 +278,22 @@ pub fn host_links_with_prefix(prefix: &str) -> Vec<String> {
         .collect()
 }
 
-/// Number of DNAT rules in our table (via `nft -j list table`).
-pub fn dnat_rules(table: &str) -> usize {
+/// Number of published ports in our table: elements of the port address maps
+/// `published_addr` and `published_any_addr` (via `nft -j list table`).
+pub fn port_elements(table: &str) -> usize {
     let out = std::process::Command::new(berth_net_nft())
         .args(["-j", "list", "table", "ip", table])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).replace(' ', "");
-    text.matches("\"dnat\":{").count()
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["nftables"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| o.get("map"))
+                .filter(|m| m["name"] == "published_addr" || m["name"] == "published_any_addr")
+                .map(|m| m["elem"].as_array().map_or(0, |e| e.len()))
+                .sum()
+        })
+        .unwrap_or(0)
 }
