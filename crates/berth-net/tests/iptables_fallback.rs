@@ -1,0 +1,132 @@
+//! Root tier: the iptables fallback (forced with `FirewallBackend::Iptables`, as
+//! `BERTH_FIREWALL=iptables` does) publishes ports with the same semantics as nftables —
+//! 127.0.0.1, any address through the bridge IP, hairpin — and leaves no chain or jump
+//! behind after teardown. On Debian 12 `iptables` is iptables-nft: the rules land in the
+//! kernel's nf_tables `ip nat`/`ip filter` tables, but berth's iptables code path (one
+//! `iptables-restore --noflush` batch into berth-owned chains) is what runs.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use berth_net::{AttachRequest, FirewallBackend, NetworkManager, PortBinding};
+use berth_testkit::netns::NetNs;
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iptables_fallback_publishes_and_cleans_up() {
+    if !berth_testkit::require_root("iptables_fallback_publishes_and_cleans_up") {
+        return;
+    }
+    if !std::path::Path::new("/usr/sbin/iptables-restore").exists()
+        && !std::path::Path::new("/sbin/iptables-restore").exists()
+    {
+        panic!("iptables-restore is required for this test (Debian package iptables)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(None);
+    // short, so the chains are `<table>-PORTS` etc. (iptables chain names: <= 28 bytes)
+    cfg.nft_table = berth_testkit::unique::name("bti");
+    cfg.firewall = FirewallBackend::Iptables;
+    let _cleanup = Cleanup(cfg.clone());
+    let m = NetworkManager::open(dir.path(), cfg.clone()).await.unwrap();
+    assert_eq!(m.firewall_backend(), "iptables");
+    let t = &cfg.nft_table;
+    let lines = iptables_lines_of(t);
+    for want in [
+        format!("-A PREROUTING -j {t}-PORTS"),
+        format!("-A OUTPUT -j {t}-PORTS"),
+        format!("-A POSTROUTING -j {t}-POST"),
+        format!("-A FORWARD -j {t}-FWD"),
+    ] {
+        assert!(lines.contains(&want), "{want} not in {lines:#?}");
+    }
+    assert!(
+        !berth_net::list_ip_tables().await.unwrap().contains(t),
+        "no nft table of ours with the iptables backend"
+    );
+
+    let a = NetNs::new("bia").unwrap();
+    let lo_port = berth_testkit::unique::free_port();
+    let any_port = berth_testkit::unique::free_port();
+    let ep = m
+        .attach(AttachRequest {
+            container_id: "a".repeat(64),
+            container_name: "alpha".into(),
+            netns: a.path(),
+            network: "bridge".into(),
+            ports: vec![
+                PortBinding::parse(&format!("127.0.0.1:{lo_port}:80")).unwrap(),
+                PortBinding::parse(&format!("{any_port}:80")).unwrap(),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (_httpd, _www) = httpd(&a, "hello over iptables");
+    for (addr, what) in [
+        (
+            SocketAddr::from((Ipv4Addr::LOCALHOST, lo_port)),
+            "127.0.0.1",
+        ),
+        (SocketAddr::from((ep.gateway, any_port)), "bridge IP"),
+        (
+            SocketAddr::from((Ipv4Addr::LOCALHOST, any_port)),
+            "any via lo",
+        ),
+    ] {
+        assert!(
+            host_get(addr)
+                .unwrap_or_else(|e| panic!("{what}: {e}"))
+                .contains("hello over iptables"),
+            "{what}"
+        );
+    }
+    assert!(
+        ns_get_ok(&a, &ep.gateway.to_string(), any_port, "hello over iptables"),
+        "hairpin"
+    );
+    // a second request for the port is refused, with Docker's wording
+    let b = NetNs::new("bib").unwrap();
+    let e = m
+        .attach(AttachRequest {
+            container_id: "b".repeat(64),
+            container_name: "bravo".into(),
+            netns: b.path(),
+            network: "bridge".into(),
+            ports: vec![PortBinding::parse(&format!("127.0.0.1:{lo_port}:80")).unwrap()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("port is already allocated"), "{e}");
+
+    // explain's view
+    let pr = m.published_port_rules(&"a".repeat(64)).await.unwrap();
+    let lo = pr.iter().find(|p| p.port.host_port == lo_port).unwrap();
+    let dnat = format!(
+        "{t}-PORTS: -A {t}-PORTS -d 127.0.0.1/32 -p tcp -m tcp --dport {lo_port} -j DNAT --to-destination {}:80",
+        ep.ip
+    );
+    assert!(lo.rules.contains(&dnat), "{:?}", lo.rules);
+    assert!(
+        lo.rules
+            .iter()
+            .any(|r| r.contains("-s 127.0.0.0/8") && r.ends_with("MASQUERADE")),
+        "{:?}",
+        lo.rules
+    );
+
+    // release: the DNAT rules go, the chains stay
+    m.release_container(&"a".repeat(64)).await.unwrap();
+    m.settle().await;
+    let lines = iptables_lines_of(t);
+    assert!(
+        !lines.iter().any(|l| l.contains("-j DNAT")),
+        "DNAT left after release: {lines:#?}"
+    );
+
+    m.teardown_all().await.unwrap();
+    let left = iptables_lines_of(t);
+    assert!(left.is_empty(), "iptables rules left: {left:#?}");
+}
