@@ -3,9 +3,10 @@
 //! On a bridge network the container has its own network namespace holding one end of a
 //! *veth pair* (a virtual cable), named `eth0` inside; the other end lives in the host's
 //! namespace and is a port of the network's Linux bridge, whose address is the
-//! container's gateway. A published port is a DNAT rule in berth's nftables table: packets
-//! for `host_ip:host_port` get their destination rewritten to `container_ip:port`. Names
-//! resolve through the DNS server written in the container's `/etc/resolv.conf`.
+//! container's gateway. A published port is an entry in the port maps of berth's nftables
+//! table, looked up by a DNAT rule: packets for `host_ip:host_port` get their destination
+//! rewritten to `container_ip:port`. Names resolve through the DNS server written in the
+//! container's `/etc/resolv.conf`.
 
 use super::namespaces::NamespaceFacts;
 use super::ExplainError;
@@ -58,7 +59,9 @@ pub struct PortFacts {
     pub container_port: u16,
     /// `tcp` or `udp`.
     pub proto: String,
-    /// The nft rules that implement it, `chain: rule` as `nft list table` prints them.
+    /// The firewall lines that implement it, `chain: rule` as `nft list table` prints them
+    /// (and `map NAME: element` for its entries in the port maps), or `chain: rule` as
+    /// `iptables-save` prints them with the iptables fallback.
     pub rules: Vec<String>,
 }
 
@@ -82,12 +85,10 @@ pub(crate) async fn collect(
     };
     facts.nft_table = mgr.config().nft_table.clone();
     let endpoints = mgr.container_endpoints(&rec.id);
-    let table = if endpoints.iter().any(|e| !e.ports.is_empty()) {
-        mgr.firewall_rules().await.unwrap_or_default()
-    } else {
-        String::new()
-    };
-    let rules = parse_nft_table(&table);
+    // The exact firewall lines behind each published port, as berth-net reads them back
+    // from `nft list table` (jump, 127/8 masquerade, the DNAT rule that looks up the port
+    // maps, the map elements) or from `iptables-save` with the iptables fallback.
+    let port_rules = mgr.published_port_rules(&rec.id).await.unwrap_or_default();
     for ep in endpoints {
         let bridge = mgr
             .network(&ep.network_id)
@@ -101,15 +102,11 @@ pub(crate) async fn collect(
                 host_port: p.host_port,
                 container_ip: ep.ip.to_string(),
                 container_port: p.container_port,
-                rules: port_rules(
-                    &rules,
-                    &p.host_ip.to_string(),
-                    p.host_port,
-                    &ep.ip.to_string(),
-                    p.container_port,
-                    &proto,
-                    &bridge,
-                ),
+                rules: port_rules
+                    .iter()
+                    .find(|r| r.port == *p && r.container_ip == ep.ip)
+                    .map(|r| r.rules.clone())
+                    .unwrap_or_default(),
                 proto,
             });
         }
@@ -140,113 +137,9 @@ fn nameservers(resolv: &str) -> Vec<String> {
         .collect()
 }
 
-/// `(chain, rule)` for every rule line of an `nft list table` text.
-pub fn parse_nft_table(text: &str) -> Vec<(String, String)> {
-    let mut chain = String::new();
-    let mut out = Vec::new();
-    for l in text.lines() {
-        let l = l.trim();
-        if let Some(rest) = l.strip_prefix("chain ") {
-            chain = rest.trim_end_matches('{').trim().to_string();
-        } else if l == "}" || l.is_empty() || l.starts_with("type ") || l.starts_with("table ") {
-            continue;
-        } else if !chain.is_empty() {
-            out.push((chain.clone(), l.to_string()));
-        }
-    }
-    out
-}
-
-/// The rules behind one published port: the DNAT rule, the jumps that lead to its chain,
-/// and (for a loopback host address) the masquerade that lets 127.0.0.1 reach the bridge.
-fn port_rules(
-    rules: &[(String, String)],
-    host_ip: &str,
-    host_port: u16,
-    ip: &str,
-    port: u16,
-    proto: &str,
-    bridge: &str,
-) -> Vec<String> {
-    let dnat = format!("dnat to {ip}:{port}");
-    let dport = format!("{proto} dport {host_port} ");
-    let mut out = Vec::new();
-    let mut chains = Vec::new();
-    for (c, r) in rules {
-        let addr_ok = host_ip == "0.0.0.0" || r.contains(&format!("daddr {host_ip} "));
-        if r.contains(&dnat) && r.contains(&dport) && addr_ok {
-            out.push(format!("{c}: {r}"));
-            chains.push(c.clone());
-        }
-    }
-    if out.is_empty() {
-        return out;
-    }
-    let mut jumps = Vec::new();
-    for (c, r) in rules {
-        if chains.iter().any(|t| r == &format!("jump {t}")) {
-            jumps.push(format!("{c}: {r}"));
-        }
-        let loopback = host_ip.starts_with("127.") || host_ip == "0.0.0.0";
-        if loopback
-            && !bridge.is_empty()
-            && r.contains("127.0.0.0/8")
-            && r.contains(&format!("\"{bridge}\""))
-            && r.contains("masquerade")
-        {
-            jumps.push(format!("{c}: {r}"));
-        }
-    }
-    jumps.extend(out);
-    jumps
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const TABLE: &str = r#"table ip berth {
-	chain prerouting {
-		type nat hook prerouting priority dstnat; policy accept;
-		jump ports
-	}
-
-	chain postrouting {
-		type nat hook postrouting priority srcnat; policy accept;
-		ip saddr 127.0.0.0/8 oifname "berth0" masquerade
-		ip saddr 172.17.0.0/16 oifname != "berth0" masquerade
-	}
-
-	chain ports {
-		ip daddr 127.0.0.1 tcp dport 18777 dnat to 172.17.0.2:80
-		ip daddr 127.0.0.1 tcp dport 18778 dnat to 172.17.0.3:80
-	}
-}
-"#;
-
-    #[test]
-    fn rules_of_a_port() {
-        let rules = parse_nft_table(TABLE);
-        assert_eq!(rules[0], ("prerouting".into(), "jump ports".into()));
-        let r = port_rules(
-            &rules,
-            "127.0.0.1",
-            18777,
-            "172.17.0.2",
-            80,
-            "tcp",
-            "berth0",
-        );
-        assert_eq!(
-            r,
-            vec![
-                "prerouting: jump ports",
-                "postrouting: ip saddr 127.0.0.0/8 oifname \"berth0\" masquerade",
-                "ports: ip daddr 127.0.0.1 tcp dport 18777 dnat to 172.17.0.2:80",
-            ]
-        );
-        assert!(port_rules(&rules, "127.0.0.1", 1, "172.17.0.2", 80, "tcp", "berth0").is_empty());
-    }
 
     #[test]
     fn resolv() {
