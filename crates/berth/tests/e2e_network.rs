@@ -71,6 +71,12 @@ fn nft_table(table: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
+/// Whether `nft list table` text holds a published host port: an element of berth's port
+/// maps, `tcp . 127.0.0.1 . PORT : ...` or `tcp . PORT : ...`.
+fn publishes(table_text: &str, port: u16) -> bool {
+    table_text.contains(&format!(" . {port} : "))
+}
+
 /// With every container removed: no veth of ours, no port on our bridge, no published
 /// port in our nft table, no lease in the state file, no user bridge of ours.
 fn assert_clean(d: &Daemon, o: &Owned, host_ports: &[u16]) {
@@ -86,9 +92,7 @@ fn assert_clean(d: &Daemon, o: &Owned, host_ports: &[u16]) {
     assert!(
         eventually(Duration::from_secs(10), || {
             let t = nft_table(&o.nft_table).unwrap_or_default();
-            host_ports
-                .iter()
-                .all(|p| !t.contains(&format!("dport {p} ")))
+            host_ports.iter().all(|p| !publishes(&t, *p))
         }),
         "published ports remain in table {}:\n{t}",
         o.nft_table
@@ -237,6 +241,12 @@ fn publish_suite(c: Cli) {
     ok(&d, &r);
     // 127.0.0.1:<port> → the container's port 80.
     fetch(SocketAddr::from(([127, 0, 0, 1], port)), &page).unwrap();
+    // ... through an element of the port maps (which `assert_clean` then finds gone)
+    assert!(
+        publishes(&nft_table(&o.nft_table).unwrap_or_default(), port),
+        "port {port} not in table {}",
+        o.nft_table
+    );
     // The bridge IP, port 80.
     let ip = ip_of(&d, c, "web");
     fetch(SocketAddr::from((ip, 80)), &page).unwrap();
