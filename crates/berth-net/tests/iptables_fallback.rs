@@ -1,7 +1,8 @@
 //! Root tier: the iptables fallback (forced with `FirewallBackend::Iptables`, as
-//! `BERTH_FIREWALL=iptables` does) publishes ports with the same semantics as nftables —
-//! 127.0.0.1, any address through the bridge IP, hairpin — and leaves no chain or jump
-//! behind after teardown. On Debian 12 `iptables` is iptables-nft: the rules land in the
+//! `BERTH_FIREWALL=iptables` does) hooks its chains into the built-in ones, publishes ports
+//! with the same semantics as nftables — 127.0.0.1, any address through the bridge IP,
+//! hairpin — and leaves no chain or jump behind after teardown. (publish_and_dns.rs and
+//! restore.rs also run their suites against this backend.) On Debian 12 `iptables` is iptables-nft: the rules land in the
 //! kernel's nf_tables `ip nat`/`ip filter` tables, but berth's iptables code path (one
 //! `iptables-restore --noflush` batch into berth-owned chains) is what runs.
 
@@ -24,10 +25,7 @@ async fn iptables_fallback_publishes_and_cleans_up() {
         panic!("iptables-restore is required for this test (Debian package iptables)");
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(None);
-    // short, so the chains are `<table>-PORTS` etc. (iptables chain names: <= 28 bytes)
-    cfg.nft_table = berth_testkit::unique::name("bti");
-    cfg.firewall = FirewallBackend::Iptables;
+    let cfg = config_with(None, FirewallBackend::Iptables);
     let _cleanup = Cleanup(cfg.clone());
     let m = NetworkManager::open(dir.path(), cfg.clone()).await.unwrap();
     assert_eq!(m.firewall_backend(), "iptables");

@@ -1,22 +1,34 @@
 //! Root tier: two "containers" (namespaces) on a user network — container-to-container
 //! HTTP, DNS by name and alias, forwarding to an upstream, publishing on 127.0.0.1, on all
-//! addresses, `-P`, hairpin, port conflicts; then teardown leaves nothing behind.
+//! addresses, `-P`, hairpin, port conflicts; then teardown leaves nothing behind. The
+//! publishing tests run against both firewall backends (nftables, and the iptables
+//! fallback — on Debian 12 iptables-nft, but berth's iptables code path all the same).
 
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
-use berth_net::{AttachRequest, NetError, NetworkCreate, PortBinding};
+use berth_net::{AttachRequest, FirewallBackend, NetError, NetworkCreate, PortBinding};
 use berth_testkit::netns::NetNs;
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_talk_resolve_and_publish() {
-    if !berth_testkit::require_root("containers_talk_resolve_and_publish") {
-        return;
+    if berth_testkit::require_root("containers_talk_resolve_and_publish") {
+        talk_resolve_and_publish(FirewallBackend::Nftables).await
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_talk_resolve_and_publish_iptables() {
+    if berth_testkit::require_root("containers_talk_resolve_and_publish_iptables") {
+        talk_resolve_and_publish(FirewallBackend::Iptables).await
+    }
+}
+
+async fn talk_resolve_and_publish(backend: FirewallBackend) {
     let upstream = fake_upstream();
-    let (m, _dir, _cleanup) = open(Some(upstream)).await;
+    let (m, _dir, _cleanup) = open_with(Some(upstream), backend).await;
     let cfg = m.config().clone();
     m.create_network(NetworkCreate {
         name: "web".into(),
@@ -179,35 +191,42 @@ async fn containers_talk_resolve_and_publish() {
     );
 
     let rules = m.firewall_rules().await.unwrap();
-    assert!(
-        rules.contains(&format!("tcp . 127.0.0.1 . {lo_port} : {}", ea.ip)),
-        "{rules}"
-    );
-    assert!(rules.contains("map @published_any"), "{rules}");
-    // explain's view: the exact lines behind each port
+    // explain's view: the exact lines behind each port, all in the listing
     let pr = m.published_port_rules(&"a".repeat(64)).await.unwrap();
     assert_eq!(pr.len(), 3);
     let lo = pr.iter().find(|p| p.port.host_port == lo_port).unwrap();
-    for want in [
-        format!(
-            "map published_addr: tcp . 127.0.0.1 . {lo_port} : {}",
-            ea.ip
+    let (wants, dnat_rule) = match backend {
+        FirewallBackend::Iptables => (
+            vec![format!(
+                "{t}-PORTS: -A {t}-PORTS -d 127.0.0.1/32 -p tcp -m tcp --dport {lo_port} -j DNAT --to-destination {}:80",
+                ea.ip,
+                t = cfg.nft_table
+            )],
+            "-j DNAT",
         ),
-        format!("map published_port: tcp . 127.0.0.1 . {lo_port} : 80"),
-    ] {
+        _ => (
+            vec![
+                format!(
+                    "map published_addr: tcp . 127.0.0.1 . {lo_port} : {}",
+                    ea.ip
+                ),
+                format!("map published_port: tcp . 127.0.0.1 . {lo_port} : 80"),
+            ],
+            "map @published_port",
+        ),
+    };
+    for want in wants {
         assert!(lo.rules.contains(&want), "{want} not in {:?}", lo.rules);
     }
     assert!(
-        lo.rules
-            .iter()
-            .any(|r| r.starts_with("ports: dnat") && r.ends_with("map @published_port")),
+        lo.rules.iter().any(|r| r.contains(dnat_rule)),
         "{:?}",
         lo.rules
     );
     assert!(
         lo.rules
             .iter()
-            .any(|r| r.contains("127.0.0.0/8") && r.ends_with("masquerade")),
+            .any(|r| r.contains("127.0.0.0/8") && r.to_lowercase().ends_with("masquerade")),
         "{:?}",
         lo.rules
     );
@@ -218,15 +237,11 @@ async fn containers_talk_resolve_and_publish() {
             "{r} not in {rules}"
         );
     }
-    assert_eq!(
-        port_elements(&cfg.nft_table),
-        3,
-        "one map element per published port"
-    );
+    assert_eq!(published_ports(&cfg), 3, "one entry per published port");
     // release a: its published port is free again and its name gone from DNS
     m.release_container(&"a".repeat(64)).await.unwrap();
     m.settle().await;
-    assert_eq!(port_elements(&cfg.nft_table), 0, "map elements removed");
+    assert_eq!(published_ports(&cfg), 0, "published ports removed");
     assert!(
         std::net::TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, lo_port)).is_ok(),
         "port released"
@@ -251,13 +266,7 @@ async fn containers_talk_resolve_and_publish() {
         !host_links_with_prefix(&cfg.default_bridge).contains(&cfg.default_bridge),
         "default bridge left"
     );
-    assert!(
-        !berth_net::list_ip_tables()
-            .await
-            .unwrap()
-            .contains(&cfg.nft_table),
-        "nft table left"
-    );
+    assert!(!rules_left(&cfg).await, "firewall rules left");
     assert!(
         m.network_endpoints("web").unwrap().is_empty(),
         "leases left"
@@ -266,10 +275,20 @@ async fn containers_talk_resolve_and_publish() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_publish_on_loopback() {
-    if !berth_testkit::require_root("udp_publish_on_loopback") {
-        return;
+    if berth_testkit::require_root("udp_publish_on_loopback") {
+        udp_publish(FirewallBackend::Nftables).await
     }
-    let (m, _dir, _cleanup) = open(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_publish_on_loopback_iptables() {
+    if berth_testkit::require_root("udp_publish_on_loopback_iptables") {
+        udp_publish(FirewallBackend::Iptables).await
+    }
+}
+
+async fn udp_publish(backend: FirewallBackend) {
+    let (m, _dir, _cleanup) = open_with(None, backend).await;
     let a = NetNs::new("bnu").unwrap();
     let port = berth_testkit::unique::free_port();
     let ep = m

@@ -4,17 +4,29 @@ mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use berth_net::{AttachRequest, NetworkCreate, NetworkManager, PortBinding, RunningContainer};
+use berth_net::{
+    AttachRequest, FirewallBackend, NetworkCreate, NetworkManager, PortBinding, RunningContainer,
+};
 use berth_testkit::netns::NetNs;
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_keeps_live_and_drops_stale() {
-    if !berth_testkit::require_root("restore_keeps_live_and_drops_stale") {
-        return;
+    if berth_testkit::require_root("restore_keeps_live_and_drops_stale") {
+        keeps_live_and_drops_stale(FirewallBackend::Nftables).await
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_keeps_live_and_drops_stale_iptables() {
+    if berth_testkit::require_root("restore_keeps_live_and_drops_stale_iptables") {
+        keeps_live_and_drops_stale(FirewallBackend::Iptables).await
+    }
+}
+
+async fn keeps_live_and_drops_stale(backend: FirewallBackend) {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(Some(fake_upstream()));
+    let cfg = config_with(Some(fake_upstream()), backend);
     let _cleanup = Cleanup(cfg.clone());
     let m1 = NetworkManager::open(dir.path(), cfg.clone()).await.unwrap();
     m1.create_network(NetworkCreate {
@@ -122,7 +134,7 @@ async fn restore_keeps_live_and_drops_stale() {
     );
     // the port taken meanwhile is not DNATed (its owner keeps its connections)
     assert_eq!(m2.container_endpoints(&"a".repeat(64))[0].ports.len(), 1);
-    assert_eq!(port_elements(&cfg.nft_table), 1);
+    assert_eq!(published_ports(&cfg), 1);
     let c = std::net::TcpStream::connect(("127.0.0.1", port2)).unwrap();
     let (_, peer) = foreign.accept().unwrap();
     assert_eq!(
@@ -133,8 +145,5 @@ async fn restore_keeps_live_and_drops_stale() {
 
     m2.teardown_all().await.unwrap();
     assert!(host_links_with_prefix(&cfg.veth_prefix).is_empty());
-    assert!(!berth_net::list_ip_tables()
-        .await
-        .unwrap()
-        .contains(&cfg.nft_table));
+    assert!(!rules_left(&cfg).await, "firewall rules left");
 }

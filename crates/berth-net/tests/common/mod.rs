@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use berth_net::{NetConfig, NetworkManager};
+use berth_net::{FirewallBackend, NetConfig, NetworkManager};
 use berth_testkit::netns::{NetNs, Proc};
 use ipnet::Ipv4Net;
 
@@ -40,6 +40,11 @@ pub fn unique_subnet() -> Ipv4Net {
 
 /// An instance config with unique kernel names; the user-network pool holds fresh /24s.
 pub fn config(upstream: Option<SocketAddr>) -> NetConfig {
+    config_with(upstream, FirewallBackend::Nftables)
+}
+
+/// [`config`] with the given firewall backend (the conformance tests run with both).
+pub fn config_with(upstream: Option<SocketAddr>, firewall: FirewallBackend) -> NetConfig {
     let tag = berth_testkit::unique::name("");
     let short: String = tag
         .chars()
@@ -54,9 +59,11 @@ pub fn config(upstream: Option<SocketAddr>) -> NetConfig {
         default_subnet: Some(unique_subnet()),
         user_bridge_prefix: format!("bu{short}x"),
         veth_prefix: format!("bv{short}x"),
-        nft_table: format!("berth_test_{tag}"),
+        // short: with iptables the chains are `<table>-PORTS` etc. (<= 28 bytes)
+        nft_table: format!("bt_{tag}"),
         address_pool: (0..4).map(|_| unique_subnet()).collect(),
         dns_upstreams: Some(upstream.into_iter().collect()),
+        firewall,
         ..NetConfig::default()
     }
 }
@@ -173,8 +180,16 @@ fn berth_net_nft() -> &'static str {
 /// A manager in a fresh temp dir, plus the guard that cleans up after it (keep both alive;
 /// declare the guard before namespaces so it drops after them).
 pub async fn open(upstream: Option<SocketAddr>) -> (NetworkManager, tempfile::TempDir, Cleanup) {
+    open_with(upstream, FirewallBackend::Nftables).await
+}
+
+/// [`open`] with the given firewall backend.
+pub async fn open_with(
+    upstream: Option<SocketAddr>,
+    firewall: FirewallBackend,
+) -> (NetworkManager, tempfile::TempDir, Cleanup) {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(upstream);
+    let cfg = config_with(upstream, firewall);
     let guard = Cleanup(cfg.clone());
     let m = NetworkManager::open(dir.path(), cfg)
         .await
@@ -350,6 +365,28 @@ pub fn host_links_with_prefix(prefix: &str) -> Vec<String> {
         .map(|n| n.split('@').next().unwrap_or(n).to_string())
         .filter(|n| n.starts_with(prefix))
         .collect()
+}
+
+/// Number of published ports installed for the instance: elements of the nftables port
+/// address maps, or DNAT rules in our iptables port chain.
+pub fn published_ports(cfg: &NetConfig) -> usize {
+    match cfg.firewall {
+        FirewallBackend::Iptables => iptables_lines_of(&cfg.nft_table)
+            .iter()
+            .filter(|l| l.contains(" -j DNAT "))
+            .count(),
+        _ => port_elements(&cfg.nft_table),
+    }
+}
+
+/// Whether any firewall rule of the instance is left in the kernel: our nft table, or any
+/// line of `iptables-save` mentioning our chains.
+pub async fn rules_left(cfg: &NetConfig) -> bool {
+    berth_net::list_ip_tables()
+        .await
+        .unwrap()
+        .contains(&cfg.nft_table)
+        || !iptables_lines_of(&cfg.nft_table).is_empty()
 }
 
 /// Number of published ports in our table: elements of the port address maps
