@@ -2,7 +2,9 @@
 //! "What it must show"): published ports on 127.0.0.1, the bridge IP, `-P`, `port`, user
 //! networks with DNS by name, isolation between networks, `--network none`, the network
 //! verbs, a used host port refused, NetworkSettings in inspect — and nothing of this
-//! daemon's (veths, bridges, nft rules, leases) left behind afterwards.
+//! daemon's (veths, bridges, nft rules, leases) left behind afterwards. With
+//! `BERTH_FIREWALL=iptables` in the environment the daemon uses the iptables fallback and
+//! the same tests check its chains instead.
 //!
 //! All traffic goes to 127.0.0.1 or to the test's own containers.
 
@@ -71,10 +73,31 @@ fn nft_table(table: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
-/// Whether `nft list table` text holds a published host port: an element of berth's port
-/// maps, `tcp . 127.0.0.1 . PORT : ...` or `tcp . PORT : ...`.
-fn publishes(table_text: &str, port: u16) -> bool {
-    table_text.contains(&format!(" . {port} : "))
+/// `iptables-save` lines of this daemon's chains (`<nft table>-PORTS` etc.), present when
+/// it runs with the iptables fallback (`BERTH_FIREWALL=iptables`).
+fn iptables_lines(table: &str) -> Vec<String> {
+    let out = std::process::Command::new("iptables-save")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let ours = format!("{table}-");
+    out.lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .any(|w| w.trim_start_matches(':').starts_with(&ours))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether the daemon's firewall publishes a host port: an element of berth's nft port
+/// maps (`tcp . 127.0.0.1 . PORT : ...` or `tcp . PORT : ...`), or a DNAT rule in its
+/// iptables port chain.
+fn publishes(o: &Owned, port: u16) -> bool {
+    nft_table(&o.nft_table).is_some_and(|t| t.contains(&format!(" . {port} : ")))
+        || iptables_lines(&o.nft_table)
+            .iter()
+            .any(|l| l.contains(&format!("--dport {port} ")) && l.contains("-j DNAT"))
 }
 
 /// With every container removed: no veth of ours, no port on our bridge, no published
@@ -90,10 +113,9 @@ fn assert_clean(d: &Daemon, o: &Owned, host_ports: &[u16]) {
     );
     let t = nft_table(&o.nft_table).unwrap_or_default();
     assert!(
-        eventually(Duration::from_secs(10), || {
-            let t = nft_table(&o.nft_table).unwrap_or_default();
-            host_ports.iter().all(|p| !publishes(&t, *p))
-        }),
+        eventually(Duration::from_secs(10), || host_ports
+            .iter()
+            .all(|p| !publishes(o, *p))),
         "published ports remain in table {}:\n{t}",
         o.nft_table
     );
@@ -242,11 +264,7 @@ fn publish_suite(c: Cli) {
     // 127.0.0.1:<port> → the container's port 80.
     fetch(SocketAddr::from(([127, 0, 0, 1], port)), &page).unwrap();
     // ... through an element of the port maps (which `assert_clean` then finds gone)
-    assert!(
-        publishes(&nft_table(&o.nft_table).unwrap_or_default(), port),
-        "port {port} not in table {}",
-        o.nft_table
-    );
+    assert!(publishes(&o, port), "port {port} not in the firewall rules");
     // The bridge IP, port 80.
     let ip = ip_of(&d, c, "web");
     fetch(SocketAddr::from((ip, 80)), &page).unwrap();
@@ -422,6 +440,8 @@ fn publish_suite(c: Cli) {
         "nft table {} left",
         o.nft_table
     );
+    let left = iptables_lines(&o.nft_table);
+    assert!(left.is_empty(), "iptables rules left: {left:?}");
 }
 
 #[test]
