@@ -128,3 +128,18 @@ async fn iptables_fallback_publishes_and_cleans_up() {
     let left = iptables_lines_of(t);
     assert!(left.is_empty(), "iptables rules left: {left:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_picks_nftables_when_nft_and_nf_tables_are_there() {
+    if !berth_testkit::require_root("auto_picks_nftables_when_nft_and_nf_tables_are_there") {
+        return;
+    }
+    let expected = match std::env::var("BERTH_FIREWALL").as_deref() {
+        Ok("iptables") => "iptables",
+        _ => "nftables", // nft is installed here and the kernel has nf_tables
+    };
+    let (m, _dir, _cleanup) = open_with(None, FirewallBackend::Auto).await;
+    assert_eq!(m.firewall_backend(), expected);
+    m.teardown_all().await.unwrap();
+    assert!(!rules_left(m.config()).await, "rules left");
+}
