@@ -46,6 +46,8 @@ pub async fn open_state(args: &DaemonArgs) -> Result<AppState, berth_engine::Eng
         insecure_registries: args.insecure_registries.clone(),
         cgroup_parent: args.cgroup_parent.clone(),
         init_binary: args.init_path.clone(),
+        // BERTH_NO_SHIM_ZYGOTE=1 exec's every shim (to compare, or to debug a shim).
+        shim_zygote: std::env::var_os("BERTH_NO_SHIM_ZYGOTE").is_none(),
         ..Default::default()
     };
     if args.bridge == "none" {

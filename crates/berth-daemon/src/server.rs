@@ -141,10 +141,13 @@ pub async fn serve(listener: UnixListener, state: AppState) -> std::io::Result<(
             std::future::pending::<()>().await;
         }
     };
-    tokio::select! {
+    let r = tokio::select! {
         r = server => r,
         _ = grace => Ok(()),
-    }
+    };
+    // Removed `--rm` containers whose files are still being deleted.
+    engine.settle().await;
+    r
 }
 
 /// How long open connections may take to finish after SIGTERM.

@@ -30,6 +30,9 @@ pub struct EngineConfig {
     pub net: Option<berth_net::NetConfig>,
     /// Seconds `stop` waits after the stop signal before SIGKILL when the container sets none.
     pub default_stop_timeout: u64,
+    /// Fork shims from a long-lived zygote process instead of exec'ing each (the daemon
+    /// turns it on; off by default so a library user's test binary is never run as a shim).
+    pub shim_zygote: bool,
 }
 
 impl Default for EngineConfig {
@@ -45,6 +48,7 @@ impl Default for EngineConfig {
             default_stop_timeout: 10,
             init_binary: None,
             net: Some(berth_net::NetConfig::default()),
+            shim_zygote: false,
         }
     }
 }

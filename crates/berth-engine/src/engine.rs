@@ -39,8 +39,12 @@ pub(crate) struct Inner {
     pub volumes_lock: tokio::sync::Mutex<()>,
     /// Background tasks (monitors, restarts), aborted by [`Engine::shutdown`].
     pub tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// File and cgroup cleanups of removed containers, finished by [`Engine::settle`].
+    pub cleanups: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// `None` when networking is off (or could not be set up: see the log).
     pub net: Option<berth_net::NetworkManager>,
+    /// Forks shims (see [`crate::zygote`]); `None` when the config turns it off.
+    pub zygote: Option<crate::zygote::Zygote>,
 }
 
 /// In-memory index of containers: by id, and name (with `/`) → id.
@@ -171,9 +175,16 @@ impl Engine {
             }
             None => None,
         };
+        let zygote = config.shim_zygote.then(|| {
+            crate::zygote::Zygote::start(
+                crate::shim_client::shim_program(&config.berth_binary),
+                &config.exec_root,
+            )
+        });
         let engine = Engine {
             inner: Arc::new(Inner {
                 net,
+                zygote,
                 config,
                 containers: RwLock::new(ContainerTable::default()),
                 events: EventBus::new(),
@@ -182,6 +193,7 @@ impl Engine {
                 execs: Mutex::new(HashMap::new()),
                 volumes_lock: tokio::sync::Mutex::new(()),
                 tasks: Mutex::new(Vec::new()),
+                cleanups: Mutex::new(Vec::new()),
             }),
         };
         engine.reconcile().await;
@@ -217,6 +229,33 @@ impl Engine {
     }
 
     /// Run a background task that ends with the engine's shutdown.
+    /// Run a blocking cleanup off the request path; [`Engine::settle`] waits for it.
+    pub(crate) fn spawn_cleanup(&self, f: impl FnOnce() + Send + 'static) {
+        let h = tokio::task::spawn_blocking(f);
+        let mut c = self
+            .inner
+            .cleanups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        c.retain(|t| !t.is_finished());
+        c.push(h);
+    }
+
+    /// Wait for the background cleanups of removed containers (before the daemon exits, and
+    /// in tests that look at the disk right after a `--rm` container is gone).
+    pub async fn settle(&self) {
+        let pending = std::mem::take(
+            &mut *self
+                .inner
+                .cleanups
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        for h in pending {
+            let _ = h.await;
+        }
+    }
+
     pub(crate) fn spawn_task(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
         let h = tokio::spawn(fut);
         let mut tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
@@ -255,11 +294,18 @@ impl Engine {
     }
 
     /// Write the record atomically.
+    /// Write the container's record: durably (fsync'd), except for a `--rm` container, whose
+    /// fate after a crash is removal whatever the record says (one fsync less per `run --rm`).
     pub(crate) fn save(&self, c: &Container) -> Result<()> {
         let rec = c.snapshot();
-        let dir = self.container_dir(&rec.id);
-        crate::store::write_json(&dir.join("config.json"), &rec)
-            .map_err(|e| EngineError::io(format!("save container {}", rec.short_id()), e))
+        let path = self.container_dir(&rec.id).join("config.json");
+        let data = serde_json::to_vec(&rec).map_err(|e| EngineError::internal(e.to_string()))?;
+        if rec.config.host.auto_remove {
+            crate::store::write_volatile(&path, &data)
+        } else {
+            crate::store::write_atomic(&path, &data)
+        }
+        .map_err(|e| EngineError::io(format!("save container {}", rec.short_id()), e))
     }
 
     pub(crate) fn all_containers(&self) -> Vec<Arc<Container>> {

@@ -95,6 +95,7 @@ pub mod store;
 pub mod system;
 mod top;
 pub mod volumes;
+mod zygote;
 
 pub use attach::{AttachIo, AttachStream};
 pub use config::EngineConfig;

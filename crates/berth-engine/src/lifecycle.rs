@@ -172,6 +172,20 @@ impl Engine {
 
     /// Remove a container (`Conflict` while running unless `force`).
     pub async fn remove_container(&self, name: &str, opts: RemoveOptions) -> Result<()> {
+        self.remove_inner(name, opts, false).await
+    }
+
+    /// Remove a `--rm` container after its exit: its files go in the background, so `run --rm`
+    /// returns as soon as the container is gone from the table.
+    pub(crate) async fn auto_remove(&self, name: &str) -> Result<()> {
+        let opts = RemoveOptions {
+            force: true,
+            volumes: true,
+        };
+        self.remove_inner(name, opts, true).await
+    }
+
+    async fn remove_inner(&self, name: &str, opts: RemoveOptions, background: bool) -> Result<()> {
         let c = self.lookup(name)?;
         let _g = c.lifecycle.lock().await;
         let rec = c.snapshot();
@@ -208,14 +222,15 @@ impl Engine {
         c.update(|r| r.state.status = ContainerStatus::Removing);
         let id = rec.id.clone();
         let t0 = std::time::Instant::now();
-        let rootfs = self.rootfs_dir(&id);
-        let _ = berth_image::unmount(&rootfs);
-        if let Err(e) = self.inner.images.remove_container_rootfs(&id) {
-            tracing::warn!(container = %id, "remove rootfs: {e}");
+        // The record goes first: a container dir without it is an interrupted removal, which
+        // the next daemon finishes (reconcile) instead of bringing the container back.
+        let record = self.container_dir(&id).join("config.json");
+        if let Err(e) = std::fs::remove_file(&record) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                c.update(|r| r.state.status = rec.state.status);
+                return Err(EngineError::io(format!("remove {}", record.display()), e));
+            }
         }
-        self.destroy_cgroup(&c);
-        let _ = std::fs::remove_dir_all(self.state_dir(&id));
-        let _ = std::fs::remove_dir_all(self.container_dir(&id));
         {
             let mut t = self
                 .inner
@@ -226,6 +241,14 @@ impl Engine {
             if t.names.get(&rec.name) == Some(&id) {
                 t.names.remove(&rec.name);
             }
+        }
+        // The rest: unmount, the rootfs' upper and work dirs, cgroups, state dirs.
+        if background {
+            let engine = self.clone();
+            let files = c.clone();
+            self.spawn_cleanup(move || engine.remove_container_files(&files));
+        } else {
+            self.remove_container_files(&c);
         }
         self.forget_execs(&id);
         if opts.volumes {
@@ -241,6 +264,20 @@ impl Engine {
         self.emit_container(&c, "destroy", &[]);
         c.state_tx.send_modify(|s| s.removed = true);
         Ok(())
+    }
+
+    /// What a removed container leaves on disk and in the kernel; also finishes removals a
+    /// crash interrupted (see reconcile).
+    pub(crate) fn remove_container_files(&self, c: &Container) {
+        let id = &c.id;
+        let rootfs = self.rootfs_dir(id);
+        let _ = berth_image::unmount(&rootfs);
+        if let Err(e) = self.inner.images.remove_container_rootfs(id) {
+            tracing::warn!(container = %id, "remove rootfs: {e}");
+        }
+        self.destroy_cgroup(c);
+        let _ = std::fs::remove_dir_all(self.state_dir(id));
+        let _ = std::fs::remove_dir_all(self.container_dir(id));
     }
 
     /// Rename (`Conflict` when the new name is taken).

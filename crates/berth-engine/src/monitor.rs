@@ -4,7 +4,6 @@
 //! dropped engine (or [`Engine::shutdown`]) leaves the containers to the next engine.
 
 use crate::engine::Container;
-use crate::options::RemoveOptions;
 use crate::record::ContainerStatus;
 use crate::shim_client;
 use crate::Engine;
@@ -92,8 +91,11 @@ impl Engine {
         if let Err(e) = berth_image::unmount(&rootfs) {
             tracing::warn!(container = %id, "unmount rootfs: {e}");
         }
+        let t_unmount = t0.elapsed();
         self.destroy_cgroup(c);
+        let t_cgroup = t0.elapsed();
         self.disconnect_networks(c).await;
+        let t_net = t0.elapsed();
         let started_at = c.update(|r| {
             r.state.status = ContainerStatus::Exited;
             r.state.running = false;
@@ -116,7 +118,14 @@ impl Engine {
                 tracing::warn!(container = %id, "save after exit: {e}");
             }
         }
-        tracing::debug!(container = %&id[..12], us = t0.elapsed().as_micros() as u64, "exit recorded (unmount, cgroup, network, save)");
+        tracing::debug!(
+            container = %&id[..12],
+            us = t0.elapsed().as_micros() as u64,
+            unmount_us = t_unmount.as_micros() as u64,
+            cgroup_us = (t_cgroup - t_unmount).as_micros() as u64,
+            network_us = (t_net - t_cgroup).as_micros() as u64,
+            "exit recorded (unmount, cgroup, network, save)"
+        );
         self.finish_execs(&id);
         if exit.oom {
             self.emit_container(c, "oom", &[]);
@@ -134,11 +143,7 @@ impl Engine {
         if rec.config.host.auto_remove {
             let engine = self.clone();
             tokio::spawn(async move {
-                let opts = RemoveOptions {
-                    force: true,
-                    volumes: true,
-                };
-                if let Err(e) = engine.remove_container(&id, opts).await {
+                if let Err(e) = engine.auto_remove(&id).await {
                     tracing::warn!(container = %id, "auto-remove: {e}");
                 }
             });

@@ -50,6 +50,22 @@ impl Engine {
         let mut loaded: Vec<Arc<Container>> = Vec::new();
         for e in rd.flatten() {
             let path = e.path().join("config.json");
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !path.exists() && is_container_id(&name) {
+                // A removal that a crash interrupted (the record goes first): finish it.
+                tracing::info!(container = %name, "finishing an interrupted removal");
+                let rec = ContainerRecord {
+                    id: name.clone(),
+                    cgroup_path: format!(
+                        "{}/{}",
+                        self.inner.config.cgroup_parent.trim_end_matches('/'),
+                        name
+                    ),
+                    ..Default::default()
+                };
+                self.remove_container_files(&Container::new(rec));
+                continue;
+            }
             let rec: ContainerRecord = match crate::store::read_json(&path) {
                 Ok(r) => r,
                 Err(err) => {
@@ -207,6 +223,13 @@ impl Engine {
 }
 
 /// Whether a stopped container is started when the daemon starts.
+/// A full container id: 64 lowercase hex digits.
+fn is_container_id(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 pub(crate) fn starts_with_daemon(rec: &ContainerRecord) -> bool {
     matches!(
         rec.config.host.restart_policy.name.as_str(),
@@ -256,6 +279,35 @@ mod tests {
         assert_eq!(verdict(Paused, None, false, false), Verdict::Exited);
         assert_eq!(verdict(Exited, None, false, false), Verdict::Idle);
         assert_eq!(verdict(Created, None, false, false), Verdict::Idle);
+    }
+
+    #[tokio::test]
+    async fn interrupted_removal_is_finished_not_resurrected() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = crate::EngineConfig {
+            data_root: d.path().join("data"),
+            exec_root: d.path().join("exec"),
+            net: None,
+            ..Default::default()
+        };
+        let id = "a".repeat(64);
+        // The record is gone (removed first), its other files are still there.
+        let cdir = cfg.data_root.join("containers").join(&id);
+        std::fs::create_dir_all(&cdir).unwrap();
+        std::fs::write(cdir.join(format!("{id}-json.log")), b"{}").unwrap();
+        let sdir = cfg.exec_root.join("containers").join(&id);
+        std::fs::create_dir_all(&sdir).unwrap();
+        std::fs::write(sdir.join("exit.json"), b"{}").unwrap();
+        // Not an id: left alone.
+        let other = cfg.data_root.join("containers").join("notes");
+        std::fs::create_dir_all(&other).unwrap();
+        let engine = Engine::open(cfg).await.unwrap();
+        assert!(!cdir.exists() && !sdir.exists(), "removal was not finished");
+        assert!(other.exists());
+        assert_eq!(
+            engine.inspect_container(&id).await.unwrap_err().kind,
+            crate::ErrorKind::NotFound
+        );
     }
 
     #[tokio::test]

@@ -72,31 +72,51 @@ pub fn classify(message: &str) -> SpawnFailure {
     }
 }
 
-/// Start a shim; returns (shim_pid, container pid) once the container is created.
-pub async fn spawn(a: &ShimArgs<'_>) -> Result<(i32, i32)> {
-    let program = shim_program(a.berth_binary);
-    let mut cmd = tokio::process::Command::new(&program);
-    cmd.arg("shim")
-        .arg("--id")
-        .arg(a.id)
-        .arg("--bundle")
-        .arg(a.bundle)
-        .arg("--state-dir")
-        .arg(a.state_dir)
-        .arg("--runtime-root")
-        .arg(a.runtime_root)
-        .arg("--log-path")
-        .arg(a.log_path)
-        .arg("--log-max-size")
-        .arg(a.log_max_size.to_string())
-        .arg("--log-max-files")
-        .arg(a.log_max_files.to_string());
+/// Start a shim; returns (shim_pid, container pid) once the container is created. Through the
+/// zygote when there is one (a fork, no exec), else by exec'ing the shim launcher.
+pub async fn spawn(a: &ShimArgs<'_>, zygote: Option<&crate::zygote::Zygote>) -> Result<(i32, i32)> {
+    let mut args: Vec<String> = vec![
+        "--id".into(),
+        a.id.into(),
+        "--bundle".into(),
+        a.bundle.display().to_string(),
+        "--state-dir".into(),
+        a.state_dir.display().to_string(),
+        "--runtime-root".into(),
+        a.runtime_root.display().to_string(),
+        "--log-path".into(),
+        a.log_path.display().to_string(),
+        "--log-max-size".into(),
+        a.log_max_size.to_string(),
+        "--log-max-files".into(),
+        a.log_max_files.to_string(),
+    ];
     if a.tty {
-        cmd.arg("--tty");
+        args.push("--tty".into());
     }
     if a.stdin {
-        cmd.arg("--stdin");
+        args.push("--stdin".into());
     }
+    if let Some(z) = zygote {
+        if let Some(sock) = z.socket() {
+            match via_zygote(&sock, &args).await {
+                Ok(line) => return spawn_reply(&line, a.state_dir),
+                Err(ZygoteError::Unreachable(e)) => {
+                    tracing::warn!("shim zygote unreachable ({e}); exec'ing the shim");
+                    z.respawn();
+                }
+                Err(ZygoteError::Lost(e)) => {
+                    return Err(EngineError::internal(format!(
+                        "the shim exited before reporting ({e}); see {}",
+                        a.state_dir.join("shim.log").display()
+                    )))
+                }
+            }
+        }
+    }
+    let program = shim_program(a.berth_binary);
+    let mut cmd = tokio::process::Command::new(&program);
+    cmd.arg("shim").args(&args);
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -108,32 +128,61 @@ pub async fn spawn(a: &ShimArgs<'_>) -> Result<(i32, i32)> {
         ))
     })?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().find(|l| l.trim_start().starts_with('{'));
-    let reply: Option<SpawnReply> = line.and_then(|l| serde_json::from_str(l).ok());
-    match reply {
-        Some(SpawnReply {
+    match stdout.lines().find(|l| l.trim_start().starts_with('{')) {
+        Some(line) => spawn_reply(line, a.state_dir),
+        None => Err(EngineError::internal(format!(
+            "shim failed ({}): {}{}",
+            out.status,
+            stdout.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
+    }
+}
+
+/// The launcher's (or zygote-forked shim's) JSON report → (shim pid, container pid).
+fn spawn_reply(line: &str, state_dir: &Path) -> Result<(i32, i32)> {
+    match serde_json::from_str::<SpawnReply>(line.trim()) {
+        Ok(SpawnReply {
             shim_pid: Some(s),
             pid: Some(p),
             error: None,
         }) => Ok((s, p)),
-        Some(SpawnReply { error: Some(e), .. }) => Err(start_error(&e)),
-        _ => {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            Err(EngineError::internal(format!(
-                "shim failed ({}): {}{}",
-                out.status,
-                stdout.trim(),
-                stderr.trim()
-            )))
-        }
+        Ok(SpawnReply { error: Some(e), .. }) => Err(start_error(&e)),
+        _ => Err(EngineError::internal(format!(
+            "the shim sent an unreadable report {:?}; see {}",
+            line.trim(),
+            state_dir.join("shim.log").display()
+        ))),
     }
+}
+
+enum ZygoteError {
+    /// Nothing was sent: safe to fall back to exec'ing the shim.
+    Unreachable(std::io::Error),
+    /// The request went out but no report came back: a shim may have run, do not retry.
+    Lost(std::io::Error),
+}
+
+/// One request to the zygote: the shim's arguments as a JSON line; its report comes back on
+/// the same connection, written by the forked shim itself.
+async fn via_zygote(sock: &Path, args: &[String]) -> std::result::Result<String, ZygoteError> {
+    let mut stream = UnixStream::connect(sock)
+        .await
+        .map_err(ZygoteError::Unreachable)?;
+    let mut req = serde_json::to_vec(args).expect("strings serialize");
+    req.push(b'\n');
+    stream
+        .write_all(&req)
+        .await
+        .map_err(ZygoteError::Unreachable)?;
+    read_line(&mut stream).await.map_err(ZygoteError::Lost)
 }
 
 /// The program that runs `<program> shim ARGS`: the small `berth-shim` beside the berth
 /// binary (half the memory of an idle `berth shim`) when it reports the same `--build-id` as
 /// `berth shim` (built from the same sources), else the berth binary itself. Decided once per
 /// berth binary; a stale or missing `berth-shim` falls back silently.
-fn shim_program(berth: &Path) -> PathBuf {
+pub(crate) fn shim_program(berth: &Path) -> PathBuf {
     use std::sync::Mutex;
     static CHOICE: Mutex<Option<(PathBuf, PathBuf)>> = Mutex::new(None);
     let mut choice = CHOICE.lock().unwrap_or_else(|e| e.into_inner());

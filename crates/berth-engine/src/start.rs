@@ -181,18 +181,21 @@ impl Engine {
         // The shim: creates the container (not started yet) and listens.
         let log_path = PathBuf::from(&rec.log_path);
         let (max_size, max_files) = log_limits(rec, &self.inner.config);
-        let (shim_pid, _pid) = shim_client::spawn(&ShimArgs {
-            berth_binary: &self.inner.config.berth_binary,
-            id,
-            bundle: &bundle,
-            state_dir: &state_dir,
-            runtime_root: &self.runtime_root(),
-            log_path: &log_path,
-            tty: rec.config.tty,
-            stdin: rec.config.open_stdin,
-            log_max_size: max_size,
-            log_max_files: max_files,
-        })
+        let (shim_pid, _pid) = shim_client::spawn(
+            &ShimArgs {
+                berth_binary: &self.inner.config.berth_binary,
+                id,
+                bundle: &bundle,
+                state_dir: &state_dir,
+                runtime_root: &self.runtime_root(),
+                log_path: &log_path,
+                tty: rec.config.tty,
+                stdin: rec.config.open_stdin,
+                log_max_size: max_size,
+                log_max_files: max_files,
+            },
+            self.inner.zygote.as_ref(),
+        )
         .await?;
 
         clock.lap("spawn shim (runtime create)");

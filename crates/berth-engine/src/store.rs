@@ -6,6 +6,17 @@ use std::path::Path;
 
 /// Atomically replace `path` with `data`.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_replace(path, data, true)
+}
+
+/// Replace `path` with `data` through a temp file and a rename but without the fsyncs: a
+/// reader still never sees a torn file, but a crash may lose the update or leave an empty
+/// file. Only for state whose loss is harmless (a `--rm` container: removed after a crash).
+pub fn write_volatile(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_replace(path, data, false)
+}
+
+fn write_replace(path: &Path, data: &[u8], durable: bool) -> std::io::Result<()> {
     let dir = path.parent().ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no parent")
     })?;
@@ -20,10 +31,15 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let res = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         drop(f);
         std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
+        if durable {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if res.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -56,6 +56,15 @@ impl BackendError {
         }
     }
 
+    /// The message without the kind's prefix.
+    pub fn message(&self) -> &str {
+        match self {
+            BackendError::NotFound(m)
+            | BackendError::PermissionDenied(m)
+            | BackendError::Failed(m) => m,
+        }
+    }
+
     /// Short kind name for the launcher's JSON (`not_found`, `permission_denied`, `failed`).
     pub fn kind(&self) -> &'static str {
         match self {

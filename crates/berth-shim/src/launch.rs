@@ -49,21 +49,6 @@ fn err(kind: &str, msg: String) -> LaunchReply {
 }
 
 fn launch_inner(cfg: &Config) -> LaunchReply {
-    if let Err(e) = std::fs::create_dir_all(&cfg.state_dir) {
-        return err(
-            "failed",
-            format!("create state dir {}: {e}", cfg.state_dir.display()),
-        );
-    }
-    let log = cfg.state_dir.join("shim.log");
-    let stderr = match std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-    {
-        Ok(f) => f,
-        Err(e) => return err("failed", format!("open {}: {e}", log.display())),
-    };
     let (report_r, report_w) = match fdio::pipe() {
         Ok(p) => p,
         Err(e) => return err("failed", format!("create a pipe: {e}")),
@@ -71,25 +56,10 @@ fn launch_inner(cfg: &Config) -> LaunchReply {
     // Descriptors the daemon leaked to us (not close-on-exec) must not reach the container.
     let _ = berth_sys::fd::mark_cloexec_from(3);
     // fork, not a re-exec of this (large) binary: the start path saves an execve and a
-    // round of dynamic relocation. The launcher is single-threaded, so the child may use
-    // the allocator and stdio freely. The closure (and its descriptors) is dropped in the
-    // parent, so EOF on the report pipe means the shim is gone.
-    let child_cfg = cfg.clone();
-    let forked = berth_sys::process::fork_child(move || {
-        if let Ok(null) = fdio::dev_null() {
-            let _ = nix::unistd::dup2_stdin(&null);
-        }
-        let _ = nix::unistd::dup2_stdout(&report_w);
-        let _ = nix::unistd::dup2_stderr(&stderr);
-        drop(report_w);
-        drop(stderr);
-        // Hold no directory busy (a mount point the daemon may want to unmount).
-        let _ = nix::unistd::chdir("/");
-        serve(child_cfg)
-    });
-    let pid = match forked {
+    // round of dynamic relocation.
+    let pid = match fork_detached(cfg, report_w) {
         Ok(p) => p,
-        Err(e) => return err("failed", format!("fork the shim: {e}")),
+        Err(e) => return e,
     };
     let reap = || {
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
@@ -107,10 +77,57 @@ fn launch_inner(cfg: &Config) -> LaunchReply {
             reap();
             err(
                 "failed",
-                format!("the shim exited before reporting; see {}", log.display()),
+                format!(
+                    "the shim exited before reporting; see {}",
+                    cfg.state_dir.join("shim.log").display()
+                ),
             )
         }
     }
+}
+
+/// Fork the detached shim for `cfg` with `report` as its stdout (where it writes its one-line
+/// JSON report), stderr appended to `STATE-DIR/shim.log`, stdin on /dev/null and no other
+/// descriptor. Used by the launcher (a pipe) and the zygote (the daemon's connection). The
+/// caller must be single-threaded: the child uses the allocator and stdio freely. Returns the
+/// shim's pid; `report` is closed in the caller either way, so EOF on its other end means the
+/// shim is gone.
+pub(crate) fn fork_detached(
+    cfg: &Config,
+    report: impl Into<std::os::fd::OwnedFd>,
+) -> Result<i32, LaunchReply> {
+    let report: std::os::fd::OwnedFd = report.into();
+    if let Err(e) = std::fs::create_dir_all(&cfg.state_dir) {
+        return Err(err(
+            "failed",
+            format!("create state dir {}: {e}", cfg.state_dir.display()),
+        ));
+    }
+    let log = cfg.state_dir.join("shim.log");
+    let stderr = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+    {
+        Ok(f) => f,
+        Err(e) => return Err(err("failed", format!("open {}: {e}", log.display()))),
+    };
+    let child_cfg = cfg.clone();
+    berth_sys::process::fork_child(move || {
+        if let Ok(null) = fdio::dev_null() {
+            let _ = nix::unistd::dup2_stdin(&null);
+        }
+        let _ = nix::unistd::dup2_stdout(&report);
+        let _ = nix::unistd::dup2_stderr(&stderr);
+        drop(report);
+        drop(stderr);
+        // Nothing of the parent's (a zygote's listening socket, a daemon's leaked fds) stays.
+        let _ = berth_sys::fd::close_fds_except(&[]);
+        // Hold no directory busy (a mount point the daemon may want to unmount).
+        let _ = nix::unistd::chdir("/");
+        serve(child_cfg)
+    })
+    .map_err(|e| err("failed", format!("fork the shim: {e}")))
 }
 
 fn report(r: &LaunchReply) {

@@ -38,6 +38,7 @@ pub mod process_backend;
 pub mod protocol;
 pub mod records;
 pub mod server;
+pub mod zygote;
 
 /// A hash of the sources this shim was built from (see `build.rs`). `berth shim --build-id`
 /// and `berth-shim --build-id` print it: the engine uses the small binary only when they match.
@@ -48,6 +49,9 @@ pub fn main(args: Vec<String>) -> i32 {
     if args.len() == 1 && args[0] == "--build-id" {
         println!("{BUILD_ID}");
         return 0;
+    }
+    if args.first().map(String::as_str) == Some("zygote") {
+        return zygote::main(&args[1..]);
     }
     let cfg = match args::Config::parse(&args) {
         Ok(c) => c,

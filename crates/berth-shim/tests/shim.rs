@@ -41,6 +41,10 @@ fn main() {
             shim_outlives_launcher_and_is_small,
         ),
         (
+            "zygote_forks_shims_and_dies_with_its_daemon",
+            zygote_forks_shims_and_dies_with_its_daemon,
+        ),
+        (
             "rotation_keeps_n_files_and_loses_no_line",
             rotation_keeps_n_files_and_loses_no_line,
         ),
@@ -379,6 +383,113 @@ fn shim_outlives_launcher_and_is_small() {
             std::fs::read_to_string(ctx.cfg.state_dir.join("shim.log"))
         );
     }
+    assert_eq!(c.wait().unwrap().0, 137);
+}
+
+/// A zygote started as the daemon starts it (stdin a pipe from the "daemon").
+struct Zygote {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Zygote {
+    fn start(dir: &Path) -> Zygote {
+        let socket = dir.join("z.sock");
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["shim", "zygote", "--socket"])
+            .arg(&socket)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while !socket.exists() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "zygote did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Zygote { child, socket }
+    }
+
+    /// One request line; the reply line.
+    fn ask(&self, line: &str) -> String {
+        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
+        s.write_all(line.as_bytes()).unwrap();
+        s.write_all(b"\n").unwrap();
+        let mut reply = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(s), &mut reply).unwrap();
+        reply
+    }
+}
+
+impl Drop for Zygote {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn zygote_forks_shims_and_dies_with_its_daemon() {
+    let zdir = tempfile::tempdir().unwrap();
+    let mut z = Zygote::start(zdir.path());
+    let socket_mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&z.socket).unwrap().permissions(),
+    );
+    assert_eq!(
+        socket_mode & 0o777,
+        0o600,
+        "only the daemon's user may connect"
+    );
+
+    // A container that exits: the forked shim reports on the connection, runs it, records it.
+    let quick = Ctx::new(&["/bin/sh", "-c", "echo from-zygote; exit 4"], |_| {});
+    let reply = z.ask(&serde_json::to_string(&quick.cfg.to_args()).unwrap());
+    let r: berth_shim::launch::LaunchReply = serde_json::from_str(reply.trim()).unwrap();
+    let berth_shim::launch::LaunchReply::Ok { shim_pid, pid } = r else {
+        panic!("zygote launch failed: {reply}");
+    };
+    assert!(shim_pid > 0 && pid > 0 && shim_pid != z.child.id() as i32);
+    let c = quick.client();
+    let mut a = c.attach(all_opts()).unwrap();
+    assert_eq!(c.start().unwrap(), pid);
+    assert_eq!(read_framed(&mut a).0, "from-zygote\n");
+    assert_eq!(c.wait().unwrap(), (4, false));
+
+    // Bad requests get the launcher's error shape, and the zygote keeps serving.
+    for (bad, want) in [("not json", "JSON array"), (r#"["--id","x"]"#, "--bundle")] {
+        let reply = z.ask(bad);
+        let r: berth_shim::launch::LaunchReply = serde_json::from_str(reply.trim()).unwrap();
+        match r {
+            berth_shim::launch::LaunchReply::Err { error, kind } => {
+                assert_eq!(kind, "invalid_argument");
+                assert!(error.contains(want), "{error}");
+            }
+            other => panic!("{bad:?} was accepted: {other:?}"),
+        }
+    }
+
+    // A running container's shim outlives the zygote, which exits when its daemon's pipe closes.
+    let long = Ctx::new(&["/bin/sleep", "30"], |_| {});
+    let reply = z.ask(&serde_json::to_string(&long.cfg.to_args()).unwrap());
+    assert!(reply.contains("shim_pid"), "{reply}");
+    let c = long.client();
+    c.start().unwrap();
+    drop(z.child.stdin.take());
+    let t = Instant::now();
+    loop {
+        if let Some(st) = z.child.try_wait().unwrap() {
+            assert!(st.success(), "zygote exit: {st}");
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "zygote outlived its daemon"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(c.is_alive(), "the shim died with the zygote");
+    c.kill(9).unwrap();
     assert_eq!(c.wait().unwrap().0, 137);
 }
 

@@ -1,0 +1,166 @@
+//! The shim zygote: one small single-threaded process per daemon that forks a detached shim
+//! per container on request.
+//!
+//! Why: starting a shim the plain way costs an `execve` of the shim binary, its dynamic
+//! loading and relocation, a launcher fork and the daemon's reaping of the launcher, about
+//! 2.5 ms of every `run` here. The zygote has paid all of that once; a `fork` of it (a process
+//! that has touched little memory) costs ~0.1 ms. The daemon falls back to the exec'd launcher
+//! whenever the zygote is not there.
+//!
+//! Protocol on `SOCKET` (a unix stream socket, mode 0600, peers must have the zygote's uid):
+//! one connection per shim; the daemon writes one line, a JSON array of `berth shim`
+//! arguments, and reads one line back, the launcher's JSON reply
+//! ([`crate::launch::LaunchReply`]). The connection itself is the forked shim's report
+//! channel: the zygote hands it over as the shim's stdout and goes back to `accept`, so one
+//! slow container create never delays another.
+//!
+//! The zygote exits when its stdin reaches EOF: the daemon holds the other end of that pipe,
+//! so a dead daemon takes its zygote with it (the shims, in their own sessions, live on).
+//! Exited shims are reaped here (they are the zygote's children until it exits; then init's).
+
+use crate::args::Config;
+use crate::launch::{self, LaunchReply};
+use rustix::event::{PollFd, PollFlags};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::time::Duration;
+
+/// The longest request line accepted (a shim's argv is a few hundred bytes).
+const MAX_REQUEST: u64 = 64 * 1024;
+
+/// `berth shim zygote --socket PATH`: serve until stdin closes. Returns the exit code.
+pub fn main(args: &[String]) -> i32 {
+    let path = match args {
+        [flag, p] if flag == "--socket" => Path::new(p),
+        _ => {
+            eprintln!("usage: berth shim zygote --socket PATH");
+            return 2;
+        }
+    };
+    let listener = match bind(path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("berth shim zygote: listen on {}: {e}", path.display());
+            return 1;
+        }
+    };
+    let stdin = std::io::stdin();
+    loop {
+        let mut fds = [
+            PollFd::new(&listener, PollFlags::IN),
+            PollFd::new(&stdin, PollFlags::IN),
+        ];
+        // Wake up now and then to reap shims that exited.
+        let ts = rustix::event::Timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        };
+        let _ = rustix::event::poll(&mut fds, Some(&ts));
+        let (conn_ready, daemon_gone) =
+            (!fds[0].revents().is_empty(), !fds[1].revents().is_empty());
+        reap();
+        if daemon_gone {
+            // EOF (or anything else) on the pipe from the daemon: it is gone.
+            return 0;
+        }
+        if conn_ready {
+            if let Ok((conn, _)) = listener.accept() {
+                serve_one(conn);
+            }
+        }
+    }
+}
+
+fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    let _ = std::fs::remove_file(path);
+    let l = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
+
+/// Reap every exited shim without blocking.
+fn reap() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    loop {
+        match waitpid(nix::unistd::Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn reply(conn: &mut UnixStream, r: &LaunchReply) {
+    let _ = writeln!(conn, "{}", serde_json::to_string(r).unwrap_or_default());
+}
+
+/// Read one request and fork its shim; the connection goes to the shim.
+fn serve_one(mut conn: UnixStream) {
+    let own_uid = nix::unistd::geteuid().as_raw();
+    match rustix::net::sockopt::socket_peercred(&conn) {
+        Ok(c) if c.uid.as_raw() == own_uid => {}
+        _ => {
+            reply(
+                &mut conn,
+                &LaunchReply::Err {
+                    error: "the shim zygote serves only its own user".into(),
+                    kind: "failed".into(),
+                },
+            );
+            return;
+        }
+    }
+    // The daemon writes its line right after connecting; do not let a stuck peer hold us.
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut line = String::new();
+    let read = BufReader::new((&conn).take(MAX_REQUEST)).read_line(&mut line);
+    let args: Vec<String> = match read
+        .ok()
+        .and_then(|_| serde_json::from_str(line.trim()).ok())
+    {
+        Some(a) => a,
+        None => {
+            reply(
+                &mut conn,
+                &LaunchReply::Err {
+                    error: "the shim zygote expects one line: a JSON array of shim arguments"
+                        .into(),
+                    kind: "invalid_argument".into(),
+                },
+            );
+            return;
+        }
+    };
+    let cfg = match Config::parse(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            reply(
+                &mut conn,
+                &LaunchReply::Err {
+                    error: e,
+                    kind: "invalid_argument".into(),
+                },
+            );
+            return;
+        }
+    };
+    let _ = conn.set_read_timeout(None);
+    let shim_end = match conn.try_clone() {
+        Ok(c) => c,
+        Err(e) => {
+            reply(
+                &mut conn,
+                &LaunchReply::Err {
+                    error: format!("duplicate the connection: {e}"),
+                    kind: "failed".into(),
+                },
+            );
+            return;
+        }
+    };
+    if let Err(e) = launch::fork_detached(&cfg, shim_end) {
+        reply(&mut conn, &e);
+    }
+    // Our copy of the connection closes here; the shim holds its own.
+}
