@@ -25,6 +25,7 @@ pub mod args;
 pub mod convert;
 pub mod error;
 pub mod host;
+pub mod idle;
 pub mod prefix;
 pub mod query;
 pub mod routes;
@@ -95,11 +96,14 @@ pub fn main(args: Vec<String>) -> i32 {
         .with_writer(std::io::stderr)
         .try_init();
     // An idle daemon should be small: two malloc arenas instead of one per busy thread, and
-    // free heap pages handed back to the kernel once a minute (see `trim_heap_periodically`).
+    // free heap pages handed back to the kernel when a burst of requests is over (`idle`).
     berth_sys::memory::limit_malloc_arenas(2);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(16)
+        // Blocking threads of a burst exit 2 s after it (tokio's default: 10 s), before the
+        // idle trim, so their stacks and malloc caches are gone when it runs.
+        .thread_keep_alive(BLOCKING_KEEP_ALIVE)
         .enable_all()
         .build()
     {
@@ -130,7 +134,12 @@ async fn run(args: DaemonArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", d.display()))?;
     }
     let _pidfile = server::Pidfile::create(&args.pidfile_path())?;
-    tokio::spawn(trim_heap_periodically());
+    tokio::spawn(idle::trim_when_idle(
+        &idle::REQUESTS,
+        idle::QUIET,
+        idle::PERIOD,
+        trim_heap,
+    ));
     let state = open_state(&args)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the engine: {e}"))?;
@@ -141,13 +150,13 @@ async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     r.map_err(|e| anyhow::anyhow!("serving {}: {e}", socket.display()))
 }
 
-/// Once a minute, return free heap pages to the kernel: a pull or a burst of `run`s leaves
-/// megabytes of freed buffers that glibc would otherwise keep (idle RSS target: 12 MB).
-async fn trim_heap_periodically() {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let _ = tokio::task::spawn_blocking(berth_sys::memory::trim_heap).await;
-    }
+/// How long an idle blocking-pool thread lives (shorter than [`idle::QUIET`]).
+const BLOCKING_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Returns free heap pages to the kernel (`malloc_trim`: well under a millisecond for the
+/// daemon's few MB of heap, so it runs on the worker rather than waking a blocking thread).
+async fn trim_heap() {
+    let t0 = std::time::Instant::now();
+    let released = berth_sys::memory::trim_heap();
+    tracing::debug!(?released, elapsed = ?t0.elapsed(), "idle: heap trimmed");
 }

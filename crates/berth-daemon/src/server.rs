@@ -35,6 +35,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .fallback_service(routes::router(state))
         .layer(axum::middleware::from_fn(prefix::version_prefix))
+        .layer(axum::middleware::from_fn(crate::idle::track))
 }
 
 /// Binds `path`: a stale socket file is replaced, a live one is an error.
@@ -132,6 +133,7 @@ pub async fn serve(listener: UnixListener, state: AppState) -> std::io::Result<(
         tracing::info!("shutting down: containers keep running under their shims");
         let _ = stopping_tx.send(());
     };
+    let engine = state.engine.clone();
     let server = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown);
     let grace = async move {
         if stopping_rx.await.is_ok() {
