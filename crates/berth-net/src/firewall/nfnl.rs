@@ -175,6 +175,10 @@ fn emit(msgs: &mut [NetlinkMessage<NetfilterMessage>]) -> Vec<u8> {
     buf
 }
 
+fn libc_dontwait() -> i32 {
+    nix::sys::socket::MsgFlags::MSG_DONTWAIT.bits()
+}
+
 /// Read replies until `want` acks arrived; the first error wins.
 fn read_acks(s: &Socket, want: usize) -> Result<Vec<NetlinkMessage<NetfilterMessage>>> {
     let mut got = 0;
@@ -188,9 +192,18 @@ fn read_acks(s: &Socket, want: usize) -> Result<Vec<NetlinkMessage<NetfilterMess
                 "no answer from nf_tables over netlink".into(),
             ));
         }
-        let n = s
-            .recv(&mut &mut buf[..], 0)
-            .map_err(|e| NetError::io("read the nf_tables netlink reply", e))?;
+        // After an error, take only what is already queued: a batch that failed as a
+        // whole (e.g. EPERM at its start) is answered once, not once per message.
+        let flags = if first_err.is_some() {
+            libc_dontwait()
+        } else {
+            0
+        };
+        let n = match s.recv(&mut &mut buf[..], flags) {
+            Ok(n) => n,
+            Err(_) if first_err.is_some() => break,
+            Err(e) => return Err(NetError::io("read the nf_tables netlink reply", e)),
+        };
         let mut off = 0;
         while off < n {
             let m = NetlinkMessage::<NetfilterMessage>::deserialize(&buf[off..n])
