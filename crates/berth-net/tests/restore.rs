@@ -39,6 +39,7 @@ async fn keeps_live_and_drops_stale(backend: FirewallBackend) {
     let b = NetNs::new("brb").unwrap();
     let port = berth_testkit::unique::free_port();
     let port2 = berth_testkit::unique::free_port();
+    let port3 = berth_testkit::unique::free_port();
     let ea = m1
         .attach(AttachRequest {
             container_id: "a".repeat(64),
@@ -59,6 +60,8 @@ async fn keeps_live_and_drops_stale(backend: FirewallBackend) {
             container_name: "bravo".into(),
             netns: b.path(),
             network: "bridge".into(),
+            // b stops while the daemon is down: its port must not stay published
+            ports: vec![PortBinding::parse(&format!("127.0.0.1:{port3}:80")).unwrap()],
             ..Default::default()
         })
         .await
@@ -69,6 +72,7 @@ async fn keeps_live_and_drops_stale(backend: FirewallBackend) {
         .contains("alpha"));
     // a veth on our bridge that no endpoint owns (e.g. a crash between create and record)
     let stray = format!("{}stray", cfg.veth_prefix);
+    let stray_peer = berth_testkit::unique::name("bsp");
     let bridge = m1.network("r").unwrap().bridge.unwrap();
     for args in [
         vec![
@@ -79,7 +83,7 @@ async fn keeps_live_and_drops_stale(backend: FirewallBackend) {
             "veth",
             "peer",
             "name",
-            "bstraypeer0",
+            stray_peer.as_str(),
         ],
         vec!["link", "set", stray.as_str(), "master", bridge.as_str()],
     ] {
@@ -90,6 +94,7 @@ async fn keeps_live_and_drops_stale(backend: FirewallBackend) {
             .success());
     }
 
+    assert_eq!(published_ports(&cfg), 3, "a's two ports and b's one");
     m1.close();
     drop(m1);
 
@@ -134,6 +139,7 @@ async fn keeps_live_and_drops_stale(backend: FirewallBackend) {
     );
     // the port taken meanwhile is not DNATed (its owner keeps its connections)
     assert_eq!(m2.container_endpoints(&"a".repeat(64))[0].ports.len(), 1);
+    // only a's port 1 is left: a's port 2 was taken meanwhile, b's port 3 is stale
     assert_eq!(published_ports(&cfg), 1);
     let c = std::net::TcpStream::connect(("127.0.0.1", port2)).unwrap();
     let (_, peer) = foreign.accept().unwrap();
