@@ -86,13 +86,14 @@
 //!   byte for byte), see `dns::wire`. The socket keeps the netns alive: the engine must call
 //!   `release_container` when a container stops.
 //!
-//! ## Performance (`cargo run --release -p berth-net --example attach_bench`, 2 vCPU, load ~3-4 from parallel builds)
-//! | operation | median | p90 |
+//! ## Performance (`cargo run --release -p berth-net --example attach_bench 60`, 2 vCPU, load ~4-5 from parallel builds; medians of 3 interleaved runs)
+//! | operation | median | before (ports by `nft` exec) |
 //! |---|---|---|
-//! | `attach`, no ports (veth + IPAM + addr/routes + DNS socket + state write) | 1.9 ms | 2.8 ms |
-//! | `attach` with one published port (+ one `nft` exec) | 7.6 ms | 12.2 ms |
-//! | `release_container` (returns; veth/rule removal in background) | 0.4 ms | 0.7 ms |
-//! | background veth deletion (kernel, serialized by RTNL) | ~10-17 ms each | |
+//! | `attach`, no ports (veth + IPAM + addr/routes + DNS socket + state write) | 1.8-2.1 ms | 2.1-4.0 ms |
+//! | `attach` with one published port (+ port reservation + one netlink batch) | 1.9-2.8 ms | 6.3-8.7 ms |
+//! | the same with the iptables fallback (+ one `iptables-restore` exec) | ~17 ms | — |
+//! | `release_container` (returns; veth/rule removal in background) | 0.3-0.4 ms | 0.4 ms |
+//! | background veth deletion (kernel, serialized by RTNL) | ~10-20 ms each | |
 //! For comparison, host-facts measured 36-56 ms for the same setup with `ip` execs.
 //!
 //! ## Not yet
