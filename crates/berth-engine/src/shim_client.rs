@@ -35,6 +35,18 @@ struct SpawnReply {
     shim_pid: Option<i32>,
     pid: Option<i32>,
     error: Option<String>,
+    /// The shim's and runtime's steps (name, microseconds).
+    #[serde(default)]
+    phases: Vec<(String, u64)>,
+}
+
+/// A started shim.
+#[derive(Debug)]
+pub struct Spawned {
+    pub shim_pid: i32,
+    pub pid: i32,
+    /// Where the time went inside the shim (name, microseconds), in order.
+    pub phases: Vec<(String, u64)>,
 }
 
 /// Arguments for one shim.
@@ -74,7 +86,7 @@ pub fn classify(message: &str) -> SpawnFailure {
 
 /// Start a shim; returns (shim_pid, container pid) once the container is created. Through the
 /// zygote when there is one (a fork, no exec), else by exec'ing the shim launcher.
-pub async fn spawn(a: &ShimArgs<'_>, zygote: Option<&crate::zygote::Zygote>) -> Result<(i32, i32)> {
+pub async fn spawn(a: &ShimArgs<'_>, zygote: Option<&crate::zygote::Zygote>) -> Result<Spawned> {
     let mut args: Vec<String> = vec![
         "--id".into(),
         a.id.into(),
@@ -140,13 +152,18 @@ pub async fn spawn(a: &ShimArgs<'_>, zygote: Option<&crate::zygote::Zygote>) -> 
 }
 
 /// The launcher's (or zygote-forked shim's) JSON report → (shim pid, container pid).
-fn spawn_reply(line: &str, state_dir: &Path) -> Result<(i32, i32)> {
+fn spawn_reply(line: &str, state_dir: &Path) -> Result<Spawned> {
     match serde_json::from_str::<SpawnReply>(line.trim()) {
         Ok(SpawnReply {
-            shim_pid: Some(s),
-            pid: Some(p),
+            shim_pid: Some(shim_pid),
+            pid: Some(pid),
             error: None,
-        }) => Ok((s, p)),
+            phases,
+        }) => Ok(Spawned {
+            shim_pid,
+            pid,
+            phases,
+        }),
         Ok(SpawnReply { error: Some(e), .. }) => Err(start_error(&e)),
         _ => Err(EngineError::internal(format!(
             "the shim sent an unreadable report {:?}; see {}",

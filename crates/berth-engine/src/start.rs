@@ -181,7 +181,7 @@ impl Engine {
         // The shim: creates the container (not started yet) and listens.
         let log_path = PathBuf::from(&rec.log_path);
         let (max_size, max_files) = log_limits(rec, &self.inner.config);
-        let (shim_pid, _pid) = shim_client::spawn(
+        let spawned = shim_client::spawn(
             &ShimArgs {
                 berth_binary: &self.inner.config.berth_binary,
                 id,
@@ -199,8 +199,10 @@ impl Engine {
         .await?;
 
         clock.lap("spawn shim (runtime create)");
+        clock.timeline.split_last(&spawned.phases);
+        let shim_pid = spawned.shim_pid;
         // Networks: the netns exists now, the program has not started.
-        if let Err(e) = self.connect_networks(c, _pid).await {
+        if let Err(e) = self.connect_networks(c, spawned.pid).await {
             let _ = shim_client::kill(&state_dir, 9).await;
             self.disconnect_networks(c).await;
             return Err(e);

@@ -124,7 +124,7 @@ pub(crate) fn create(
         armed: true,
     };
     let mgr = cgroup::open(&cg_path)?;
-    t.mark("spec loaded, checked, compiled");
+    t.mark("runtime: load the spec, compile seccomp");
     mgr.create()?;
     guard.cgroup = Some(mgr);
     let mgr = guard.cgroup.as_ref().expect("just set");
@@ -163,7 +163,7 @@ pub(crate) fn create(
             stdio: [opts.stdin, opts.stdout, opts.stderr],
         },
     };
-    t.mark("cgroup created and set, fifo made");
+    t.mark("runtime: create the cgroups, set limits");
     let keep = plan.proc.keep_fds(&child_sock);
     // The helper joins the cgroups itself so the init is born inside (see helper_main), and
     // counts as a task there until it exits right after the clone: with a pids limit of 1
@@ -201,7 +201,7 @@ pub(crate) fn create(
     if ns.new_user {
         write_id_maps(pid, &spec)?;
     }
-    t.mark("helper forked, init cloned");
+    t.mark("runtime: clone the init into new namespaces");
     sync::send_or_child_error(parent_sock.as_fd(), &Msg::Go)?;
     if !self_join {
         // Why the init is released before the attach: attaching another task waits for an
@@ -211,7 +211,7 @@ pub(crate) fn create(
         mgr.add_task(pid)?;
     }
     sync::send_or_child_error(parent_sock.as_fd(), &Msg::Go)?;
-    t.mark("init in its cgroups");
+    t.mark("runtime: init joins its cgroups");
 
     let record = Record {
         id: id.to_string(),
@@ -231,21 +231,44 @@ pub(crate) fn create(
         hooks: spec.hooks().clone(),
         seccomp: linux.seccomp().clone(),
     };
-    let console_master = converse(&parent_sock, &spec, &record, &opts.console)?;
+    let (console_master, init_phases) = converse(&parent_sock, &spec, &record, &opts.console)?;
 
-    t.mark("init ready");
+    t.mark("init: set up inside its namespaces");
     record.save(&rt.root)?;
     if let Some(pf) = &opts.pid_file {
         write_pid_file(pf, pid)?;
     }
     guard.armed = false;
-    t.mark("state saved");
+    t.mark("runtime: save the state");
     warn(&warnings);
     Ok(Created {
         pid,
         console_master,
+        phases: with_init_phases(t.steps(), init_phases),
     })
 }
+
+/// The runtime's steps with the init's own ones in place of the step that waited for it;
+/// what the init did not measure (process start, handshakes) stays as "init: other".
+fn with_init_phases(steps: Vec<(String, u64)>, init: Vec<(String, u64)>) -> Vec<(String, u64)> {
+    let mut out = Vec::with_capacity(steps.len() + init.len());
+    for (name, us) in steps {
+        if name.starts_with("init: set up") && !init.is_empty() {
+            let measured: u64 = init.iter().map(|p| p.1).sum();
+            out.extend(init.iter().cloned());
+            out.push((
+                "init: other (start, handshakes)".into(),
+                us.saturating_sub(measured),
+            ));
+        } else {
+            out.push((name, us));
+        }
+    }
+    out
+}
+
+/// Steps and their durations, microseconds.
+type Phases = Vec<(String, u64)>;
 
 /// Serve the init's requests until it reports Ready (or fails).
 fn converse(
@@ -253,8 +276,9 @@ fn converse(
     spec: &Spec,
     record: &Record,
     console: &ConsoleMode,
-) -> Result<Option<OwnedFd>> {
+) -> Result<(Option<OwnedFd>, Phases)> {
     let mut master = None;
+    let mut phases = Vec::new();
     loop {
         match sync::recv(sock.as_fd()).ctx(|| "read from init".into())? {
             Some((Msg::CreateRuntime, _)) => {
@@ -276,7 +300,8 @@ fn converse(
             Some((Msg::Console(name), Some(fd))) => {
                 master = Some(deliver_console(console, &name, fd)?);
             }
-            Some((Msg::Ready, _)) => return Ok(master.flatten()),
+            Some((Msg::Phases(p), _)) => phases = p,
+            Some((Msg::Ready, _)) => return Ok((master.flatten(), phases)),
             Some((Msg::Error { kind, message }, _)) => {
                 return Err(sync::child_error(&kind, message))
             }

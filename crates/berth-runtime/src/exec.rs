@@ -145,5 +145,6 @@ pub(crate) fn exec(rt: &Runtime, id: &str, p: &Process, opts: ExecOptions) -> Re
     Ok(Created {
         pid,
         console_master: master,
+        phases: Vec::new(),
     })
 }

@@ -171,8 +171,10 @@ fn init(mut plan: InitPlan, sock: &OwnedFd) -> Result<std::convert::Infallible> 
         cgroupns: plan.ns.new_cgroup,
         userns: plan.ns.new_user || plan.ns.joined_user,
     };
+    let t0 = std::time::Instant::now();
     rootfs::prepare(&rp)?;
     (rp.cgroups_joined.borrow_mut())()?;
+    let t_prepared = t0.elapsed();
     // createRuntime hooks run in the parent now; createContainer hooks here, in our mount
     // namespace, before pivot_root.
     sync::send(sock.as_fd(), &Msg::CreateRuntime).ctx(|| "sync".into())?;
@@ -187,7 +189,9 @@ fn init(mut plan: InitPlan, sock: &OwnedFd) -> Result<std::convert::Infallible> 
     {
         run_hooks_json(&h, &state_json, "createContainer")?;
     }
+    let t_hooks = t0.elapsed();
     rootfs::pivot(&rootfs::Kernel, &plan.rootfs)?;
+    let t_pivoted = t0.elapsed();
     if plan.proc.terminal {
         setup_console(sock, &plan.proc.process, true)?;
     }
@@ -208,6 +212,23 @@ fn init(mut plan: InitPlan, sock: &OwnedFd) -> Result<std::convert::Infallible> 
     // After the sysctls: /proc/sys becomes read-only here.
     rootfs::finish(&rootfs::Kernel, &plan.spec)?;
     let (path, args, env) = finalize_process(&plan.proc)?;
+    let us = |d: std::time::Duration| d.as_micros() as u64;
+    let phases = vec![
+        (
+            "init: mount rootfs, /proc, /dev, volumes".to_string(),
+            us(t_prepared),
+        ),
+        (
+            "init: createRuntime hooks handshake".to_string(),
+            us(t_hooks - t_prepared),
+        ),
+        ("init: pivot_root".to_string(), us(t_pivoted - t_hooks)),
+        (
+            "init: masks, read-only paths, hostname, find the program".to_string(),
+            us(t0.elapsed() - t_pivoted),
+        ),
+    ];
+    sync::send(sock.as_fd(), &Msg::Phases(phases)).ctx(|| "sync".into())?;
     sync::send(sock.as_fd(), &Msg::Ready).ctx(|| "sync".into())?;
     // From here on the parent may be gone: failures go to the container's stderr.
     let r = (|| -> Result<std::convert::Infallible> {

@@ -97,6 +97,8 @@ pub struct Created {
     pub pid: i32,
     /// The terminal master when [`ConsoleMode::ReturnMaster`] was asked for.
     pub console_master: Option<OwnedFd>,
+    /// How long each step took, in order, microseconds (the engine's start timeline).
+    pub phases: Vec<(String, u64)>,
 }
 
 /// The runtime: a state directory holding one subdirectory per container.

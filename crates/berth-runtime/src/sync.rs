@@ -28,6 +28,8 @@ pub(crate) enum Msg {
     /// The terminal master rides along; the payload is the slave's name.
     Console(String),
     Ready,
+    /// The init's own steps before Ready (name, microseconds), for the start timeline.
+    Phases(Vec<(String, u64)>),
     /// `kind`: "not-found", "not-executable" or "other".
     Error {
         kind: String,

@@ -24,6 +24,8 @@ pub struct Spawned {
     pub pid: i32,
     /// PTY master when [`Io::Tty`] was asked for.
     pub console: Option<OwnedFd>,
+    /// The runtime's steps (name, microseconds) when it measured them.
+    pub phases: Vec<(String, u64)>,
 }
 
 /// Why a backend call failed. The two first kinds let the daemon answer like Docker

@@ -138,7 +138,11 @@ impl CliBackend {
             }
             None => None,
         };
-        Ok(Spawned { pid: pid?, console })
+        Ok(Spawned {
+            pid: pid?,
+            console,
+            phases: Vec::new(),
+        })
     }
 }
 

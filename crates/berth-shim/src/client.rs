@@ -88,7 +88,7 @@ pub fn launch(program: &Path, prefix: &[&str], cfg: &Config) -> Result<Launched>
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().next().unwrap_or("").trim();
     match serde_json::from_str::<LaunchReply>(line) {
-        Ok(LaunchReply::Ok { shim_pid, pid }) => Ok(Launched { shim_pid, pid }),
+        Ok(LaunchReply::Ok { shim_pid, pid, .. }) => Ok(Launched { shim_pid, pid }),
         Ok(LaunchReply::Err { error, kind }) => Err(classify(&kind, error)),
         Err(_) => Err(ClientError::Shim(format!(
             "the shim launcher printed no report (status {}): {line:?}",

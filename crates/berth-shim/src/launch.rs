@@ -25,8 +25,18 @@ use std::os::unix::net::UnixListener;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum LaunchReply {
-    Ok { shim_pid: i32, pid: i32 },
-    Err { error: String, kind: String },
+    Ok {
+        shim_pid: i32,
+        pid: i32,
+        /// Where the shim's time went (name, microseconds): its own set-up, the runtime's
+        /// steps, its report. The engine puts them in the container's start timeline.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        phases: Vec<(String, u64)>,
+    },
+    Err {
+        error: String,
+        kind: String,
+    },
 }
 
 /// Run the launcher: start the detached shim and relay its report. Returns the exit code.
@@ -192,6 +202,7 @@ fn oom_reader(path: String) -> Box<dyn Fn() -> Option<u64>> {
 }
 
 fn serve_with<B: Backend>(cfg: Config, mut backend: B) -> i32 {
+    let t0 = std::time::Instant::now();
     let fail = |kind: &str, msg: String| {
         report(&err(kind, msg));
         1
@@ -260,6 +271,7 @@ fn serve_with<B: Backend>(cfg: Config, mut backend: B) -> i32 {
             stderr: ew,
         }
     };
+    let t_setup = t0.elapsed();
     let spawned = match backend.create(&cfg.id, &cfg.bundle, spawn_io) {
         Ok(s) => s,
         Err(e) => {
@@ -283,6 +295,7 @@ fn serve_with<B: Backend>(cfg: Config, mut backend: B) -> i32 {
             return fail(e.kind(), format!("create container {}: {e}", cfg.id));
         }
     };
+    let t_created = t0.elapsed();
     io.pid = spawned.pid;
     io.master = spawned.console;
     let rec = ShimRecord {
@@ -312,9 +325,29 @@ fn serve_with<B: Backend>(cfg: Config, mut backend: B) -> i32 {
         let base = read().unwrap_or(0);
         server.oom = Some((base, read));
     }
+    // The timeline: our set-up, the runtime's steps (the rest of the helper's time is its fork
+    // and reply), our record and report.
+    let us = |d: std::time::Duration| d.as_micros() as u64;
+    let mut phases = vec![("shim: stdio, log, socket".to_string(), us(t_setup))];
+    let create_us = us(t_created - t_setup);
+    let runtime_us: u64 = spawned.phases.iter().map(|p| p.1).sum();
+    phases.extend(spawned.phases);
+    if runtime_us > 0 {
+        phases.push((
+            "shim: fork the runtime helper, get its reply".into(),
+            create_us.saturating_sub(runtime_us),
+        ));
+    } else {
+        phases.push(("runtime: create".into(), create_us));
+    }
+    phases.push((
+        "shim: write shim.json, report".into(),
+        us(t0.elapsed() - t_created),
+    ));
     report(&LaunchReply::Ok {
         shim_pid: rec.shim_pid,
         pid: rec.pid,
+        phases,
     });
     // Nobody reads our stdout any more: a write must not get EPIPE.
     if let Ok(null) = fdio::dev_null() {

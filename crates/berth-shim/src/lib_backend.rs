@@ -65,6 +65,8 @@ fn options(io: Io) -> CreateOptions {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct HelperReply {
     pid: Option<i32>,
+    #[serde(default)]
+    phases: Vec<(String, u64)>,
     kind: Option<String>,
     error: Option<String>,
 }
@@ -81,6 +83,7 @@ fn in_helper(f: impl FnOnce() -> Result<Spawned>) -> Result<Spawned> {
             Ok(s) => (
                 HelperReply {
                     pid: Some(s.pid),
+                    phases: s.phases,
                     kind: None,
                     error: None,
                 },
@@ -89,6 +92,7 @@ fn in_helper(f: impl FnOnce() -> Result<Spawned>) -> Result<Spawned> {
             Err(e) => (
                 HelperReply {
                     pid: None,
+                    phases: Vec::new(),
                     kind: Some(e.kind().to_string()),
                     error: Some(e.message().to_string()),
                 },
@@ -104,7 +108,11 @@ fn in_helper(f: impl FnOnce() -> Result<Spawned>) -> Result<Spawned> {
     })
     .map_err(|e| BackendError::Failed(format!("fork the runtime helper: {e}")))?;
     let got = berth_sys::fd::recv_with_fds(ours.as_fd());
-    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(helper), None);
+    // Reap it now if it is gone already; else the shim's loop reaps it later (an unknown pid
+    // there is ignored). Waiting for its exit here would cost a scheduling round on the
+    // start path. On a failed read, wait: nothing else is left to do.
+    let flags = got.is_ok().then_some(nix::sys::wait::WaitPidFlag::WNOHANG);
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(helper), flags);
     let (data, mut fds) =
         got.map_err(|e| BackendError::Failed(format!("read the runtime helper's reply: {e}")))?;
     let reply: HelperReply = serde_json::from_slice(&data).map_err(|_| {
@@ -114,6 +122,7 @@ fn in_helper(f: impl FnOnce() -> Result<Spawned>) -> Result<Spawned> {
         (Some(pid), None) => Ok(Spawned {
             pid,
             console: (!fds.is_empty()).then(|| fds.swap_remove(0)),
+            phases: reply.phases,
         }),
         (_, e) => {
             let msg = e.unwrap_or_else(|| "the runtime helper failed".into());
@@ -134,6 +143,7 @@ impl Backend for LibBackend {
             Ok(Spawned {
                 pid: c.pid,
                 console: c.console_master,
+                phases: c.phases,
             })
         })
     }
@@ -164,6 +174,7 @@ impl Backend for LibBackend {
             Ok(Spawned {
                 pid: c.pid,
                 console: c.console_master,
+                phases: c.phases,
             })
         })
     }

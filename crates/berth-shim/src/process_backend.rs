@@ -126,6 +126,7 @@ fn spawn(mut cmd: Command, io: Io) -> Result<Spawned> {
         .map_err(|e| BackendError::Failed(format!("spawn: {e}")))?;
     // The shim reaps by pid (waitpid); the Child handle is not needed.
     Ok(Spawned {
+        phases: Vec::new(),
         pid: child.id() as i32,
         console,
     })

@@ -55,8 +55,8 @@ pub struct Server<B: Backend> {
     clients: Vec<Client>,
     execs: HashMap<String, ExecSession>,
     /// Exits of pids reaped before the shim knew them (an exec that ended before
-    /// `runtime exec` returned its pid).
-    unclaimed: HashMap<i32, i32>,
+    /// `runtime exec` returned its pid; the runtime helpers, never claimed), with when.
+    unclaimed: HashMap<i32, (i32, Instant)>,
     listener: UnixListener,
     sigfd: SignalFd,
     /// Reads the cgroup's OOM-kill counter: (baseline at create, reader).
@@ -320,7 +320,10 @@ impl<B: Backend> Server<B> {
                 return;
             }
         }
-        self.unclaimed.insert(pid, code);
+        // Only a pid about to be registered is ever claimed: forget old ones.
+        self.unclaimed
+            .retain(|_, (_, at)| at.elapsed() < Duration::from_secs(10));
+        self.unclaimed.insert(pid, (code, Instant::now()));
     }
 
     fn accept(&mut self) {
@@ -662,7 +665,10 @@ impl<B: Backend> Server<B> {
         if let Some(fd) = &stdin.fd {
             nonblock(fd);
         }
-        let exit = self.unclaimed.remove(&sp.pid).map(|c| (c, Instant::now()));
+        let exit = self
+            .unclaimed
+            .remove(&sp.pid)
+            .map(|(c, _)| (c, Instant::now()));
         let tty = sp.console.is_some();
         self.execs.insert(
             req.exec_id.clone(),

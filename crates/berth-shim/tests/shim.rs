@@ -446,7 +446,7 @@ fn zygote_forks_shims_and_dies_with_its_daemon() {
     let quick = Ctx::new(&["/bin/sh", "-c", "echo from-zygote; exit 4"], |_| {});
     let reply = z.ask(&serde_json::to_string(&quick.cfg.to_args()).unwrap());
     let r: berth_shim::launch::LaunchReply = serde_json::from_str(reply.trim()).unwrap();
-    let berth_shim::launch::LaunchReply::Ok { shim_pid, pid } = r else {
+    let berth_shim::launch::LaunchReply::Ok { shim_pid, pid, .. } = r else {
         panic!("zygote launch failed: {reply}");
     };
     assert!(shim_pid > 0 && pid > 0 && shim_pid != z.child.id() as i32);

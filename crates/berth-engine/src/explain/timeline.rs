@@ -81,6 +81,40 @@ impl Recorder {
         self.last = now;
     }
 
+    /// Replace the last step by the parts it was measured in by someone else (the shim and
+    /// the runtime report theirs): `parts` in order, and first, what they did not cover (the
+    /// request to the shim and its reply) as `shim start, request and reply`.
+    pub fn split_last(&mut self, parts: &[(String, u64)]) {
+        if parts.is_empty() {
+            return;
+        }
+        let Some(last) = self.steps.pop() else {
+            return;
+        };
+        let measured: u64 = parts.iter().map(|p| p.1).sum();
+        let mut offset = last.offset_us;
+        let rest = (
+            "shim start, request and reply".to_string(),
+            last.duration_us.saturating_sub(measured),
+        );
+        for (name, us) in std::iter::once(&rest).chain(parts.iter()) {
+            // Never past the end of the step that was measured here.
+            let d = (*us).min(last.offset_us + last.duration_us - offset);
+            self.steps.push(TimelineStep {
+                phase: last.phase.clone(),
+                name: name.clone(),
+                what: describe(name).to_string(),
+                offset_us: offset,
+                duration_us: d,
+            });
+            offset += d;
+        }
+        // Rounding: the parts end exactly where the step did.
+        if let Some(s) = self.steps.last_mut() {
+            s.duration_us += last.offset_us + last.duration_us - offset;
+        }
+    }
+
     fn finish(&self) -> (DateTime<Utc>, Vec<TimelineStep>) {
         (self.began_at, self.steps.clone())
     }
@@ -105,6 +139,36 @@ fn describe(name: &str) -> &'static str {
         "spawn shim (runtime create)" => {
             "start the shim, which runs the runtime: it clones the process into new namespaces, joins the cgroups, sets up the mounts and waits before exec"
         }
+        "shim start, request and reply" => {
+            "the daemon asks the shim zygote for a shim, which forks one; the shim's report comes back"
+        }
+        "shim: stdio, log, socket" => {
+            "the new shim takes its own session, opens the json log, listens on its socket, makes the stdio pipes"
+        }
+        "runtime: load the spec, compile seccomp" => {
+            "read and check config.json, plan namespaces, capabilities, rlimits; compile the seccomp profile to BPF"
+        }
+        "runtime: create the cgroups, set limits" => {
+            "mkdir the container's cgroup in each hierarchy and write its limits (memory, cpu, pids, devices)"
+        }
+        "runtime: clone the init into new namespaces" => {
+            "fork a helper that joins the cgroups, then clone(2) the init with CLONE_NEWNS|NEWPID|NEWNET|NEWUTS|NEWIPC"
+        }
+        "runtime: init joins its cgroups" => "release the init once it is in its cgroups",
+        "init: mount rootfs, /proc, /dev, volumes" => {
+            "in its new mount namespace the init mounts /proc, /dev (tmpfs, device nodes), /sys, cgroups, volumes and /etc files under the rootfs"
+        }
+        "init: createRuntime hooks handshake" => "tell the runtime the mounts are done; it runs createRuntime hooks",
+        "init: pivot_root" => "pivot_root into the rootfs and detach the old root",
+        "init: masks, read-only paths, hostname, find the program" => {
+            "mask /proc paths, make /proc/sys etc. read-only, set the hostname and sysctls, look the program up in PATH"
+        }
+        "init: other (start, handshakes)" => "the init's start and its messages to the runtime",
+        "runtime: save the state" => "write the runtime's state.json for this container",
+        "shim: fork the runtime helper, get its reply" => {
+            "the shim runs the runtime in a forked helper (so the long-lived shim stays small) and reads its reply"
+        }
+        "shim: write shim.json, report" => "record the shim's and the container's pids, report to the daemon",
         "networks" => "veth pair into the bridge, address and routes in the netns, port rules",
         "attach, wait, START" => "connect waiters; the runtime execs the user's program",
         "publish state, start monitor" => {
