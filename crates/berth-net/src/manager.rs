@@ -134,6 +134,10 @@ impl NetworkManager {
                 st.networks.insert(n.id.clone(), n);
             }
         }
+        let switched = st
+            .firewall
+            .replace(firewall.name().to_string())
+            .is_some_and(|prev| prev != firewall.name());
         st.save(&state_path)?;
         let bridges: Vec<Network> = st
             .networks
@@ -158,6 +162,9 @@ impl NetworkManager {
             mgr.ensure_bridge(n).await?;
         }
         drop(lock);
+        if switched {
+            mgr.inner.firewall.remove_other_backend().await;
+        }
         mgr.apply_firewall().await?;
         Ok(mgr)
     }

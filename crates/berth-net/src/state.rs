@@ -22,6 +22,10 @@ pub struct State {
     pub networks: BTreeMap<String, Network>,
     /// By endpoint id. An endpoint holds its IP lease.
     pub endpoints: BTreeMap<String, Endpoint>,
+    /// The firewall backend (`nftables`/`iptables`) the rules were last installed with, so
+    /// a switch of backend removes the old backend's rules.
+    #[serde(default)]
+    pub firewall: Option<String>,
 }
 
 impl State {

@@ -143,3 +143,52 @@ async fn auto_picks_nftables_when_nft_and_nf_tables_are_there() {
     m.teardown_all().await.unwrap();
     assert!(!rules_left(m.config()).await, "rules left");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_backend_across_a_restart_removes_the_old_rules() {
+    if !berth_testkit::require_root("switching_backend_across_a_restart_removes_the_old_rules") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ipt = config_with(None, FirewallBackend::Iptables);
+    let nft = berth_net::NetConfig {
+        firewall: FirewallBackend::Nftables,
+        ..ipt.clone()
+    };
+    let _cleanup = (Cleanup(ipt.clone()), Cleanup(nft.clone()));
+    let a = NetNs::new("bsw").unwrap();
+    let port = berth_testkit::unique::free_port();
+    let m1 = NetworkManager::open(dir.path(), ipt.clone()).await.unwrap();
+    m1.attach(AttachRequest {
+        container_id: "s".repeat(64),
+        container_name: "switch".into(),
+        netns: a.path(),
+        network: "bridge".into(),
+        ports: vec![PortBinding::parse(&format!("127.0.0.1:{port}:80")).unwrap()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(published_ports(&ipt), 1);
+    m1.close();
+    drop(m1);
+
+    // "daemon restart" with the other backend
+    let m2 = NetworkManager::open(dir.path(), nft.clone()).await.unwrap();
+    m2.restore(&[berth_net::RunningContainer {
+        container_id: "s".repeat(64),
+        netns: a.path(),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(m2.firewall_backend(), "nftables");
+    let left = iptables_lines_of(&ipt.nft_table);
+    assert!(left.is_empty(), "old iptables rules left: {left:#?}");
+    assert_eq!(published_ports(&nft), 1, "the port moved to the nft maps");
+    let (_h, _w) = httpd(&a, "switched");
+    assert!(host_get(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+        .unwrap()
+        .contains("switched"));
+    m2.teardown_all().await.unwrap();
+    assert!(!rules_left(&nft).await, "rules left");
+}

@@ -145,6 +145,25 @@ impl Firewall {
         }
     }
 
+    /// Remove what the *other* backend of ours left from an earlier run (the daemon ran
+    /// with `BERTH_FIREWALL=iptables` before, or nft was installed since), so stale DNATs
+    /// of the old backend cannot shadow the new rules. Best effort; called only when the
+    /// state says the backend changed (it never runs the other tool otherwise).
+    pub(crate) async fn remove_other_backend(&self) {
+        let res = match self.backend {
+            Backend::Nftables if iptables::restore_binary().is_some() => {
+                iptables::remove(&self.table).await
+            }
+            Backend::Iptables if nft::nft_binary().is_some() => {
+                nft::apply(&nft::delete_table(&self.table)).await
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = res {
+            tracing::debug!("removing rules of the other firewall backend: {e}");
+        }
+    }
+
     /// Remove everything of ours; a no-op when nothing is there.
     pub(crate) async fn remove(&self) -> Result<()> {
         match self.backend {
