@@ -87,12 +87,19 @@ impl Engine {
     async fn handle_exit_inner(&self, c: &Arc<Container>, exit: ExitInfo) {
         let id = c.id.clone();
         let t0 = std::time::Instant::now();
-        let rootfs = self.rootfs_dir(&id);
-        if let Err(e) = berth_image::unmount(&rootfs) {
-            tracing::warn!(container = %id, "unmount rootfs: {e}");
+        // A `--rm` container's rootfs and cgroup go with its files, in the background (an
+        // unmount waits for an RCU grace period, ~1 ms): `run --rm` does not wait for them.
+        let removing = c.snapshot().config.host.auto_remove;
+        if !removing {
+            let rootfs = self.rootfs_dir(&id);
+            if let Err(e) = berth_image::unmount(&rootfs) {
+                tracing::warn!(container = %id, "unmount rootfs: {e}");
+            }
         }
         let t_unmount = t0.elapsed();
-        self.destroy_cgroup(c);
+        if !removing {
+            self.destroy_cgroup(c);
+        }
         let t_cgroup = t0.elapsed();
         self.disconnect_networks(c).await;
         let t_net = t0.elapsed();

@@ -352,7 +352,8 @@ fn check_running(
     assert_eq!(a["prefixlen"], i["prefix_len"]);
     let routes = ip_in(pid, &["route", "show", "default"]);
     assert_eq!(routes[0]["gateway"], i["gateway"]);
-    // Published port: the DNAT rule is in the table, and every rule explain shows is too.
+    // Published port: its entries in the port maps and the rule that looks them up are in
+    // the table, and every line explain shows is too.
     let ports = net["ports"].as_array().expect("ports");
     assert_eq!(ports.len(), 1);
     let p = &ports[0];
@@ -370,18 +371,26 @@ fn check_running(
         String::from_utf8_lossy(&out.stderr)
     );
     let nj: Value = serde_json::from_slice(&out.stdout).expect("nft json");
-    let dnat = nj["nftables"]
-        .as_array()
-        .expect("nftables")
-        .iter()
-        .filter_map(|o| o.get("rule"))
-        .find(|r| {
-            let t = r["expr"].to_string();
-            t.contains(&format!("\"right\":{host_port}"))
-                && t.contains(&format!("\"addr\":{}", i["ip"]))
-                && t.contains("\"port\":80")
-        });
-    let dnat = dnat.unwrap_or_else(|| panic!("no DNAT rule for {host_port} in {nj}"));
+    let elem = |map: &str| {
+        nj["nftables"]
+            .as_array()
+            .expect("nftables")
+            .iter()
+            .filter_map(|o| o.get("map"))
+            .find(|m| m["name"] == map)
+            .and_then(|m| m["elem"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    // [{"concat":["tcp","127.0.0.1",PORT]}, "IP"] and [..., 80]
+    let key = serde_json::json!({"concat": ["tcp", "127.0.0.1", host_port]});
+    assert!(
+        elem("published_addr").contains(&serde_json::json!([key, i["ip"]])),
+        "no address map element for {host_port} in {nj}"
+    );
+    assert!(
+        elem("published_port").contains(&serde_json::json!([key, 80])),
+        "no port map element for {host_port} in {nj}"
+    );
     let text = String::from_utf8_lossy(
         &Command::new("nft")
             .args(["list", "table", "ip", &table])
@@ -397,15 +406,22 @@ fn check_running(
         .map(s)
         .collect();
     assert!(
+        rules.contains(&format!(
+            "map published_addr: tcp . 127.0.0.1 . {host_port} : {}",
+            s(&i["ip"])
+        )),
+        "{rules:?}"
+    );
+    assert!(
         rules
             .iter()
-            .any(|r| r.starts_with(&format!("{}: ", s(&dnat["chain"]))) && r.contains("dnat to")),
+            .any(|r| r.contains("dnat") && r.contains("map @published_addr")),
         "{rules:?}"
     );
     for r in &rules {
         let (_, rule) = r.split_once(": ").expect("chain: rule");
         assert!(
-            text.lines().any(|l| l.trim() == rule),
+            text.lines().any(|l| l.trim() == rule) || text.contains(rule),
             "{rule} not in\n{text}"
         );
     }
@@ -638,7 +654,13 @@ fn timeline_adds_up_to_the_wall_time_of_the_run() {
             "snapshot",
             "mount rootfs",
             "networks",
-            "spawn shim (runtime create)",
+            // The shim's start, split by what the shim and the runtime measured.
+            "shim start, request and reply",
+            "runtime: load the spec, compile seccomp",
+            "runtime: create the cgroups, set limits",
+            "runtime: clone the init into new namespaces",
+            "init: mount rootfs, /proc, /dev, volumes",
+            "init: pivot_root",
             "attach, wait, START",
         ] {
             assert!(
