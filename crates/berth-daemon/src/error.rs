@@ -22,6 +22,7 @@ pub fn status_for(kind: ErrorKind) -> StatusCode {
         ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
         ErrorKind::NotModified => StatusCode::NOT_MODIFIED,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -91,6 +92,7 @@ mod tests {
         assert_eq!(status_for(ErrorKind::InvalidArgument), 400);
         assert_eq!(status_for(ErrorKind::NotModified), 304);
         assert_eq!(status_for(ErrorKind::Unavailable), 503);
+        assert_eq!(status_for(ErrorKind::Unauthorized), 401);
         assert_eq!(status_for(ErrorKind::Internal), 500);
         let e: ApiError = EngineError::no_such_container("foo").into();
         assert_eq!(e.status, 404);

@@ -16,6 +16,8 @@ pub enum ErrorKind {
     NotModified,
     /// A dependency is missing or not ready (HTTP 503).
     Unavailable,
+    /// A registry refused the credentials of a login (HTTP 401).
+    Unauthorized,
     /// Anything else: I/O failures, runtime errors (HTTP 500).
     Internal,
 }
@@ -54,6 +56,9 @@ impl EngineError {
     }
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unavailable, message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthorized, message)
     }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)

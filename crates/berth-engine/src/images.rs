@@ -63,6 +63,43 @@ pub struct PullProgress {
     pub total: Option<u64>,
 }
 
+/// Registry credentials a client sent: the `X-Registry-Auth` header of a pull or push, or
+/// the body of `POST /auth`. The daemon never reads a credential file of its own (dockerd
+/// does not either): clients keep credentials and send them with each request.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RegistryAuth {
+    pub username: String,
+    pub password: String,
+    /// `127.0.0.1:5000`, `https://index.docker.io/v1/`; Docker Hub when empty.
+    pub server_address: String,
+    /// An OAuth2 refresh token from an earlier login; used instead of the password.
+    pub identity_token: String,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("username", &self.username)
+            .field("server_address", &self.server_address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RegistryAuth {
+    /// The credentials to present; `None` (anonymous) when there are none.
+    fn credentials(&self) -> Option<berth_image::Credentials> {
+        if !self.identity_token.is_empty() {
+            return Some(berth_image::Credentials::from_identity_token(
+                self.identity_token.clone(),
+            ));
+        }
+        (!self.username.is_empty() || !self.password.is_empty()).then(|| berth_image::Credentials {
+            username: self.username.clone(),
+            password: self.password.clone(),
+        })
+    }
+}
+
 /// Progress sink for pulls.
 pub type ProgressSender = tokio::sync::mpsc::UnboundedSender<PullProgress>;
 
@@ -224,6 +261,18 @@ impl Engine {
         platform: Option<&str>,
         progress: Option<ProgressSender>,
     ) -> Result<ImageSummary> {
+        self.image_pull_auth(reference, platform, None, progress)
+            .await
+    }
+
+    /// [`Engine::image_pull`] with the client's registry credentials (`X-Registry-Auth`).
+    pub async fn image_pull_auth(
+        &self,
+        reference: &str,
+        platform: Option<&str>,
+        auth: Option<RegistryAuth>,
+        progress: Option<ProgressSender>,
+    ) -> Result<ImageSummary> {
         let r = ImageRef::parse(reference).map_err(|e| EngineError::invalid(e.to_string()))?;
         let platform = match platform.filter(|p| !p.is_empty()) {
             Some(p) => Some(
@@ -233,7 +282,7 @@ impl Engine {
         };
         let opts = berth_image::PullOptions {
             platform,
-            credentials: None,
+            credentials: auth.as_ref().and_then(RegistryAuth::credentials),
         };
         let sink = move |ev: PullEvent| {
             if let Some(tx) = &progress {
@@ -480,6 +529,17 @@ impl Engine {
 
     /// `docker push` of a tagged local image; returns the manifest digest.
     pub async fn image_push(&self, name: &str, progress: Option<ProgressSender>) -> Result<String> {
+        self.image_push_auth(name, None, progress).await
+    }
+
+    /// [`Engine::image_push`] with the client's registry credentials (`X-Registry-Auth`).
+    pub async fn image_push_auth(
+        &self,
+        name: &str,
+        auth: Option<RegistryAuth>,
+        progress: Option<ProgressSender>,
+    ) -> Result<String> {
+        let credentials = auth.as_ref().and_then(RegistryAuth::credentials);
         let store = self.inner.images.clone();
         let handle = tokio::runtime::Handle::current();
         let n = name.to_string();
@@ -489,10 +549,12 @@ impl Engine {
             }
         };
         // Same reason as pull: run the (non-Send) future on a blocking thread.
-        let d = tokio::task::spawn_blocking(move || handle.block_on(store.push(&n, None, &sink)))
-            .await
-            .map_err(|e| EngineError::internal(e.to_string()))?
-            .map_err(image_error)?;
+        let d = tokio::task::spawn_blocking(move || {
+            handle.block_on(store.push(&n, credentials, &sink))
+        })
+        .await
+        .map_err(|e| EngineError::internal(e.to_string()))?
+        .map_err(image_error)?;
         self.emit("image", "push", name, BTreeMap::new());
         Ok(d.to_string())
     }
@@ -520,5 +582,27 @@ impl Engine {
         let gc = self.blocking(|s| s.gc()).await?;
         self.emit("image", "prune", "", BTreeMap::new());
         Ok((out, gc.bytes))
+    }
+}
+
+impl Engine {
+    /// `POST /auth` (`docker login`): checks the credentials against the registry the way
+    /// dockerd does (ping `/v2/`, answer its challenge) and stores nothing. Returns the
+    /// identity token the registry's token server handed out, or an empty string.
+    pub async fn registry_login(&self, auth: &RegistryAuth) -> Result<String> {
+        use berth_image::registry::RegistryError as R;
+        let registry = berth_image::registry::login_registry(&auth.server_address);
+        let creds = auth.credentials().unwrap_or(berth_image::Credentials {
+            username: String::new(),
+            password: String::new(),
+        });
+        let store = self.inner.images.clone();
+        match store.registry().login_check(&registry, &creds).await {
+            Ok(token) => Ok(token.unwrap_or_default()),
+            Err(e @ (R::LoginRefused { .. } | R::BadCredentials { .. })) => {
+                Err(EngineError::unauthorized(e.to_string()))
+            }
+            Err(e) => Err(EngineError::internal(e.to_string())),
+        }
     }
 }

@@ -74,6 +74,7 @@ impl ImageError {
                 | RegistryError::BlobUnknown { .. } => ErrorKind::NotFound,
                 RegistryError::AuthRequired { .. }
                 | RegistryError::BadCredentials { .. }
+                | RegistryError::LoginRefused { .. }
                 | RegistryError::Denied { .. } => ErrorKind::Unauthorized,
                 _ => ErrorKind::Unavailable,
             },

@@ -79,8 +79,9 @@ pub async fn create(State(state): State<AppState>, q: Q, req: Request) -> ApiRes
         .str("platform")
         .filter(|p| !p.is_empty())
         .map(str::to_string);
+    let auth = super::auth::x_registry_auth(req.headers());
     let (ptx, prx) = mpsc::unbounded_channel::<PullProgress>();
-    let pull = spawn_pull(state.engine.clone(), reference, platform, ptx);
+    let pull = spawn_pull(state.engine.clone(), reference, platform, auth, ptx);
     progress_reply(prx, pull).await
 }
 
@@ -137,6 +138,7 @@ fn spawn_pull(
     engine: berth_engine::Engine,
     reference: String,
     platform: Option<String>,
+    auth: Option<berth_engine::images::RegistryAuth>,
     progress: mpsc::UnboundedSender<PullProgress>,
 ) -> tokio::sync::oneshot::Receiver<berth_engine::Result<berth_engine::ImageSummary>> {
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -155,7 +157,12 @@ fn spawn_pull(
                     return;
                 }
             };
-            let r = rt.block_on(engine.image_pull(&reference, platform.as_deref(), Some(progress)));
+            let r = rt.block_on(engine.image_pull_auth(
+                &reference,
+                platform.as_deref(),
+                auth,
+                Some(progress),
+            ));
             let _ = tx.send(r);
         });
     if let Err(e) = spawned {
@@ -235,6 +242,7 @@ pub async fn post_dispatch(
     State(state): State<AppState>,
     Path(rest): Path<String>,
     q: Q,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult<Response> {
     if let Some(name) = rest.strip_suffix("/tag") {
         let repo = q.str("repo").unwrap_or("");
@@ -254,8 +262,9 @@ pub async fn post_dispatch(
         let (ptx, prx) = mpsc::unbounded_channel::<PullProgress>();
         let (dtx, drx) = tokio::sync::oneshot::channel();
         let engine = state.engine.clone();
+        let auth = super::auth::x_registry_auth(&headers);
         tokio::spawn(async move {
-            let _ = dtx.send(engine.image_push(&reference, Some(ptx)).await);
+            let _ = dtx.send(engine.image_push_auth(&reference, auth, Some(ptx)).await);
         });
         return progress_reply(prx, drx).await;
     }

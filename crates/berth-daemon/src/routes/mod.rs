@@ -1,5 +1,6 @@
 //! The route table: Docker Engine API paths → handlers.
 
+pub mod auth;
 pub mod containers;
 pub mod exec;
 pub mod explain;
@@ -25,7 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/info", get(system::info))
         .route("/system/df", get(system::df))
         .route("/events", get(system::events))
-        .route("/auth", post(system::auth))
+        .route("/auth", post(auth::login))
         // containers
         .route("/containers/create", post(containers::create))
         .route("/containers/json", get(containers::list))

@@ -1,4 +1,4 @@
-//! `/_ping`, `/version`, `/info`, `/system/df`, `/events`, `/auth`.
+//! `/_ping`, `/version`, `/info`, `/system/df`, `/events`.
 
 use std::collections::BTreeMap;
 
@@ -11,10 +11,10 @@ use berth_api::system::{
 };
 use tokio::sync::mpsc;
 
+use super::ok;
 use super::streams::{json_line, streaming};
-use super::{ok, parse_json};
 use crate::convert;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::host::go_arch;
 use crate::query::Q;
 use crate::state::AppState;
@@ -314,10 +314,4 @@ pub async fn events(State(state): State<AppState>, q: Q) -> ApiResult<Response> 
         }
     });
     Ok(streaming("application/json", rx))
-}
-
-/// `POST /auth`: berth keeps no credentials store yet.
-pub async fn auth(body: axum::body::Bytes) -> ApiResult<Response> {
-    let _cfg: berth_api::image::AuthConfig = parse_json(&body)?;
-    Err(ApiError::not_implemented("registry login (POST /auth)"))
 }

@@ -19,7 +19,25 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// The user name Docker's credential helpers store an identity token under.
+pub const IDENTITY_TOKEN_USER: &str = "<token>";
+
 impl Credentials {
+    /// An identity token (an OAuth2 refresh token from `POST /auth`), kept the way Docker's
+    /// credential helpers keep one: user `<token>`, the token as the secret.
+    pub fn from_identity_token(token: impl Into<String>) -> Self {
+        Credentials {
+            username: IDENTITY_TOKEN_USER.into(),
+            password: token.into(),
+        }
+    }
+
+    /// The identity token, when these credentials are one.
+    pub fn identity_token(&self) -> Option<&str> {
+        (self.username == IDENTITY_TOKEN_USER && !self.password.is_empty())
+            .then_some(self.password.as_str())
+    }
+
     pub fn basic_header(&self) -> String {
         let raw = format!("{}:{}", self.username, self.password);
         format!(
@@ -173,6 +191,10 @@ pub fn lookup(auth_file: &Path, registry: &str) -> Result<Option<Credentials>, A
         else {
             continue;
         };
+        // the docker CLI keeps `auth` = base64("user:") beside an identity token
+        if let Some(t) = e.identitytoken.as_deref().filter(|t| !t.is_empty()) {
+            return Ok(Some(Credentials::from_identity_token(t)));
+        }
         if let Some(a) = &e.auth {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(a.trim())
@@ -242,8 +264,8 @@ pub(crate) fn credential_helper(program: &Path, server: &str) -> Option<Credenti
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     let user = v.get("Username")?.as_str()?.to_string();
     let secret = v.get("Secret")?.as_str()?.to_string();
-    // `<token>` marks an identity token, which needs the OAuth flow (not supported yet)
-    (user != "<token>" && !secret.is_empty()).then_some(Credentials {
+    // user `<token>` marks an identity token (used with the OAuth2 refresh-token flow)
+    (!secret.is_empty()).then_some(Credentials {
         username: user,
         password: secret,
     })
@@ -287,15 +309,6 @@ pub fn store(
     let json = serde_json::to_vec_pretty(&file).expect("config serialises");
     crate::fsutil::write_atomic(auth_file, &json, 0o600)
         .map_err(|source| AuthFileError::Write { path, source })
-}
-
-/// The token endpoint's reply.
-#[derive(serde::Deserialize)]
-pub(crate) struct TokenReply {
-    #[serde(default)]
-    pub token: Option<String>,
-    #[serde(default)]
-    pub access_token: Option<String>,
 }
 
 #[cfg(test)]

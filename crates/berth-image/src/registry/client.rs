@@ -10,6 +10,7 @@ use reqwest::header::{
 use reqwest::{Method, StatusCode};
 
 use super::auth::{self, Challenge, Credentials};
+use super::token::TokenAnswer;
 use super::RegistryConfig;
 use crate::digest::Digest;
 use crate::manifest::{ACCEPT_MANIFESTS, MAX_MANIFEST_BYTES};
@@ -26,6 +27,10 @@ pub enum RegistryError {
     },
     #[error("unauthorized: incorrect username or password for {registry}")]
     BadCredentials { registry: String },
+    /// A login the registry refused, in dockerd's words (`login attempt to http://…/v2/
+    /// failed with status: 401 Unauthorized`, `Get "http://…/v2/": unauthorized: …`).
+    #[error("{message}")]
+    LoginRefused { registry: String, message: String },
     #[error("denied: access to {registry}/{repository} refused: {message}")]
     Denied {
         registry: String,
@@ -202,8 +207,25 @@ impl RegistryClient {
             .retain(|k, _| !k.starts_with(&prefix));
     }
 
+    /// Tokens are cached per registry, repository, actions and *credentials*: the daemon
+    /// shares one client between all its clients, and a token one client earned with its
+    /// password must never serve another client (or the same one after `logout`).
     fn token_key(repo: &RepoAccess) -> String {
-        format!("{}|{}|{}", repo.registry, repo.repository, repo.actions)
+        use sha2::Digest as _;
+        let who = match &repo.credentials {
+            Some(c) => {
+                let mut h = sha2::Sha256::new();
+                h.update((c.username.len() as u64).to_le_bytes());
+                h.update(c.username.as_bytes());
+                h.update(c.password.as_bytes());
+                hex::encode(&h.finalize()[..12])
+            }
+            None => "-".to_string(),
+        };
+        format!(
+            "{}|{}|{}|{who}",
+            repo.registry, repo.repository, repo.actions
+        )
     }
 
     /// Sends a request built by `build`, handling auth challenges, 429/5xx and connection
@@ -320,59 +342,27 @@ impl RegistryClient {
         service: Option<&str>,
         creds: Option<&Credentials>,
     ) -> Result<String, RegistryError> {
-        let mut url = reqwest::Url::parse(realm).map_err(|e| RegistryError::Token {
-            realm: realm.into(),
-            message: format!("bad realm URL: {e}"),
-        })?;
-        {
-            let mut q = url.query_pairs_mut();
-            if let Some(s) = service {
-                q.append_pair("service", s);
-            }
-            q.append_pair(
-                "scope",
-                &format!("repository:{}:{}", repo.repository, repo.actions),
-            );
-        }
-        let mut rb = self.http.get(url);
-        if let Some(c) = creds {
-            rb = rb.header(AUTHORIZATION, c.basic_header());
-        }
-        let resp = rb.send().await.map_err(|e| RegistryError::Token {
-            realm: realm.into(),
-            message: error_chain(&e),
-        })?;
-        match resp.status() {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if creds.is_some() => {
-                return Err(RegistryError::BadCredentials {
-                    registry: repo.registry.clone(),
+        let scope = format!("repository:{}:{}", repo.repository, repo.actions);
+        let answer = self
+            .request_token(&repo.registry, realm, service, Some(&scope), creds, false)
+            .await?;
+        match answer {
+            TokenAnswer::Granted(reply) => Ok(reply.bearer().unwrap_or_default().to_string()),
+            TokenAnswer::Refused { status, .. }
+                if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) =>
+            {
+                Err(match creds {
+                    Some(_) => RegistryError::BadCredentials {
+                        registry: repo.registry.clone(),
+                    },
+                    None => self.auth_required(repo),
                 })
             }
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                return Err(self.auth_required(repo))
-            }
-            s if !s.is_success() => {
-                return Err(RegistryError::Token {
-                    realm: realm.into(),
-                    message: format!("status {s}"),
-                })
-            }
-            _ => {}
+            TokenAnswer::Refused { status, .. } => Err(RegistryError::Token {
+                realm: realm.into(),
+                message: format!("status {status}"),
+            }),
         }
-        let body = read_limited(resp, 1 << 20, &repo.registry, "a token reply").await?;
-        let reply: auth::TokenReply =
-            serde_json::from_slice(&body).map_err(|e| RegistryError::Token {
-                realm: realm.into(),
-                message: format!("reply is not JSON: {e}"),
-            })?;
-        reply
-            .token
-            .filter(|t| !t.is_empty())
-            .or(reply.access_token)
-            .ok_or_else(|| RegistryError::Token {
-                realm: realm.into(),
-                message: "reply has no token".into(),
-            })
     }
 
     /// Fetches a manifest by tag or digest: (raw bytes, content type, `Docker-Content-Digest`).
@@ -564,6 +554,25 @@ async fn backoff(attempt: u32) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tokens_are_cached_per_credentials() {
+        let access = |c: Option<(&str, &str)>| super::RepoAccess {
+            registry: "r:5000".into(),
+            repository: "a/b".into(),
+            credentials: c.map(|(u, p)| super::Credentials {
+                username: u.into(),
+                password: p.into(),
+            }),
+            actions: "pull",
+        };
+        let k = |c| super::RegistryClient::token_key(&access(c));
+        assert_ne!(k(None), k(Some(("u", "p"))));
+        assert_ne!(k(Some(("u", "p"))), k(Some(("u", "q"))));
+        assert_ne!(k(Some(("u", "p\0"))), k(Some(("u\0p", ""))));
+        assert_eq!(k(Some(("u", "p"))), k(Some(("u", "p"))));
+        assert!(k(None).starts_with("r:5000|"));
+    }
+
     #[test]
     fn loopback_is_plain_http() {
         let c = super::RegistryClient::new(super::RegistryConfig {

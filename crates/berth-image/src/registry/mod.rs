@@ -9,12 +9,13 @@
 pub mod auth;
 mod client;
 mod login;
+mod token;
 mod upload;
 
 pub use auth::Credentials;
 pub(crate) use client::error_chain;
 pub use client::{RegistryClient, RegistryError, RepoAccess};
-pub use login::decode_x_registry_auth;
+pub use login::{decode_x_registry_auth, login_registry};
 
 use std::path::PathBuf;
 
