@@ -88,6 +88,13 @@ impl Engine {
         let rootfs = self.rootfs_dir(id);
         std::fs::create_dir_all(&rootfs)
             .map_err(|e| EngineError::io(format!("create {}", rootfs.display()), e))?;
+        // The previous run's shim answers the exit before the runtime's cleanup: let it finish
+        // (the runtime refuses an id whose state dir exists), or give up after a while.
+        let runtime_state = self.runtime_root().join(id);
+        let t_wait = std::time::Instant::now();
+        while runtime_state.exists() && t_wait.elapsed() < std::time::Duration::from_secs(2) {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
         // Leftovers of a previous run.
         for f in [
             shim_client::EXIT_JSON,

@@ -161,6 +161,10 @@ pub(crate) fn apply_devices(
             .map_err(|e| Error::spec(field, format!("{rule:?}: {e}")))
     };
     write("devices.deny", "a", "linux.resources.devices".into())?;
+    // Each distinct rule once: specs usually repeat the defaults appended below (Docker's
+    // do), and every write is a syscall round on the start path.
+    let mut written: std::collections::HashSet<(&str, String)> = std::collections::HashSet::new();
+    written.insert(("devices.deny", "a".to_string()));
     for (i, r) in rules.iter().enumerate() {
         let typ = r
             .typ()
@@ -189,10 +193,25 @@ pub(crate) fn apply_devices(
         } else {
             "devices.deny"
         };
-        write(file, &rule, format!("linux.resources.devices[{i}]"))?;
+        // A rule repeated after an opposite one must be written again (the order matters).
+        let opposite = if r.allow() {
+            "devices.deny"
+        } else {
+            "devices.allow"
+        };
+        if rule == "a" {
+            // Allow or deny all: resets what came before, so always written.
+            written.clear();
+        }
+        written.remove(&(opposite, rule.clone()));
+        if written.insert((file, rule.clone())) {
+            write(file, &rule, format!("linux.resources.devices[{i}]"))?;
+        }
     }
     for rule in DEFAULT_ALLOWED_DEVICES {
-        write("devices.allow", rule, "linux.resources.devices".into())?;
+        if written.insert(("devices.allow", rule.to_string())) {
+            write("devices.allow", rule, "linux.resources.devices".into())?;
+        }
     }
     Ok(None)
 }

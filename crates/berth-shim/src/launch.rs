@@ -303,11 +303,6 @@ fn serve_with<B: Backend>(cfg: Config, mut backend: B) -> i32 {
         pid: spawned.pid,
         started_at: logfile::now_rfc3339_nano(),
     };
-    if let Err(e) = records::write_replace(&cfg.state_dir, records::SHIM_JSON, &rec, false) {
-        let _ = backend.kill(&cfg.id, 9);
-        let _ = backend.delete(&cfg.id);
-        return fail("failed", format!("write shim.json: {e}"));
-    }
     let mut server = Server::new(
         cfg.id.clone(),
         cfg.state_dir.clone(),
@@ -319,12 +314,6 @@ fn serve_with<B: Backend>(cfg: Config, mut backend: B) -> i32 {
         listener,
         sigfd,
     );
-    let berth_rules = cfg.runtime == RuntimeChoice::Berth;
-    if let Some(p) = cgroups_path(&cfg.bundle, &cfg.id, berth_rules) {
-        let read = oom_reader(p);
-        let base = read().unwrap_or(0);
-        server.oom = Some((base, read));
-    }
     // The timeline: our set-up, the runtime's steps (the rest of the helper's time is its fork
     // and reply), our record and report.
     let us = |d: std::time::Duration| d.as_micros() as u64;
@@ -340,15 +329,24 @@ fn serve_with<B: Backend>(cfg: Config, mut backend: B) -> i32 {
     } else {
         phases.push(("runtime: create".into(), create_us));
     }
-    phases.push((
-        "shim: write shim.json, report".into(),
-        us(t0.elapsed() - t_created),
-    ));
+    phases.push(("shim: report".into(), us(t0.elapsed() - t_created)));
     report(&LaunchReply::Ok {
         shim_pid: rec.shim_pid,
         pid: rec.pid,
         phases,
     });
+    // After the report, off the start path: the daemon has the pids already and sends START
+    // only once its network step is done; the request waits in the socket's backlog.
+    if let Err(e) = records::write_replace(&cfg.state_dir, records::SHIM_JSON, &rec, false) {
+        eprintln!("berth shim {}: write shim.json: {e}", cfg.id);
+    }
+    // The OOM-kill counter's baseline, before the process runs (START is not served yet).
+    let berth_rules = cfg.runtime == RuntimeChoice::Berth;
+    if let Some(p) = cgroups_path(&cfg.bundle, &cfg.id, berth_rules) {
+        let read = oom_reader(p);
+        let base = read().unwrap_or(0);
+        server.oom = Some((base, read));
+    }
     // Nobody reads our stdout any more: a write must not get EPIPE.
     if let Ok(null) = fdio::dev_null() {
         let _ = nix::unistd::dup2_stdout(&null);

@@ -748,9 +748,6 @@ impl<B: Backend> Server<B> {
         if let Err(e) = records::write_replace(&self.state_dir, records::EXIT_JSON, &rec, false) {
             eprintln!("berth shim {}: write exit.json: {e}", self.id);
         }
-        if let Err(e) = self.backend.delete(&self.id) {
-            eprintln!("berth shim {}: runtime delete: {e}", self.id);
-        }
         // Exec records for execs that ended with the container.
         let ids: Vec<String> = self.execs.keys().cloned().collect();
         for id in ids {
@@ -786,6 +783,11 @@ impl<B: Backend> Server<B> {
             }
             c.mode = Mode::Closing;
             c.flush();
+        }
+        // The runtime's cleanup (cgroups, state dir) after the answer: `run --rm` does not wait
+        // for it; a new start of this container waits until the runtime's state dir is gone.
+        if let Err(e) = self.backend.delete(&self.id) {
+            eprintln!("berth shim {}: runtime delete: {e}", self.id);
         }
         let deadline = Instant::now() + FLUSH_AT_EXIT;
         loop {

@@ -168,7 +168,7 @@ fn describe(name: &str) -> &'static str {
         "shim: fork the runtime helper, get its reply" => {
             "the shim runs the runtime in a forked helper (so the long-lived shim stays small) and reads its reply"
         }
-        "shim: write shim.json, report" => "record the shim's and the container's pids, report to the daemon",
+        "shim: report" => "report the shim's and the container's pids to the daemon",
         "networks" => "veth pair into the bridge, address and routes in the netns, port rules",
         "attach, wait, START" => "connect waiters; the runtime execs the user's program",
         "publish state, start monitor" => {
