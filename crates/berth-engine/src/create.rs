@@ -82,7 +82,10 @@ impl Engine {
         let (_, mut warnings) =
             oci::parse_security_opts(&spec.host.security_opt).map_err(EngineError::invalid)?;
         self.check_network_mode(&spec.host.network_mode)?;
+        // Only when networking failed: an engine started without it (`--bridge none`) gives
+        // every container a loopback interface by design.
         if self.net().is_none()
+            && self.inner.config.net.is_some()
             && crate::network::network_of_mode(&spec.host.network_mode).is_some()
         {
             warnings.push(
