@@ -74,8 +74,10 @@ pub enum Command {
     Save(SaveArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
-    /// Log in to a registry
+    /// Authenticate to a registry (Docker Hub when no server is given)
     Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
     /// Show the berth version information
     Version(FormatArgs),
     /// Display system-wide information
@@ -691,12 +693,22 @@ pub struct ImportArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct LoginArgs {
+    /// Username
     #[arg(short = 'u', long)]
     pub username: Option<String>,
+    /// Password or Personal Access Token (PAT)
     #[arg(short = 'p', long)]
     pub password: Option<String>,
+    /// Take the Password or Personal Access Token (PAT) from stdin
     #[arg(long = "password-stdin")]
     pub password_stdin: bool,
+    /// SERVER (a registry host[:port]; Docker Hub when omitted)
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogoutArgs {
+    /// SERVER (Docker Hub when omitted)
     pub server: Option<String>,
 }
 

@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod cmd;
+pub mod credentials;
 pub mod table;
 pub mod template;
 pub mod tty;

@@ -25,6 +25,23 @@ pub fn size() -> Option<(u16, u16)> {
     Some((ws.ws_row, ws.ws_col))
 }
 
+/// Reads a line from the terminal on stdin with echo off (a password prompt); echo is
+/// restored before returning, and a newline is printed in place of the hidden input.
+pub fn read_secret_line() -> std::io::Result<String> {
+    use std::io::BufRead;
+    let stdin = std::io::stdin();
+    let saved = termios::tcgetattr(stdin.as_fd()).map_err(std::io::Error::from)?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(termios::LocalModes::ECHO);
+    termios::tcsetattr(stdin.as_fd(), OptionalActions::Now, &quiet)
+        .map_err(std::io::Error::from)?;
+    let mut line = String::new();
+    let res = stdin.lock().read_line(&mut line);
+    let _ = termios::tcsetattr(stdin.as_fd(), OptionalActions::Now, &saved);
+    println!();
+    res.map(|_| line)
+}
+
 /// Puts stdin in raw mode until dropped.
 pub struct RawMode {
     saved: Termios,

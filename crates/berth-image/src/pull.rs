@@ -51,15 +51,20 @@ impl ImageStore {
             credentials: opts.credentials.clone(),
             actions: "pull",
         };
-        let shown_tag = r.tag.clone().unwrap_or_else(|| r.manifest_reference());
-        progress(PullEvent::PullingFrom {
-            repository: r.familiar_name(),
-            tag: shown_tag,
-        });
+        // `Pulling from` only once the registry answered with a manifest (moby's order):
+        // a refused login or an unknown image is then an error before any progress, which
+        // the daemon answers as a plain HTTP error, as dockerd does.
+        let pulling_from = || {
+            progress(PullEvent::PullingFrom {
+                repository: r.familiar_name(),
+                tag: r.tag.clone().unwrap_or_else(|| r.manifest_reference()),
+            })
+        };
         let platform = opts.platform.clone().unwrap_or_else(Platform::host);
 
         // Up to date? A HEAD does not count against registry rate limits.
         if let Some(rec) = self.up_to_date(&repo, r, &platform).await {
+            pulling_from();
             progress(PullEvent::Digest(rec.1));
             progress(PullEvent::Status(format!(
                 "Image is up to date for {}",
@@ -70,6 +75,7 @@ impl ImageStore {
 
         let (top_digest, manifest, manifest_digest, manifest_media_type) =
             self.resolve_manifest(&repo, r, &platform).await?;
+        pulling_from();
 
         // config
         let cfg_bytes = if self.has_blob(&manifest.config.digest) {

@@ -1,11 +1,11 @@
-//! pull, images, rmi, tag, load, save, import, push, login.
+//! pull, images, rmi, tag, load, save, import, push.
 
 use berth_api::image::{ImageDeleteResponseItem, ImageSummary};
 use berth_client::{Client, Query};
 
 use super::{filters_json, format_value, progress};
 use crate::app::{
-    ImagesArgs, ImportArgs, LoadArgs, LoginArgs, PullArgs, PushArgs, RmiArgs, SaveArgs, TagArgs,
+    ImagesArgs, ImportArgs, LoadArgs, PullArgs, PushArgs, RmiArgs, SaveArgs, TagArgs,
 };
 use crate::units::{ago, human_size};
 use crate::{CmdResult, Failure};
@@ -42,7 +42,10 @@ pub async fn pull_image(
             &format!("/images/create{q}"),
             Client::empty_body(),
             None,
-            &[("X-Registry-Auth", "e30=".to_string())],
+            &[(
+                "X-Registry-Auth",
+                crate::credentials::header_for_image(image),
+            )],
         )
         .await?;
     let tty = if to_stderr {
@@ -289,30 +292,13 @@ pub async fn push(c: &Client, a: PushArgs) -> CmdResult {
             &format!("/images/{repo}/push{q}"),
             Client::empty_body(),
             None,
-            &[("X-Registry-Auth", "e30=".to_string())],
+            &[(
+                "X-Registry-Auth",
+                crate::credentials::header_for_image(&a.image),
+            )],
         )
         .await?;
     progress::display(&mut s, false, crate::tty::stdout_is_tty(), a.quiet).await?;
-    Ok(0)
-}
-
-pub async fn login(c: &Client, a: LoginArgs) -> CmdResult {
-    let mut password = a.password.clone().unwrap_or_default();
-    if a.password_stdin {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_line(&mut s)
-            .map_err(|e| Failure::new(1, e.to_string()))?;
-        password = s.trim_end_matches(['\r', '\n']).to_string();
-    }
-    let body = berth_api::image::AuthConfig {
-        username: a.username.clone().unwrap_or_default(),
-        password,
-        server_address: a.server.clone().unwrap_or_default(),
-        ..Default::default()
-    };
-    let r: berth_api::image::AuthResponse = c.post_json("/auth", Some(&body)).await?;
-    println!("{}", r.status);
     Ok(0)
 }
 

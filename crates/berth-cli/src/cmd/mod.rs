@@ -6,6 +6,7 @@ pub mod exec;
 pub mod explain;
 pub mod images;
 pub mod inspect;
+pub mod login;
 pub mod logs;
 pub mod network;
 pub mod progress;
@@ -49,7 +50,8 @@ pub async fn dispatch(c: Client, cmd: Command) -> CmdResult {
         Command::Load(a) => images::load(&c, a).await,
         Command::Save(a) => images::save(&c, a).await,
         Command::Import(a) => images::import(&c, a).await,
-        Command::Login(a) => images::login(&c, a).await,
+        Command::Login(a) => login::login(&c, a).await,
+        Command::Logout(a) => login::logout(a).await,
         Command::Version(a) => system::version(&c, a).await,
         Command::Info(a) => system::info(&c, a).await,
         Command::Events(a) => system::events(&c, a).await,

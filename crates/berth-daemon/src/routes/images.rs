@@ -92,16 +92,33 @@ async fn progress_reply<T: Send + 'static>(
     mut done: tokio::sync::oneshot::Receiver<berth_engine::Result<T>>,
 ) -> ApiResult<Response> {
     let mut early: Option<berth_engine::Result<T>> = None;
+    // The task drops its progress sender when it ends, so a closed channel means "look at
+    // the result": an error then is still a plain HTTP error, not an in-band one.
     let first = tokio::select! {
-        p = prx.recv() => p,
-        r = &mut done => match r {
-            Ok(Err(e)) => return Err(e.into()),
-            Ok(ok) => {
-                early = Some(ok);
-                None
+        p = prx.recv() => p.ok_or(None),
+        r = &mut done => Err(Some(r)),
+    };
+    let first = match first {
+        Ok(p) => Some(p),
+        Err(r) => {
+            let r = match r {
+                Some(r) => r,
+                None => (&mut done).await,
+            };
+            match r {
+                Ok(Err(e)) => return Err(e.into()),
+                Ok(ok) => {
+                    early = Some(ok);
+                    None
+                }
+                Err(_) => {
+                    return Err(ApiError::new(
+                        berth_engine::ErrorKind::Internal,
+                        "the image task ended without a result",
+                    ))
+                }
             }
-            Err(_) => return Err(ApiError::new(berth_engine::ErrorKind::Internal, "the image task ended without a result")),
-        },
+        }
     };
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {

@@ -348,16 +348,15 @@ impl RegistryClient {
             .await?;
         match answer {
             TokenAnswer::Granted(reply) => Ok(reply.bearer().unwrap_or_default().to_string()),
-            TokenAnswer::Refused { status, .. }
-                if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) =>
-            {
-                Err(match creds {
-                    Some(_) => RegistryError::BadCredentials {
-                        registry: repo.registry.clone(),
-                    },
-                    None => self.auth_required(repo),
-                })
-            }
+            TokenAnswer::Refused {
+                status: StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN,
+                ..
+            } => Err(match creds {
+                Some(_) => RegistryError::BadCredentials {
+                    registry: repo.registry.clone(),
+                },
+                None => self.auth_required(repo),
+            }),
             TokenAnswer::Refused { status, .. } => Err(RegistryError::Token {
                 realm: realm.into(),
                 message: format!("status {status}"),

@@ -128,9 +128,10 @@ impl RegistryClient {
                         format!("Bearer {}", reply.bearer().unwrap_or_default()),
                         reply.refresh_token.filter(|t| !t.is_empty()),
                     ),
-                    TokenAnswer::Refused { status, body }
-                        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) =>
-                    {
+                    TokenAnswer::Refused {
+                        status: StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN,
+                        body,
+                    } => {
                         return Err(RegistryError::LoginRefused {
                             registry: registry.into(),
                             message: format!(
