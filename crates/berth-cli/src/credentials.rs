@@ -181,7 +181,14 @@ fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
 }
 
 fn write(path: &Path, file: &ConfigFile) -> Result<(), CredentialsError> {
-    let mut json = serde_json::to_vec_pretty(file).unwrap_or_default();
+    // tab-indented, like the docker CLI writes it
+    let mut json = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t");
+    let mut ser = serde_json::Serializer::with_formatter(&mut json, fmt);
+    serde::Serialize::serialize(file, &mut ser).map_err(|e| CredentialsError::Write {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e),
+    })?;
     json.push(b'\n');
     write_atomic(path, &json).map_err(|source| CredentialsError::Write {
         path: path.display().to_string(),
@@ -386,7 +393,10 @@ mod tests {
         assert_eq!(lookup(&p, "old:2").unwrap().unwrap().username, "o");
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(text.contains("psFormat"), "{text}");
-        assert!(text.contains(r#""auth": "YWw6cDp3""#), "{text}");
+        assert!(
+            text.contains("\t\t\"r:1\": {\n\t\t\t\"auth\": \"YWw6cDp3\""),
+            "{text}"
+        );
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert!(erase(&p, &["r:1".into(), "http://r:1".into()]).unwrap());

@@ -15,6 +15,7 @@ pub mod fakecgroup;
 pub mod harness;
 pub mod images;
 pub mod netns;
+pub mod oauth;
 pub mod registry;
 pub mod rootfs;
 pub mod unique;

@@ -260,10 +260,11 @@ fn berth_cli_login_pull_push_logout() {
     let r = berth(&d, cfg, &["login", &p.addr], None);
     common::ok(&d, &r);
     assert!(
-        r.stdout
+        r.stderr
             .contains("Authenticating with existing credentials... [Username: alice]"),
         "{r:?}"
     );
+    assert!(!r.stderr.contains("WARNING"), "{r:?}");
     assert!(r.stdout.contains("Login Succeeded"), "{r:?}");
 
     let r = berth(&d, cfg, &["pull", &p.image], None);
@@ -474,7 +475,9 @@ fn auth_endpoint_codes_and_messages() {
     assert_eq!(s, 500, "{v}");
     let m = v["message"].as_str().unwrap_or_default();
     assert!(
-        m.contains("cannot reach registry") && m.contains(&closed_addr),
+        m.contains("cannot reach registry")
+            && m.contains(&format!("Get \"http://{closed_addr}/v2/\": "))
+            && m.to_ascii_lowercase().contains("connection refused"),
         "{v}"
     );
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
@@ -524,4 +527,60 @@ fn auth_to_a_silent_registry_times_out() {
     );
     assert!(took < Duration::from_secs(28), "{took:?}");
     drop(held);
+}
+
+#[test]
+fn identity_tokens_from_login_serve_pulls() {
+    if !berth_testkit::require_root("identity_tokens_from_login_serve_pulls") {
+        return;
+    }
+    let reg = RegistryGuard::start().expect("loopback registry");
+    let img = images::busybox_image().expect("busybox image");
+    images::push(&reg.addr, "private/bb", "latest", &img, Format::Oci).expect("push busybox");
+    let front = berth_testkit::oauth::OAuthFront::start(&reg.addr, USER, PASS).expect("front");
+    let image = format!("{}/private/bb:latest", front.addr);
+    let d = Daemon::start();
+
+    // the token server's refresh token comes back as the IdentityToken
+    let body = serde_json::json!({"username": USER, "password": PASS, "serveraddress": front.addr})
+        .to_string();
+    let (s, v) = post_auth(&d, &body);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["IdentityToken"], front.refresh_token);
+
+    drop(d);
+    for cli in ["docker", "berth"] {
+        // a daemon each: the first one's cached access token would serve the second pull
+        let d = Daemon::start();
+        let cfg = tempfile::tempdir().unwrap();
+        let cfg = cfg.path();
+        let run = |args: &[&str], stdin: Option<&[u8]>| match cli {
+            "docker" => docker(&d, cfg, args, stdin),
+            _ => berth(&d, cfg, args, stdin),
+        };
+        let r = run(
+            &["login", "-u", USER, "--password-stdin", &front.addr],
+            Some(PASS.as_bytes()),
+        );
+        common::ok(&d, &r);
+        // the client keeps the identity token, not the password
+        let e = auth_entry(cfg, &front.addr);
+        assert_eq!(e["identitytoken"], front.refresh_token, "{cli}: {e}");
+        let text = std::fs::read_to_string(cfg.join("config.json")).unwrap();
+        assert!(!text.contains(AUTH_B64), "{cli}: password stored: {text}");
+        // and the pull trades it for an access token (the refresh-token grant)
+        let before = front
+            .requests()
+            .iter()
+            .filter(|q| *q == "POST /token refresh_token")
+            .count();
+        common::ok(&d, &run(&["pull", &image], None));
+        let after = front
+            .requests()
+            .iter()
+            .filter(|q| *q == "POST /token refresh_token")
+            .count();
+        assert!(after > before, "{cli}: {:?}", front.requests());
+        common::ok(&d, &run(&["rmi", &image], None));
+    }
 }

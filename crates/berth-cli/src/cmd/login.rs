@@ -28,16 +28,25 @@ async fn authenticate(c: &Client, login: &Login, server: &str) -> Result<String,
     Ok(r.identity_token)
 }
 
-/// Stores the login (with the identity token, if the daemon returned one) and says so.
-fn save(path: &std::path::Path, key: &str, mut login: Login, token: String) -> CmdResult {
+/// Stores the login (with the identity token, if the daemon returned one) and says so;
+/// `warn` prints docker's note that the file is not encrypted.
+fn save(
+    path: &std::path::Path,
+    key: &str,
+    mut login: Login,
+    token: String,
+    warn: bool,
+) -> CmdResult {
     if !token.is_empty() {
         login.identity_token = token;
     }
     credentials::store(path, key, &login).map_err(cred_err)?;
-    eprintln!(
-        "\nWARNING! Your credentials are stored unencrypted in '{}'.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/go/credential-store/\n",
-        path.display()
-    );
+    if warn {
+        eprintln!(
+            "\nWARNING! Your credentials are stored unencrypted in '{}'.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/go/credential-store/\n",
+            path.display()
+        );
+    }
     println!("Login Succeeded");
     Ok(0)
 }
@@ -89,12 +98,15 @@ pub async fn login(c: &Client, a: LoginArgs) -> CmdResult {
     // No credentials given: try the stored ones first (docker does the same).
     if a.username.is_none() && password.is_none() {
         if let Some(l) = stored.clone() {
-            println!(
+            eprintln!(
                 "Authenticating with existing credentials... [Username: {}]",
                 l.username
             );
             match authenticate(c, &l, &key).await {
-                Ok(token) => return save(&path, &key, l, token),
+                Ok(token) => {
+                    eprintln!("\n Info -> To login with a different account, run 'berth logout' followed by 'berth login'\n\n");
+                    return save(&path, &key, l, token, false);
+                }
                 Err(e) if e.status() == Some(401) => {
                     eprintln!("Stored credentials invalid or expired")
                 }
@@ -149,7 +161,7 @@ pub async fn login(c: &Client, a: LoginArgs) -> CmdResult {
         identity_token: String::new(),
     };
     let token = authenticate(c, &login, &key).await?;
-    save(&path, &key, login, token)
+    save(&path, &key, login, token, true)
 }
 
 pub async fn logout(a: LogoutArgs) -> CmdResult {

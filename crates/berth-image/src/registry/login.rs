@@ -71,9 +71,22 @@ impl RegistryClient {
         creds: &Credentials,
     ) -> Result<Option<String>, RegistryError> {
         let url = format!("{}/v2/", self.base_url(registry));
-        let conn = |e: reqwest::Error| RegistryError::Connect {
-            registry: registry.into(),
-            message: format!("Get \"{url}\": {}", error_chain(&e)),
+        // `Get "http://…/v2/": Connection refused (os error 111)`: the URL and the root
+        // cause, as dockerd words it (reqwest's full chain repeats the URL three times)
+        let conn = |e: reqwest::Error| {
+            let mut cause: &dyn std::error::Error = &e;
+            while let Some(next) = cause.source() {
+                cause = next;
+            }
+            let cause = if std::ptr::addr_eq(cause, &e) {
+                error_chain(&e)
+            } else {
+                cause.to_string()
+            };
+            RegistryError::Connect {
+                registry: registry.into(),
+                message: format!("Get \"{url}\": {cause}"),
+            }
         };
         let failed = |status: StatusCode| {
             let message = format!(
