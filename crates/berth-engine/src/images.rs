@@ -585,6 +585,25 @@ impl Engine {
     }
 }
 
+/// `host`, `host:port`, `[v6]:port`: what a login's server address must come down to.
+fn is_registry_host(s: &str) -> bool {
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(':') && (h.starts_with('[') || !h.contains(':')) => {
+            (h, Some(p))
+        }
+        _ => (s, None),
+    };
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
+    };
+    host_ok && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
+}
+
 impl Engine {
     /// `POST /auth` (`docker login`): checks the credentials against the registry the way
     /// dockerd does (ping `/v2/`, answer its challenge) and stores nothing. Returns the
@@ -592,6 +611,12 @@ impl Engine {
     pub async fn registry_login(&self, auth: &RegistryAuth) -> Result<String> {
         use berth_image::registry::RegistryError as R;
         let registry = berth_image::registry::login_registry(&auth.server_address);
+        if !is_registry_host(&registry) {
+            return Err(EngineError::invalid(format!(
+                "unable to parse server address {:?}: give a registry as host[:port]",
+                auth.server_address
+            )));
+        }
         let creds = auth.credentials().unwrap_or(berth_image::Credentials {
             username: String::new(),
             password: String::new(),
@@ -603,6 +628,34 @@ impl Engine {
                 Err(EngineError::unauthorized(e.to_string()))
             }
             Err(e) => Err(EngineError::internal(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod login_tests {
+    #[test]
+    fn registry_hosts() {
+        for ok in [
+            "127.0.0.1:5000",
+            "docker.io",
+            "reg.example",
+            "[::1]:5000",
+            "localhost",
+        ] {
+            assert!(super::is_registry_host(ok), "{ok}");
+        }
+        for bad in [
+            "a b",
+            "host:port",
+            "host:0",
+            ":5000",
+            "[::1",
+            "a/b",
+            "x:1:2",
+            "",
+        ] {
+            assert!(!super::is_registry_host(bad), "{bad}");
         }
     }
 }

@@ -494,6 +494,16 @@ fn auth_endpoint_codes_and_messages() {
             "{bad:?}: {v}"
         );
     }
+    // a server address that names no host: 400
+    let (s, v) = post_auth(&d, &body(USER, PASS, "bad host:x"));
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("unable to parse server address"),
+        "{v}"
+    );
     // the daemon is still fine
     assert_eq!(d.raw("GET", "/_ping", None).unwrap().0, 200);
 }
@@ -582,5 +592,32 @@ fn identity_tokens_from_login_serve_pulls() {
             .count();
         assert!(after > before, "{cli}: {:?}", front.requests());
         common::ok(&d, &run(&["rmi", &image], None));
+    }
+}
+
+#[test]
+fn login_prompts_on_a_terminal() {
+    if !berth_testkit::require_root("login_prompts_on_a_terminal") {
+        return;
+    }
+    let p = private_registry();
+    let d = Daemon::start();
+    for cli in [common::DOCKER, common::BERTH] {
+        let cfg = tempfile::tempdir().unwrap();
+        // script(1) gives the CLI a terminal; what we write to script's stdin is "typed"
+        let cmd = format!("{cli} login {}", p.addr);
+        let mut sc = Command::new("script");
+        sc.args(["-qec", &cmd, "/dev/null"])
+            .env("DOCKER_HOST", &d.host)
+            .env("BERTH_HOST", &d.host)
+            .env("DOCKER_CONFIG", cfg.path())
+            .env_remove("DOCKER_CONTEXT");
+        let typed = format!("{USER}\n{PASS}\n");
+        let r = run_cmd(sc, Some(typed.as_bytes()), Duration::from_secs(60));
+        assert_eq!(r.code, 0, "{cli}: {r:?}");
+        assert!(r.stdout.contains("Username: "), "{cli}: {r:?}");
+        assert!(r.stdout.contains("Password: "), "{cli}: {r:?}");
+        assert!(r.stdout.contains("Login Succeeded"), "{cli}: {r:?}");
+        assert_eq!(auth_entry(cfg.path(), &p.addr)["auth"], AUTH_B64, "{cli}");
     }
 }
