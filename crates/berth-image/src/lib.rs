@@ -53,6 +53,13 @@
 //! - `store.registry().login(registry, &Credentials)` / `.logout(registry)` (`berth login`,
 //!   checked against the registry, stored in Docker's `config.json` format);
 //!   [`registry::decode_x_registry_auth`] for the daemon's `X-Registry-Auth` header.
+//! - `store.registry().login_check(registry, &Credentials)` → `Option<identity token>`: what
+//!   `POST /auth` does (ping `/v2/`, answer the challenge; refusals in dockerd's words as
+//!   `RegistryError::LoginRefused`; at most [`registry::LOGIN_TIMEOUT`]);
+//!   [`registry::login_registry`] maps a server address (`https://index.docker.io/v1/`,
+//!   `http://host:5000/`) to a registry. Identity tokens are [`Credentials::from_identity_token`]
+//!   (user `<token>`, as Docker's credential helpers keep them) and use the OAuth2
+//!   refresh-token grant. Registry tokens are cached per credentials, never shared.
 
 #![forbid(unsafe_code)]
 

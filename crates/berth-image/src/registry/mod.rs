@@ -15,7 +15,7 @@ mod upload;
 pub use auth::Credentials;
 pub(crate) use client::error_chain;
 pub use client::{RegistryClient, RegistryError, RepoAccess};
-pub use login::{decode_x_registry_auth, login_registry};
+pub use login::{decode_x_registry_auth, login_registry, LOGIN_TIMEOUT};
 
 use std::path::PathBuf;
 
