@@ -11,8 +11,10 @@
 //!
 //! Every other key of the file is kept as it is. Writes go to a temporary file with mode
 //! 0600 in the same directory, fsynced and renamed over the old one (a crash leaves the
-//! old file or the new one, never half of either). Credential helpers (`credsStore`,
-//! `credHelpers`) are consulted for reading; logins are stored in the file.
+//! old file or the new one, never half of either). When a credential helper is configured
+//! (`credHelpers[<server>]`, else `credsStore`), logins go to `docker-credential-<name>
+//! store|get|erase` instead (the JSON protocol of docker's helpers), and the file keeps an
+//! empty entry for the server, as the docker CLI does.
 //!
 //! Pulls and pushes send what is stored for the image's registry as `X-Registry-Auth`:
 //! base64url of `{"username","password","serveraddress"}` (or `{"identitytoken"}`), or
@@ -48,6 +50,8 @@ pub enum CredentialsError {
         path: String,
         source: std::io::Error,
     },
+    #[error("error storing credentials in the docker-credential-{helper} helper: {message}")]
+    Helper { helper: String, message: String },
 }
 
 /// One registry's login.
@@ -229,8 +233,13 @@ pub fn lookup(path: &Path, key: &str) -> Result<Option<Login>, CredentialsError>
             }
         }
     }
-    let helper = file
-        .other
+    Ok(helper_for(&file, key).and_then(|h| helper_get(&helper_program(&h), key)))
+}
+
+/// The credential helper that keeps logins for `key`: `credHelpers[key]`, else
+/// `credsStore` (names limited to what a `docker-credential-<name>` program can be).
+fn helper_for(file: &ConfigFile, key: &str) -> Option<String> {
+    file.other
         .get("credHelpers")
         .and_then(|h| h.get(key))
         .or_else(|| file.other.get("credsStore"))
@@ -239,28 +248,48 @@ pub fn lookup(path: &Path, key: &str) -> Result<Option<Login>, CredentialsError>
             !h.is_empty()
                 && h.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        });
-    Ok(helper.and_then(|h| helper_get(&format!("docker-credential-{h}"), key)))
+        })
+        .map(str::to_string)
+}
+
+fn helper_program(name: &str) -> String {
+    format!("docker-credential-{name}")
+}
+
+/// Runs `program action` with `input` on stdin: its stdout, or what it said when it failed.
+fn run_helper(program: &str, action: &str, input: &[u8]) -> Result<Vec<u8>, String> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .arg(action)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input);
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if out.status.success() {
+        return Ok(out.stdout);
+    }
+    let said = String::from_utf8_lossy(if out.stdout.is_empty() {
+        &out.stderr
+    } else {
+        &out.stdout
+    })
+    .trim()
+    .to_string();
+    Err(format!("{program} {action}: {}: {said}", out.status))
 }
 
 /// `docker-credential-<name> get` (server on stdin, `{"Username","Secret"}` on stdout).
 /// A missing helper or an unknown server means no login.
 fn helper_get(program: &str, server: &str) -> Option<Login> {
-    let mut child = std::process::Command::new(program)
-        .arg("get")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .ok()?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(server.as_bytes());
-    }
-    let out = child.wait_with_output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let out = run_helper(program, "get", server.as_bytes()).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out).ok()?;
     let user = v.get("Username")?.as_str()?.to_string();
     let secret = v.get("Secret")?.as_str()?.to_string();
     if secret.is_empty() {
@@ -280,10 +309,37 @@ fn helper_get(program: &str, server: &str) -> Option<Login> {
     })
 }
 
-/// Stores a login under `key`, keeping everything else in the file. With an identity
-/// token, the password is not stored (the docker CLI does the same).
-pub fn store(path: &Path, key: &str, login: &Login) -> Result<(), CredentialsError> {
+/// Where [`store`] put a login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredIn {
+    /// In `config.json` itself (base64, not encrypted).
+    File,
+    /// In the named credential helper (`config.json` keeps an empty entry, as docker's).
+    Helper(String),
+}
+
+/// Stores a login under `key`, keeping everything else in the file: in the credential
+/// helper configured for `key` if there is one, else in the file. With an identity token
+/// the password is not stored (the docker CLI does the same).
+pub fn store(path: &Path, key: &str, login: &Login) -> Result<StoredIn, CredentialsError> {
     let mut file = read(path)?;
+    if let Some(h) = helper_for(&file, key) {
+        let (user, secret) = if login.identity_token.is_empty() {
+            (login.username.as_str(), login.password.as_str())
+        } else {
+            ("<token>", login.identity_token.as_str())
+        };
+        let input = serde_json::json!({"ServerURL": key, "Username": user, "Secret": secret});
+        run_helper(&helper_program(&h), "store", input.to_string().as_bytes()).map_err(
+            |message| CredentialsError::Helper {
+                helper: h.clone(),
+                message,
+            },
+        )?;
+        file.auths.insert(key.to_string(), AuthEntry::default());
+        write(path, &file)?;
+        return Ok(StoredIn::Helper(h));
+    }
     let password = if login.identity_token.is_empty() {
         login.password.as_str()
     } else {
@@ -296,15 +352,20 @@ pub fn store(path: &Path, key: &str, login: &Login) -> Result<(), CredentialsErr
     entry.username = None;
     entry.password = None;
     entry.identitytoken = (!login.identity_token.is_empty()).then(|| login.identity_token.clone());
-    write(path, &file)
+    write(path, &file)?;
+    Ok(StoredIn::File)
 }
 
-/// Removes the logins stored under any of `keys`. Returns whether one was there. A missing
-/// file is not an error (nothing to forget).
+/// Removes the logins stored under any of `keys`, from the file and from the credential
+/// helper of each key. Returns whether the file had one. A missing file is not an error
+/// (nothing to forget), nor is a helper that did not know a key.
 pub fn erase(path: &Path, keys: &[String]) -> Result<bool, CredentialsError> {
     let mut file = read(path)?;
     let mut found = false;
     for k in keys {
+        if let Some(h) = helper_for(&file, k) {
+            let _ = run_helper(&helper_program(&h), "erase", k.as_bytes());
+        }
         found |= file.auths.remove(k).is_some();
     }
     if found {
@@ -434,6 +495,34 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(v["identitytoken"], "tok");
         assert!(v.get("password").is_none());
+    }
+
+    #[test]
+    fn helpers() {
+        let f: ConfigFile = serde_json::from_str(
+            r#"{"credsStore":"desktop","credHelpers":{"r:1":"ecr-login","bad":"../x"}}"#,
+        )
+        .unwrap();
+        assert_eq!(helper_for(&f, "r:1").as_deref(), Some("ecr-login"));
+        assert_eq!(helper_for(&f, "other").as_deref(), Some("desktop"));
+        assert_eq!(helper_for(&f, "bad"), None);
+        assert_eq!(helper_for(&ConfigFile::default(), "r:1"), None);
+        let d = tempfile::tempdir().unwrap();
+        let h = d.path().join("helper");
+        std::fs::write(
+            &h,
+            "#!/bin/sh\nread s\n[ \"$1\" = get ] && [ \"$s\" = r:1 ] && echo '{\"Username\":\"<token>\",\"Secret\":\"t\"}' && exit 0\necho nope; exit 3\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&h, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let prog = h.to_str().unwrap();
+        assert_eq!(helper_get(prog, "r:1").unwrap().identity_token, "t");
+        assert_eq!(helper_get(prog, "r:2"), None);
+        let e = run_helper(prog, "store", b"{}").unwrap_err();
+        assert!(e.contains("nope") && e.contains("store"), "{e}");
+        assert!(run_helper("/nonexistent/helper", "get", b"")
+            .unwrap_err()
+            .contains("cannot run"));
     }
 
     #[test]

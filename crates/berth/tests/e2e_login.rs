@@ -621,3 +621,101 @@ fn login_prompts_on_a_terminal() {
         assert_eq!(auth_entry(cfg.path(), &p.addr)["auth"], AUTH_B64, "{cli}");
     }
 }
+
+/// A `docker-credential-berthfake` helper keeping one login in `$BERTH_FAKE_HELPER_DIR`.
+const FAKE_HELPER: &str = r#"#!/bin/sh
+d="$BERTH_FAKE_HELPER_DIR"
+echo "$1" >> "$d/log"
+case "$1" in
+store) cat > "$d/cred.json" ;;
+get)
+  read s
+  if [ -f "$d/cred.json" ] && grep -q "\"ServerURL\":\"$s\"" "$d/cred.json"; then
+    cat "$d/cred.json"
+  else
+    echo "credentials not found in native keychain"; exit 1
+  fi ;;
+erase)
+  read s
+  if [ -f "$d/cred.json" ] && grep -q "\"ServerURL\":\"$s\"" "$d/cred.json"; then rm -f "$d/cred.json"; fi ;;
+*) exit 1 ;;
+esac
+"#;
+
+#[test]
+fn logins_go_to_a_configured_credential_helper() {
+    if !berth_testkit::require_root("logins_go_to_a_configured_credential_helper") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let p = private_registry();
+    let d = Daemon::start();
+    let bin = tempfile::tempdir().unwrap();
+    let helper = bin.path().join("docker-credential-berthfake");
+    std::fs::write(&helper, FAKE_HELPER).unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for cli in [common::DOCKER, common::BERTH] {
+        let cfg = tempfile::tempdir().unwrap();
+        let store = tempfile::tempdir().unwrap();
+        std::fs::write(
+            cfg.path().join("config.json"),
+            r#"{"auths":{},"credsStore":"berthfake"}"#,
+        )
+        .unwrap();
+        let run = |args: &[&str], stdin: Option<&[u8]>| {
+            let mut c = Command::new(cli);
+            c.env("DOCKER_HOST", &d.host)
+                .env("BERTH_HOST", &d.host)
+                .env("DOCKER_CONFIG", cfg.path())
+                .env("PATH", &path)
+                .env("BERTH_FAKE_HELPER_DIR", store.path())
+                .env_remove("DOCKER_CONTEXT")
+                .args(args);
+            run_cmd(c, stdin, Duration::from_secs(90))
+        };
+        let r = run(
+            &["login", "-u", USER, "--password-stdin", &p.addr],
+            Some(PASS.as_bytes()),
+        );
+        common::ok(&d, &r);
+        assert!(r.stdout.contains("Login Succeeded"), "{cli}: {r:?}");
+        assert!(!r.stderr.contains("unencrypted"), "{cli}: {r:?}");
+        // the secret went to the helper; the file keeps an empty entry
+        let kept = std::fs::read_to_string(store.path().join("cred.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&kept).unwrap();
+        assert_eq!(
+            (&v["ServerURL"], &v["Username"], &v["Secret"]),
+            (
+                &serde_json::json!(p.addr),
+                &serde_json::json!(USER),
+                &serde_json::json!(PASS)
+            ),
+            "{cli}"
+        );
+        assert_eq!(
+            auth_entry(cfg.path(), &p.addr),
+            serde_json::json!({}),
+            "{cli}"
+        );
+        // pulls get the login from the helper
+        common::ok(&d, &run(&["pull", &p.image], None));
+        common::ok(&d, &run(&["rmi", &p.image], None));
+        let r = run(&["logout", &p.addr], None);
+        common::ok(&d, &r);
+        assert!(
+            !store.path().join("cred.json").exists(),
+            "{cli}: helper still holds the login"
+        );
+        let log = std::fs::read_to_string(store.path().join("log")).unwrap();
+        for action in ["store", "get", "erase"] {
+            assert!(log.lines().any(|l| l == action), "{cli}: {log}");
+        }
+        let r = run(&["pull", &p.image], None);
+        failed_with(&d, &r, "unauthorized");
+    }
+}

@@ -40,8 +40,8 @@ fn save(
     if !token.is_empty() {
         login.identity_token = token;
     }
-    credentials::store(path, key, &login).map_err(cred_err)?;
-    if warn {
+    let stored = credentials::store(path, key, &login).map_err(cred_err)?;
+    if warn && stored == credentials::StoredIn::File {
         eprintln!(
             "\nWARNING! Your credentials are stored unencrypted in '{}'.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/go/credential-store/\n",
             path.display()
