@@ -86,7 +86,15 @@ pub fn classify(message: &str) -> SpawnFailure {
 
 /// Start a shim; returns (shim_pid, container pid) once the container is created. Through the
 /// zygote when there is one (a fork, no exec), else by exec'ing the shim launcher.
-pub async fn spawn(a: &ShimArgs<'_>, zygote: Option<&crate::zygote::Zygote>) -> Result<Spawned> {
+///
+/// `early`: through the zygote, the container's pid is sent there as soon as the runtime has
+/// cloned it (the caller can set up the network while the init sets up its mounts); it is
+/// dropped unsent when the pid only comes with the report.
+pub async fn spawn(
+    a: &ShimArgs<'_>,
+    zygote: Option<&crate::zygote::Zygote>,
+    early: Option<tokio::sync::oneshot::Sender<i32>>,
+) -> Result<Spawned> {
     let mut args: Vec<String> = vec![
         "--id".into(),
         a.id.into(),
@@ -111,7 +119,11 @@ pub async fn spawn(a: &ShimArgs<'_>, zygote: Option<&crate::zygote::Zygote>) -> 
     }
     if let Some(z) = zygote {
         if let Some(sock) = z.socket() {
-            match via_zygote(&sock, &args).await {
+            let mut zargs = args.clone();
+            if early.is_some() {
+                zargs.push("--early-pid".into());
+            }
+            match via_zygote(&sock, &zargs, early).await {
                 Ok(line) => return spawn_reply(&line, a.state_dir),
                 Err(ZygoteError::Unreachable(e)) => {
                     tracing::warn!("shim zygote unreachable ({e}); exec'ing the shim");
@@ -182,7 +194,11 @@ enum ZygoteError {
 
 /// One request to the zygote: the shim's arguments as a JSON line; its report comes back on
 /// the same connection, written by the forked shim itself.
-async fn via_zygote(sock: &Path, args: &[String]) -> std::result::Result<String, ZygoteError> {
+async fn via_zygote(
+    sock: &Path,
+    args: &[String],
+    mut early: Option<tokio::sync::oneshot::Sender<i32>>,
+) -> std::result::Result<String, ZygoteError> {
     let mut stream = UnixStream::connect(sock)
         .await
         .map_err(ZygoteError::Unreachable)?;
@@ -192,7 +208,21 @@ async fn via_zygote(sock: &Path, args: &[String]) -> std::result::Result<String,
         .write_all(&req)
         .await
         .map_err(ZygoteError::Unreachable)?;
-    read_line(&mut stream).await.map_err(ZygoteError::Lost)
+    loop {
+        let line = read_line(&mut stream).await.map_err(ZygoteError::Lost)?;
+        #[derive(Deserialize)]
+        struct Early {
+            early_pid: i32,
+        }
+        match serde_json::from_str::<Early>(&line) {
+            Ok(e) => {
+                if let Some(tx) = early.take() {
+                    let _ = tx.send(e.early_pid);
+                }
+            }
+            Err(_) => return Ok(line),
+        }
+    }
 }
 
 /// The program that runs `<program> shim ARGS`: the small `berth-shim` beside the berth

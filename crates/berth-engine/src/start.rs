@@ -188,33 +188,71 @@ impl Engine {
         // The shim: creates the container (not started yet) and listens.
         let log_path = PathBuf::from(&rec.log_path);
         let (max_size, max_files) = log_limits(rec, &self.inner.config);
-        let spawned = shim_client::spawn(
-            &ShimArgs {
-                berth_binary: &self.inner.config.berth_binary,
-                id,
-                bundle: &bundle,
-                state_dir: &state_dir,
-                runtime_root: &self.runtime_root(),
-                log_path: &log_path,
-                tty: rec.config.tty,
-                stdin: rec.config.open_stdin,
-                log_max_size: max_size,
-                log_max_files: max_files,
-            },
-            self.inner.zygote.as_ref(),
-        )
-        .await?;
-
-        clock.lap("spawn shim (runtime create)");
-        clock.timeline.split_last(&spawned.phases);
+        let runtime_root = self.runtime_root();
+        let shim_args = ShimArgs {
+            berth_binary: &self.inner.config.berth_binary,
+            id,
+            bundle: &bundle,
+            state_dir: &state_dir,
+            runtime_root: &runtime_root,
+            log_path: &log_path,
+            tty: rec.config.tty,
+            stdin: rec.config.open_stdin,
+            log_max_size: max_size,
+            log_max_files: max_files,
+        };
+        // The network step starts as soon as the shim sends the container's pid (right after
+        // the clone), in parallel with the init's mounts; without an early pid it runs after.
+        let (early_tx, early_rx) = tokio::sync::oneshot::channel::<i32>();
+        let spawn = async {
+            let r =
+                shim_client::spawn(&shim_args, self.inner.zygote.as_ref(), Some(early_tx)).await;
+            (r, std::time::Instant::now())
+        };
+        let early_net = async {
+            let pid = early_rx.await.ok()?;
+            let t = std::time::Instant::now();
+            let r = self.connect_networks(c, pid).await;
+            Some((r, t.elapsed()))
+        };
+        let ((spawned, spawned_at), early_net) = tokio::join!(spawn, early_net);
+        let spawned = match (spawned, early_net) {
+            (Ok(_), Some((Err(e), _))) => {
+                let _ = shim_client::kill(&state_dir, 9).await;
+                self.disconnect_networks(c).await;
+                return Err(e);
+            }
+            (Err(e), net) => {
+                if net.is_some() {
+                    self.disconnect_networks(c).await;
+                }
+                return Err(e);
+            }
+            (Ok(s), net) => {
+                clock.lap_at("spawn shim (runtime create)", spawned_at);
+                clock.timeline.split_last(&s.phases);
+                match net {
+                    Some((_, took)) => {
+                        clock.lap("networks");
+                        clock.timeline.annotate_last(&format!(
+                            "veth pair into the bridge, address and routes in the netns, port rules; set up in parallel with the shim's create ({:.1} ms there), this step is only the wait for it after the shim reported",
+                            took.as_secs_f64() * 1000.0
+                        ));
+                    }
+                    None => {
+                        // Networks: the netns exists now, the program has not started.
+                        if let Err(e) = self.connect_networks(c, s.pid).await {
+                            let _ = shim_client::kill(&state_dir, 9).await;
+                            self.disconnect_networks(c).await;
+                            return Err(e);
+                        }
+                        clock.lap("networks");
+                    }
+                }
+                s
+            }
+        };
         let shim_pid = spawned.shim_pid;
-        // Networks: the netns exists now, the program has not started.
-        if let Err(e) = self.connect_networks(c, spawned.pid).await {
-            let _ = shim_client::kill(&state_dir, 9).await;
-            self.disconnect_networks(c).await;
-            return Err(e);
-        }
-        clock.lap("networks");
         // Early attaches connect before START, so no output is missed.
         let pending =
             std::mem::take(&mut *c.pending_attach.lock().unwrap_or_else(|p| p.into_inner()));
@@ -414,10 +452,13 @@ impl<'a> PhaseClock<'a> {
         }
     }
     fn lap(&mut self, phase: &str) {
-        let now = std::time::Instant::now();
+        self.lap_at(phase, std::time::Instant::now());
+    }
+    /// A lap that ended at `now` (earlier than this call: a step measured in a joined future).
+    fn lap_at(&mut self, phase: &str, now: std::time::Instant) {
         tracing::debug!(container = %&self.id[..12], phase, us = (now - self.last).as_micros() as u64, "start phase");
         self.last = now;
-        self.timeline.lap(phase);
+        self.timeline.lap_at(phase, now);
     }
 }
 

@@ -54,7 +54,7 @@ pub(crate) fn create(
     rt: &Runtime,
     id: &str,
     bundle: &Path,
-    opts: CreateOptions,
+    mut opts: CreateOptions,
 ) -> Result<Created> {
     state::check_id(id)?;
     let t = crate::timing::Timer::new("create");
@@ -197,6 +197,9 @@ pub(crate) fn create(
         _ => return Err(Error::Init("helper exited before creating the init".into())),
     };
     guard.pid = Some(pid);
+    if let Some(mut cb) = opts.on_pid.take() {
+        (cb.0)(pid);
+    }
 
     if ns.new_user {
         write_id_maps(pid, &spec)?;

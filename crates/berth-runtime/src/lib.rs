@@ -85,6 +85,19 @@ pub struct CreateOptions {
     pub console: ConsoleMode,
     /// Write the init's pid here (atomically) once created.
     pub pid_file: Option<PathBuf>,
+    /// Called with the init's pid as soon as it is cloned, before it sets up its mounts: a
+    /// caller can prepare the network namespace meanwhile (the engine's network step runs in
+    /// parallel with the rest of create this way).
+    pub on_pid: Option<PidCallback>,
+}
+
+/// See [`CreateOptions::on_pid`].
+pub struct PidCallback(pub Box<dyn FnMut(i32) + Send>);
+
+impl std::fmt::Debug for PidCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PidCallback")
+    }
 }
 
 /// Options of [`Runtime::exec`].

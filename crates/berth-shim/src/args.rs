@@ -28,11 +28,14 @@ pub struct Config {
     pub runtime: RuntimeChoice,
     /// Internal: this process is the detached shim, not the launcher.
     pub detached: bool,
+    /// Report the container's pid early, as a `{"early_pid":N}` line before the final report,
+    /// as soon as the runtime has cloned it (the daemon then sets up the network in parallel).
+    pub early_pid: bool,
 }
 
 pub const USAGE: &str =
     "usage: berth shim --id ID --bundle DIR --state-dir DIR --runtime-root DIR --log-path FILE \
-[--tty] [--stdin] [--log-max-size BYTES] [--log-max-files N] [--runtime BIN|process]";
+[--tty] [--stdin] [--log-max-size BYTES] [--log-max-files N] [--runtime BIN|process] [--early-pid]";
 
 /// `10485760`, `10k`, `10m`, `10MiB`, `1g` → bytes.
 pub fn parse_size(s: &str) -> Option<u64> {
@@ -67,6 +70,7 @@ impl Config {
             log_max_files: 3,
             runtime: RuntimeChoice::Berth,
             detached: false,
+            early_pid: false,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -89,6 +93,7 @@ impl Config {
                 "--tty" => c.tty = true,
                 "--stdin" => c.stdin = true,
                 "--detached" => c.detached = true,
+                "--early-pid" => c.early_pid = true,
                 "--log-max-size" => {
                     let v = val("--log-max-size")?;
                     c.log_max_size = parse_size(&v).ok_or_else(|| {
@@ -160,6 +165,9 @@ impl Config {
             RuntimeChoice::Berth => {}
             RuntimeChoice::Binary(p) => a.extend(["--runtime".into(), p.display().to_string()]),
             RuntimeChoice::Process => a.extend(["--runtime".into(), "process".into()]),
+        }
+        if self.early_pid {
+            a.push("--early-pid".into());
         }
         if self.detached {
             a.push("--detached".into());

@@ -171,6 +171,7 @@ pub fn serve(cfg: Config) -> i32 {
             cfg.clone(),
             LibBackend {
                 rt: berth_runtime::Runtime::new(cfg.runtime_root.clone()),
+                early_pid: cfg.early_pid,
             },
         ),
     }

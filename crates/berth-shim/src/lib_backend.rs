@@ -20,6 +20,8 @@ use std::path::Path;
 #[derive(Debug, Clone)]
 pub struct LibBackend {
     pub rt: Runtime,
+    /// Write `{"early_pid":N}` to stdout (the report channel) as soon as the init is cloned.
+    pub early_pid: bool,
 }
 
 fn map(e: berth_runtime::Error) -> BackendError {
@@ -52,7 +54,7 @@ fn options(io: Io) -> CreateOptions {
             stdout: Some(stdout),
             stderr: Some(stderr),
             console: ConsoleMode::None,
-            pid_file: None,
+            ..Default::default()
         },
         Io::Tty => CreateOptions {
             console: ConsoleMode::ReturnMaster,
@@ -138,8 +140,18 @@ fn in_helper(f: impl FnOnce() -> Result<Spawned>) -> Result<Spawned> {
 impl Backend for LibBackend {
     fn create(&mut self, id: &str, bundle: &Path, io: Io) -> Result<Spawned> {
         let rt = &self.rt;
+        let early = self.early_pid;
         in_helper(|| {
-            let c = rt.create(id, bundle, options(io)).map_err(map)?;
+            let mut opts = options(io);
+            if early {
+                opts.on_pid = Some(berth_runtime::PidCallback(Box::new(|pid| {
+                    // Straight to the descriptor: this forked helper shares stdout's buffer
+                    // state with the shim, and the shim reports on the same channel later.
+                    let line = format!("{{\"early_pid\":{pid}}}\n");
+                    let _ = rustix::io::write(std::io::stdout(), line.as_bytes());
+                })));
+            }
+            let c = rt.create(id, bundle, opts).map_err(map)?;
             Ok(Spawned {
                 pid: c.pid,
                 console: c.console_master,

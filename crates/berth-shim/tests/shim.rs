@@ -130,6 +130,7 @@ impl Ctx {
             log_max_files: 3,
             runtime: RuntimeChoice::Process,
             detached: false,
+            early_pid: false,
         };
         f(&mut cfg);
         Ctx { dir, cfg }
@@ -195,9 +196,15 @@ fn output_reaches_log_and_attach_and_exit_is_recorded() {
     );
     let l = ctx.launch().expect("launch");
     assert!(l.pid > 0 && l.shim_pid > 0);
-    let shim = client::read_shim(&ctx.cfg.state_dir)
-        .unwrap()
-        .expect("shim.json");
+    // shim.json is written right after the report (off the start path).
+    let t = Instant::now();
+    let shim = loop {
+        if let Some(s) = client::read_shim(&ctx.cfg.state_dir).unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "no shim.json");
+        std::thread::sleep(Duration::from_millis(2));
+    };
     assert_eq!((shim.shim_pid, shim.pid), (l.shim_pid, l.pid));
     let c = ctx.client();
     let mut a = c.attach(all_opts()).unwrap();

@@ -67,7 +67,12 @@ impl Recorder {
 
     /// End the current step (started at the previous lap) and name it.
     pub fn lap(&mut self, name: &str) {
-        let now = Instant::now();
+        self.lap_at(name, Instant::now());
+    }
+
+    /// End the current step at `now` (an instant taken a little earlier) and name it.
+    pub fn lap_at(&mut self, name: &str, now: Instant) {
+        let now = now.max(self.last);
         // Both ends from the origin, so rounding never opens a gap between steps.
         let start = (self.last - self.origin).as_micros() as u64;
         let end = (now - self.origin).as_micros() as u64;
@@ -79,6 +84,13 @@ impl Recorder {
             duration_us: end - start,
         });
         self.last = now;
+    }
+
+    /// Say more about the last step than its name's fixed description.
+    pub fn annotate_last(&mut self, what: &str) {
+        if let Some(s) = self.steps.last_mut() {
+            s.what = what.to_string();
+        }
     }
 
     /// Replace the last step by the parts it was measured in by someone else (the shim and
