@@ -111,13 +111,18 @@ fi
 row '50 × `run -d`, per container (ms)' "$b" "$d" "$(ratio "$b" "$d")"
 
 # monitor memory with 50 running containers: average per monitor process, RSS and PSS (only our
-# daemon's shims: their --state-dir is under $B_EXEC; docker's talk to its own containerd socket)
+# daemon's shims: exec'd ones carry a --state-dir under $B_EXEC, forked ones are children of the
+# daemon's shim zygote, whose socket is under $B_EXEC; docker's talk to its own containerd socket)
 avg() { awk -v k="$1" -v n="$2" 'BEGIN{ if (n>0) printf "%.2f", k/n/1024; else print 0}'; }
+b_shims() {
+  pgrep -f "shim --id .*--state-dir $B_EXEC/" || true
+  for z in $(pgrep -P "$BERTHD" -f "shim zygote --socket $B_EXEC/" || true); do pgrep -P "$z" || true; done
+}
 br=0; bp=0; n=0
-for p in $(pgrep -f "shim --id .*--state-dir $B_EXEC/"); do
+for p in $(b_shims); do
   br=$((br + $(rss_kb "$p"))); bp=$((bp + $(pss_kb "$p"))); n=$((n + 1))
 done
-bexe=$(basename "$(readlink "/proc/$(pgrep -f "shim --id .*--state-dir $B_EXEC/" | head -1)/exe" 2>/dev/null || echo none)")
+bexe=$(basename "$(readlink "/proc/$(b_shims | head -1)/exe" 2>/dev/null || echo none)")
 dr=0; dp=0; dn=0
 if [ $HAVE_DOCKER = 1 ]; then
   for p in $(pgrep -f "containerd-shim.*$DOCKER_EXEC/"); do
