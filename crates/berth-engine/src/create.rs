@@ -246,12 +246,14 @@ impl Engine {
         // The rootfs (upper/work over the image's layers).
         let images = self.inner.images.clone();
         let (img, cid) = (image.clone(), id.to_string());
-        let rootfs =
-            tokio::task::spawn_blocking(move || images.prepare_container_rootfs(&cid, &img))
-                .await
-                .map_err(|e| EngineError::internal(e.to_string()))
-                .map_err(cleanup)?
-                .map_err(|e| cleanup(EngineError::internal(format!("prepare rootfs: {e}"))))?;
+        let durable = !spec.host.auto_remove;
+        let rootfs = tokio::task::spawn_blocking(move || {
+            images.prepare_container_rootfs_with(&cid, &img, durable)
+        })
+        .await
+        .map_err(|e| EngineError::internal(e.to_string()))
+        .map_err(cleanup)?
+        .map_err(|e| cleanup(EngineError::internal(format!("prepare rootfs: {e}"))))?;
         let mut graph = BTreeMap::new();
         graph.insert(
             "LowerDir".to_string(),
@@ -323,7 +325,8 @@ impl Engine {
             return Err(cleanup(e));
         }
         tl.lap("save record");
-        crate::explain::timeline::save_create(&dir, tl);
+        c.timeline.lock().unwrap_or_else(|p| p.into_inner()).create =
+            Some(crate::explain::timeline::create_timeline(tl));
         {
             let mut t = self
                 .inner

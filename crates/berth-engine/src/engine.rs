@@ -66,6 +66,8 @@ pub(crate) struct Container {
     pub pending_attach: Mutex<Vec<crate::attach::PendingAttach>>,
     /// Recent stats samples (for a one-shot reply with a precpu sample).
     pub samples: Mutex<VecDeque<crate::stats::Sample>>,
+    /// Start timelines (`berth explain`).
+    pub timeline: Mutex<crate::explain::timeline::Slot>,
 }
 
 /// What waiters observe.
@@ -103,6 +105,7 @@ impl Container {
             state_tx: tx,
             pending_attach: Mutex::new(Vec::new()),
             samples: Mutex::new(VecDeque::new()),
+            timeline: Mutex::new(Default::default()),
         })
     }
 

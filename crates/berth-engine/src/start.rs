@@ -305,7 +305,14 @@ impl Engine {
             Err(_) => self.monitor(c.clone(), None),
         }
         clock.lap("publish state, start monitor");
-        crate::explain::timeline::save_start(&self.container_dir(id), &clock.timeline);
+        let tl = {
+            let mut slot = c.timeline.lock().unwrap_or_else(|p| p.into_inner());
+            let tl = crate::explain::timeline::start_timeline(slot.create.take(), &clock.timeline);
+            slot.last = Some(tl.clone());
+            tl
+        };
+        let dir = self.container_dir(id);
+        self.spawn_cleanup(move || crate::explain::timeline::store(&dir, &tl));
         Ok(())
     }
 }

@@ -19,6 +19,12 @@ pub(crate) fn temp_name(prefix: &str) -> String {
 
 /// Writes `data` to `path` atomically (temp + fsync + rename + fsync dir).
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    write_replace(path, data, mode, true)
+}
+
+/// Writes `data` to `path` through a temp file and a rename, with the fsyncs when `durable`
+/// (without, a reader still never sees a torn file, but a crash may lose the write).
+pub fn write_replace(path: &Path, data: &[u8], mode: u32, durable: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp: PathBuf = dir.join(temp_name(".tmp-"));
@@ -29,9 +35,14 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> 
             .mode(mode)
             .open(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
+        if durable {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if res.is_err() {
         let _ = std::fs::remove_file(&tmp);

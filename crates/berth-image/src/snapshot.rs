@@ -237,6 +237,17 @@ impl Snapshots {
         container_id: &str,
         chains: &[ChainId],
     ) -> Result<RootfsMount, SnapshotError> {
+        self.prepare_container_rootfs_with(container_id, chains, true)
+    }
+
+    /// [`Snapshots::prepare_container_rootfs`]; `durable: false` skips the fsyncs of the
+    /// layer list (for a container that a crash removes anyway: `--rm`).
+    pub fn prepare_container_rootfs_with(
+        &self,
+        container_id: &str,
+        chains: &[ChainId],
+        durable: bool,
+    ) -> Result<RootfsMount, SnapshotError> {
         let dir = self.container_dir(container_id)?;
         let mut lowerdirs = Vec::with_capacity(chains.len());
         for c in chains.iter().rev() {
@@ -259,12 +270,12 @@ impl Snapshots {
             std::fs::create_dir_all(&empty).map_err(io_err("create", &empty))?;
             let mut m = m;
             m.lowerdirs.push(empty);
-            fsutil::write_atomic(&dir.join("layers.json"), b"[]", 0o644)
+            fsutil::write_replace(&dir.join("layers.json"), b"[]", 0o644, durable)
                 .map_err(io_err("write", &dir))?;
             return Ok(m);
         }
         let json = serde_json::to_vec(chains).expect("digests serialise");
-        fsutil::write_atomic(&dir.join("layers.json"), &json, 0o644)
+        fsutil::write_replace(&dir.join("layers.json"), &json, 0o644, durable)
             .map_err(io_err("write", &dir))?;
         Ok(m)
     }

@@ -564,9 +564,22 @@ impl ImageStore {
         container_id: &str,
         image: &ImageRecord,
     ) -> Result<RootfsMount, ImageError> {
-        Ok(self
-            .snapshots
-            .prepare_container_rootfs(container_id, &image.chain_ids())?)
+        self.prepare_container_rootfs_with(container_id, image, true)
+    }
+
+    /// [`ImageStore::prepare_container_rootfs`]; `durable: false` skips the fsyncs (for a
+    /// container a crash removes anyway: `--rm`).
+    pub fn prepare_container_rootfs_with(
+        &self,
+        container_id: &str,
+        image: &ImageRecord,
+        durable: bool,
+    ) -> Result<RootfsMount, ImageError> {
+        Ok(self.snapshots.prepare_container_rootfs_with(
+            container_id,
+            &image.chain_ids(),
+            durable,
+        )?)
     }
 
     /// Deletes a container's upper/work dirs (unmount first).

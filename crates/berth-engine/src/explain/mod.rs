@@ -166,7 +166,7 @@ impl Engine {
             running: rec.state.running,
             note,
             filesystem: filesystem::stored(self, rec),
-            timeline: timeline::load(&self.container_dir(&rec.id)),
+            timeline: self.last_timeline(&rec.id),
             ..Default::default()
         }
     }

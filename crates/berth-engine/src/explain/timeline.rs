@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
 
-const CREATE_FILE: &str = "create-timeline.json";
 const FILE: &str = "timeline.json";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,25 +189,20 @@ fn describe(name: &str) -> &'static str {
     }
 }
 
-/// `create` finished: keep its steps until the first start.
-pub fn save_create(container_dir: &Path, rec: &Recorder) {
+/// `create` finished: its steps, kept (in memory, with the container) until the first start.
+pub fn create_timeline(rec: &Recorder) -> StartTimeline {
     let (began_at, steps) = rec.finish();
-    let tl = StartTimeline {
+    StartTimeline {
         began_at: Some(began_at),
         includes_create: true,
         total_us: steps.iter().map(|s| s.duration_us).sum(),
         steps,
-    };
-    write(&container_dir.join(CREATE_FILE), &tl);
+    }
 }
 
-/// A start finished: store it (with the create before it, on the first start).
-pub fn save_start(container_dir: &Path, rec: &Recorder) {
+/// A start finished: its timeline, with the create before it on the first start.
+pub fn start_timeline(create: Option<StartTimeline>, rec: &Recorder) -> StartTimeline {
     let (began_at, start_steps) = rec.finish();
-    let create: Option<StartTimeline> = std::fs::read(container_dir.join(CREATE_FILE))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    let _ = std::fs::remove_file(container_dir.join(CREATE_FILE));
     let mut tl = StartTimeline {
         began_at: Some(began_at),
         ..Default::default()
@@ -235,7 +229,13 @@ pub fn save_start(container_dir: &Path, rec: &Recorder) {
         tl.steps.push(s);
     }
     tl.total_us = tl.steps.iter().map(|s| s.duration_us).sum();
-    write(&container_dir.join(FILE), &tl);
+    tl
+}
+
+/// Keep a start's timeline on disk (for `explain` after a daemon restart); off the request
+/// path, the engine holds the same in memory.
+pub fn store(container_dir: &Path, tl: &StartTimeline) {
+    write(&container_dir.join(FILE), tl);
 }
 
 /// The client's share of a run, which only the client can measure: it says when it
@@ -243,14 +243,7 @@ pub fn save_start(container_dir: &Path, rec: &Recorder) {
 /// request). Prepended to the create's steps, so the timeline covers the whole `run`.
 /// Values that cannot be true (a start after the create began, or over a minute
 /// before it) are ignored.
-pub fn add_client_steps(container_dir: &Path, client_started: DateTime<Utc>, pull_us: u64) {
-    let path = container_dir.join(CREATE_FILE);
-    let Some(mut tl) = std::fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<StartTimeline>(&b).ok())
-    else {
-        return;
-    };
+pub fn add_client_steps(tl: &mut StartTimeline, client_started: DateTime<Utc>, pull_us: u64) {
     let Some(began) = tl.began_at else { return };
     let lead = (began - client_started).num_microseconds().unwrap_or(-1);
     if !(0..=60_000_000).contains(&lead) || tl.steps.first().is_some_and(|s| s.phase == "client") {
@@ -281,16 +274,38 @@ pub fn add_client_steps(container_dir: &Path, client_started: DateTime<Utc>, pul
     tl.steps = steps;
     tl.began_at = Some(client_started);
     tl.total_us += lead;
-    write(&path, &tl);
 }
 
 impl crate::Engine {
-    /// See [`add_client_steps`].
+    /// See [`add_client_steps`] (to the container's create timeline, until its first start).
     pub fn add_client_timeline(&self, id: &str, client_started: DateTime<Utc>, pull_us: u64) {
         if let Ok(c) = self.lookup(id) {
-            add_client_steps(&self.container_dir(&c.id), client_started, pull_us);
+            let mut slot = c.timeline.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(tl) = slot.create.as_mut() {
+                add_client_steps(tl, client_started, pull_us);
+            }
         }
     }
+
+    /// The last start's timeline: the engine's copy, else the one stored on disk.
+    pub(crate) fn last_timeline(&self, id: &str) -> Option<StartTimeline> {
+        let mem = self.lookup(id).ok().and_then(|c| {
+            c.timeline
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .last
+                .clone()
+        });
+        mem.or_else(|| load(&self.container_dir(id)))
+    }
+}
+
+/// A container's timelines, held with it: the create's until the first start, and the last
+/// start's (also stored on disk in the background, for after a daemon restart).
+#[derive(Debug, Default)]
+pub struct Slot {
+    pub create: Option<StartTimeline>,
+    pub last: Option<StartTimeline>,
 }
 
 /// The last start's timeline, if one was recorded.
@@ -323,15 +338,16 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(3));
         c.lap("resolve image");
         c.lap("save record");
-        save_create(d.path(), &c);
+        let ctl = create_timeline(&c);
         std::thread::sleep(std::time::Duration::from_millis(5));
         let t0 = Instant::now();
         let mut s = Recorder::new("start");
         std::thread::sleep(std::time::Duration::from_millis(2));
         s.lap("mount rootfs");
         s.lap("networks");
-        save_start(d.path(), &s);
-        let tl = load(d.path()).unwrap();
+        let tl = start_timeline(Some(ctl), &s);
+        store(d.path(), &tl);
+        assert_eq!(load(d.path()).unwrap(), tl);
         assert!(tl.includes_create);
         let names: Vec<_> = tl.steps.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
@@ -354,7 +370,6 @@ mod tests {
         for w in tl.steps.windows(2) {
             assert_eq!(w[1].offset_us, w[0].offset_us + w[0].duration_us);
         }
-        assert!(!d.path().join(CREATE_FILE).exists());
         let _ = t0;
         // A restart: only its own steps.
         assert!(tl
@@ -363,26 +378,23 @@ mod tests {
             .all(|s| s.phase != "client" || s.name == "between requests"));
         let mut s = Recorder::new("start");
         s.lap("mount rootfs");
-        save_start(d.path(), &s);
-        let tl = load(d.path()).unwrap();
+        let tl = start_timeline(None, &s);
         assert!(!tl.includes_create);
         assert_eq!(tl.steps.len(), 1);
     }
 
     #[test]
     fn client_steps_are_prepended() {
-        let d = tempfile::tempdir().unwrap();
         let client = Utc::now();
         std::thread::sleep(std::time::Duration::from_millis(4));
         let mut c = Recorder::new("create");
         c.lap("resolve image");
-        save_create(d.path(), &c);
-        add_client_steps(d.path(), client, 1000);
+        let mut ctl = create_timeline(&c);
+        add_client_steps(&mut ctl, client, 1000);
         // Twice is once.
-        add_client_steps(d.path(), client, 1000);
+        add_client_steps(&mut ctl, client, 1000);
         let s = Recorder::new("start");
-        save_start(d.path(), &s);
-        let tl = load(d.path()).unwrap();
+        let tl = start_timeline(Some(ctl), &s);
         let names: Vec<_> = tl.steps.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
@@ -400,10 +412,9 @@ mod tests {
         // A client start in the future is ignored.
         let mut c = Recorder::new("create");
         c.lap("resolve image");
-        save_create(d.path(), &c);
-        add_client_steps(d.path(), Utc::now() + chrono::Duration::seconds(5), 0);
+        let mut ctl = create_timeline(&c);
+        add_client_steps(&mut ctl, Utc::now() + chrono::Duration::seconds(5), 0);
         let s = Recorder::new("start");
-        save_start(d.path(), &s);
-        assert_eq!(load(d.path()).unwrap().steps[0].name, "resolve image");
+        assert_eq!(start_timeline(Some(ctl), &s).steps[0].name, "resolve image");
     }
 }
