@@ -246,9 +246,10 @@ impl Engine {
         // The rootfs (upper/work over the image's layers).
         let images = self.inner.images.clone();
         let (img, cid) = (image.clone(), id.to_string());
-        let durable = !spec.host.auto_remove;
+        // Without fsyncs: the container's record (fsync'd below) is the truth about its layers,
+        // and the daemon rewrites a lost layer list from it at start (reconcile).
         let rootfs = tokio::task::spawn_blocking(move || {
-            images.prepare_container_rootfs_with(&cid, &img, durable)
+            images.prepare_container_rootfs_with(&cid, &img, false)
         })
         .await
         .map_err(|e| EngineError::internal(e.to_string()))

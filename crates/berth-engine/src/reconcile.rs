@@ -126,6 +126,18 @@ impl Engine {
 
     async fn reconcile_one(&self, c: &Arc<Container>) {
         let rec = c.snapshot();
+        // The layer list GC keeps for this container is written without fsync at create.
+        if let Ok(m) = crate::start::rootfs_mount_of(&rec) {
+            match self
+                .inner
+                .images
+                .repair_container_layers(&rec.id, &m.lowerdirs)
+            {
+                Ok(true) => tracing::info!(container = %rec.id, "rewrote its lost layer list"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(container = %rec.id, "repair layer list: {e}"),
+            }
+        }
         let state_dir = self.state_dir(&rec.id);
         let shim = shim_client::read_shim_record(&state_dir);
         let alive = shim

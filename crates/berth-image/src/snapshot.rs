@@ -292,6 +292,37 @@ impl Snapshots {
             .collect()
     }
 
+    /// Rewrites a container's layer list (what GC keeps for it) from its overlay lower dirs
+    /// when the list is missing or unreadable: the list is written without fsync at create,
+    /// the container's own record (fsync'd) is the truth, and the daemon repairs from it at
+    /// start, before anything can collect. Returns whether it wrote.
+    pub fn repair_container_layers(
+        &self,
+        container_id: &str,
+        lowerdirs: &[PathBuf],
+    ) -> Result<bool, SnapshotError> {
+        let dir = self.container_dir(container_id)?;
+        let path = dir.join("layers.json");
+        let readable = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Vec<ChainId>>(&b).ok())
+            .is_some();
+        if readable || !dir.exists() {
+            return Ok(false);
+        }
+        // `<root>/<hex>/fs`, top first; the list is bottom first.
+        let chains: Vec<ChainId> = lowerdirs
+            .iter()
+            .rev()
+            .filter(|l| l.parent().and_then(Path::parent) == Some(self.root.as_path()))
+            .filter_map(|l| l.parent()?.file_name()?.to_str())
+            .filter_map(|hex| ChainId::parse(&format!("sha256:{hex}")).ok())
+            .collect();
+        let json = serde_json::to_vec(&chains).expect("digests serialise");
+        fsutil::write_atomic(&path, &json, 0o644).map_err(io_err("write", &dir))?;
+        Ok(true)
+    }
+
     /// Deletes a container's upper/work directories (unmount first).
     pub fn remove_container_rootfs(&self, container_id: &str) -> Result<(), SnapshotError> {
         let dir = self.container_dir(container_id)?;
@@ -420,5 +451,32 @@ mod tests {
             s.prepare_container_rootfs("c1", &[Digest::of(b"x")]),
             Err(SnapshotError::Missing(_))
         ));
+    }
+
+    #[test]
+    fn lost_layer_list_is_rebuilt_from_the_lower_dirs() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Snapshots::open(d.path()).unwrap();
+        let chains = [Digest::of(b"base"), Digest::of(b"top")];
+        for c in &chains {
+            std::fs::create_dir_all(s.fs_dir(c)).unwrap();
+            std::fs::write(s.dir(c).join("size"), b"0").unwrap();
+        }
+        let m = s
+            .prepare_container_rootfs_with("c1", &chains, false)
+            .unwrap();
+        assert_eq!(s.container_layers(), chains.to_vec());
+        // Intact: left alone.
+        assert!(!s.repair_container_layers("c1", &m.lowerdirs).unwrap());
+        // Lost (or torn) in a crash: rebuilt from the lower dirs the record keeps.
+        let list = s.container_dir("c1").unwrap().join("layers.json");
+        std::fs::write(&list, b"").unwrap();
+        assert!(s.repair_container_layers("c1", &m.lowerdirs).unwrap());
+        assert_eq!(s.container_layers(), chains.to_vec());
+        std::fs::remove_file(&list).unwrap();
+        assert!(s.repair_container_layers("c1", &m.lowerdirs).unwrap());
+        assert_eq!(s.container_layers(), chains.to_vec());
+        // A container without a rootfs dir: nothing to repair.
+        assert!(!s.repair_container_layers("gone", &m.lowerdirs).unwrap());
     }
 }

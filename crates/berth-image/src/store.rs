@@ -582,6 +582,17 @@ impl ImageStore {
         )?)
     }
 
+    /// See [`crate::snapshot::Snapshots::repair_container_layers`].
+    pub fn repair_container_layers(
+        &self,
+        container_id: &str,
+        lowerdirs: &[PathBuf],
+    ) -> Result<bool, ImageError> {
+        Ok(self
+            .snapshots
+            .repair_container_layers(container_id, lowerdirs)?)
+    }
+
     /// Deletes a container's upper/work dirs (unmount first).
     pub fn remove_container_rootfs(&self, container_id: &str) -> Result<(), ImageError> {
         Ok(self.snapshots.remove_container_rootfs(container_id)?)
