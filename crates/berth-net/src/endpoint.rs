@@ -254,7 +254,17 @@ impl NetworkManager {
                     tracing::warn!("removing published ports of released container: {e}");
                 }
             }
+            // The container's netns dies with its init, and the kernel removes both veth ends
+            // with it (batched, in its own time). Deleting them here as well doubled the
+            // RTNL-held work and made the next container's veth wait for it (`run --rm` back
+            // to back: 31.6 ± 9.5 ms → 21.7 ± 2.6 ms). Only a veth still there after a while
+            // (its namespace kept alive: a container joined it) is deleted here, and only the
+            // same interface (a restarted container gets a new veth of the same name).
+            tokio::time::sleep(VETH_GRACE).await;
             for ep in eps {
+                if !link_still_there(&ep.host_veth, ep.host_ifindex) {
+                    continue;
+                }
                 if let Err(e) = link::delete_link(&me.inner.host, &ep.host_veth).await {
                     tracing::warn!("deleting veth {}: {e}", ep.host_veth);
                 }
@@ -271,7 +281,8 @@ impl NetworkManager {
         self.state().endpoints_of(container_id).cloned().collect()
     }
 
-    /// Wait for background veth deletions to finish.
+    /// Wait for background veth deletions to finish (up to [`VETH_GRACE`] after the last
+    /// release).
     pub async fn settle(&self) {
         let tasks: Vec<_> = std::mem::take(&mut self.live().background);
         for t in tasks {
@@ -309,5 +320,17 @@ impl NetworkManager {
             }
         }
         Ok(ep)
+    }
+}
+
+/// How long a released container's veth may take to vanish with its namespace before it is
+/// deleted explicitly.
+pub const VETH_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether the host end `name` still exists as the interface `ifindex` (0: unknown, any).
+fn link_still_there(name: &str, ifindex: u32) -> bool {
+    match std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex")) {
+        Ok(s) => ifindex == 0 || s.trim().parse::<u32>().ok() == Some(ifindex),
+        Err(_) => false,
     }
 }
