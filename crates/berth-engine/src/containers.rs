@@ -309,7 +309,9 @@ impl Engine {
             ContainerStatus::Running | ContainerStatus::Paused | ContainerStatus::Restarting
         );
         if condition == WaitCondition::NotRunning && !up {
-            let code = now.exit_code;
+            // From the record, which the exit updates together with the status; the watch
+            // state follows a moment later (a wait right after a kill saw its stale 0).
+            let code = i64::from(c.snapshot().state.exit_code);
             return Ok(WaitHandle::new(async move {
                 WaitResult {
                     status_code: code,
