@@ -208,8 +208,21 @@ async fn via_zygote(
         .write_all(&req)
         .await
         .map_err(ZygoteError::Unreachable)?;
+    // Only the shim's lines come back on this connection (nothing follows its report), so
+    // it is read buffered, not byte by byte like a shim request's reply.
+    let mut reader = tokio::io::BufReader::with_capacity(4096, stream);
     loop {
-        let line = read_line(&mut stream).await.map_err(ZygoteError::Lost)?;
+        let mut line = String::new();
+        let n = tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut line)
+            .await
+            .map_err(ZygoteError::Lost)?;
+        if n == 0 {
+            return Err(ZygoteError::Lost(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "shim closed the connection",
+            )));
+        }
+        let line = line.trim_end().to_string();
         #[derive(Deserialize)]
         struct Early {
             early_pid: i32,
