@@ -133,6 +133,16 @@ async fn run(args: DaemonArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(d)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", d.display()))?;
     }
+    // Before anything is created in it (pidfile, socket, shims' state).
+    match berth_sys::mounts::ensure_tmpfs(&args.exec_root) {
+        Ok(true) => {
+            tracing::info!(exec_root = %args.exec_root.display(), "mounted a tmpfs at the exec root (it was on a disk filesystem)")
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(exec_root = %args.exec_root.display(), "exec root stays on its filesystem: cannot mount a tmpfs there: {e}")
+        }
+    }
     let _pidfile = server::Pidfile::create(&args.pidfile_path())?;
     tokio::spawn(idle::trim_when_idle(
         &idle::REQUESTS,

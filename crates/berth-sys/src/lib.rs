@@ -17,6 +17,7 @@
 
 pub mod fd;
 pub mod memory;
+pub mod mounts;
 pub mod process;
 pub mod signal;
 pub mod term;

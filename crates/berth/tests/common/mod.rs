@@ -347,6 +347,12 @@ impl Drop for Daemon {
             }
         }
         remove_cgroup_parent(&self.cgroup_parent);
+        // The daemon mounts a tmpfs at its exec root when /run is not one (it outlives the
+        // daemon, for live restore): unmount it, so the temp dir can go.
+        let _ = Command::new("umount")
+            .arg(self.exec_root.path())
+            .stderr(Stdio::null())
+            .status();
         // The bridge and nft table of this daemon only (unique names).
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge])
