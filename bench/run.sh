@@ -31,6 +31,7 @@ cleanup() {
   ip link del "$B_NAME" 2>/dev/null || true
   nft delete table ip "$B_NAME" 2>/dev/null || true
   for d in /sys/fs/cgroup/*/"$B_NAME" /sys/fs/cgroup/unified/"$B_NAME"; do [ -d "$d" ] && rmdir "$d"; done
+  umount "$B_EXEC" 2>/dev/null || true   # the daemon mounts a tmpfs there when /run is not one
   rm -rf "$B_ROOT" "$B_EXEC"
 }
 trap cleanup EXIT

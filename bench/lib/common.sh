@@ -80,6 +80,9 @@ start_dockerd() {
   DOCKER_NET=10.$((200 + RANDOM % 50)).$((RANDOM % 250))
   DOCKER0_BEFORE=0; ip link show docker0 >/dev/null 2>&1 && DOCKER0_BEFORE=1
   DOCKER_CHAINS_BEFORE=$( (iptables -S; iptables -t nat -S) 2>/dev/null | awk '$1=="-N" && $2 ~ /^DOCKER/ {print $2}' | sort -u | tr '\n' ' ')
+  # dockerd's exec root on a tmpfs, as /run is on most distributions and as berth's daemon
+  # makes its own exec root when /run is a disk filesystem (here it is ext4): same footing.
+  mkdir -p "$DOCKER_EXEC" && mount -t tmpfs -o mode=0711 berth-bench-docker "$DOCKER_EXEC"
   setsid /usr/sbin/dockerd --host "unix://$DOCKER_SOCK" --pidfile "$DOCKER_EXEC.pid" \
     --exec-root "$DOCKER_EXEC" --data-root "$DOCKER_DATA" --bip "$DOCKER_NET.1/24" \
     --storage-driver overlay2 --log-level warn >"$BENCH_TMP/dockerd.log" 2>&1 < /dev/null &
@@ -119,6 +122,7 @@ stop_dockerd() {
     fi
   done
   grep -o " $DOCKER_DATA[^ ]*\| $DOCKER_EXEC[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" || true; done
+  umount -l "$DOCKER_EXEC" 2>/dev/null || true
   rm -rf "$DOCKER_DATA" "$DOCKER_EXEC" "$DOCKER_EXEC.pid" "$DOCKER_SOCK"
 }
 
