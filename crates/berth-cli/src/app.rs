@@ -155,7 +155,7 @@ pub enum VolumeCommand {
     #[command(alias = "remove")]
     Rm(VolumeRmArgs),
     /// Remove unused local volumes
-    Prune(PruneArgs),
+    Prune(VolumePruneArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -784,6 +784,13 @@ pub struct PruneArgs {
     /// Provide filter values
     #[arg(long)]
     pub filter: Vec<String>,
+}
+
+/// `volume prune`: the only prune of these with `-a` (as in Docker).
+#[derive(Debug, Clone, Args)]
+pub struct VolumePruneArgs {
+    #[command(flatten)]
+    pub prune: PruneArgs,
     /// Remove all unused volumes, not just anonymous ones
     #[arg(short = 'a', long)]
     pub all: bool,
@@ -802,6 +809,22 @@ pub struct DfArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_volume_prune_takes_all() {
+        for verb in ["container", "network"] {
+            assert!(
+                Cli::try_parse_from(["berth", verb, "prune", "-a"]).is_err(),
+                "{verb} prune -a"
+            );
+            assert!(Cli::try_parse_from(["berth", verb, "prune", "-f"]).is_ok());
+        }
+        let c = Cli::try_parse_from(["berth", "volume", "prune", "-a", "-f"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Volume(VolumeCommand::Prune(VolumePruneArgs { all: true, .. }))
+        ));
+    }
 
     #[test]
     fn run_stops_option_parsing_at_the_image() {

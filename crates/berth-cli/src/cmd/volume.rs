@@ -103,7 +103,7 @@ pub async fn dispatch(c: &Client, cmd: VolumeCommand) -> CmdResult {
             Ok(if failed { 1 } else { 0 })
         }
         VolumeCommand::Prune(a) => {
-            let mut filters = a.filter.clone();
+            let mut filters = a.prune.filter.clone();
             if a.all {
                 filters.push("all=true".into());
             }
