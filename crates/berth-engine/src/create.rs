@@ -313,11 +313,7 @@ impl Engine {
             hosts_path: dir.join("hosts").display().to_string(),
             resolv_conf_path: dir.join("resolv.conf").display().to_string(),
             graph_driver: graph,
-            cgroup_path: format!(
-                "{}/{}",
-                self.inner.config.cgroup_parent.trim_end_matches('/'),
-                id
-            ),
+            cgroup_path: self.cgroup_path_of(id),
             ..Default::default()
         };
         let c = Container::new(record);

@@ -271,6 +271,14 @@ impl Engine {
     pub(crate) fn container_dir(&self, id: &str) -> PathBuf {
         self.inner.config.data_root.join("containers").join(id)
     }
+    /// The container's cgroup, under the engine's cgroup parent.
+    pub(crate) fn cgroup_path_of(&self, id: &str) -> String {
+        format!(
+            "{}/{}",
+            self.inner.config.cgroup_parent.trim_end_matches('/'),
+            id
+        )
+    }
     pub(crate) fn state_dir(&self, id: &str) -> PathBuf {
         self.inner.config.exec_root.join("containers").join(id)
     }

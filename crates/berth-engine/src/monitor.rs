@@ -120,7 +120,7 @@ impl Engine {
         });
         // A `--rm` container is deleted right away: its exit need not be made durable (after
         // a crash, reconcile finds it exited and removes it anyway). One fsync less per run.
-        if !c.snapshot().config.host.auto_remove {
+        if !removing {
             if let Err(e) = self.save(c) {
                 tracing::warn!(container = %id, "save after exit: {e}");
             }

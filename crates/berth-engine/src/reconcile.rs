@@ -56,11 +56,7 @@ impl Engine {
                 tracing::info!(container = %name, "finishing an interrupted removal");
                 let rec = ContainerRecord {
                     id: name.clone(),
-                    cgroup_path: format!(
-                        "{}/{}",
-                        self.inner.config.cgroup_parent.trim_end_matches('/'),
-                        name
-                    ),
+                    cgroup_path: self.cgroup_path_of(&name),
                     ..Default::default()
                 };
                 self.remove_container_files(&Container::new(rec));

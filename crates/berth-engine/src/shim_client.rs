@@ -127,7 +127,7 @@ pub async fn spawn(
                 Ok(line) => return spawn_reply(&line, a.state_dir),
                 Err(ZygoteError::Unreachable(e)) => {
                     tracing::warn!("shim zygote unreachable ({e}); exec'ing the shim");
-                    z.respawn();
+                    z.respawn(false);
                 }
                 Err(ZygoteError::Lost(e)) => {
                     return Err(EngineError::internal(format!(

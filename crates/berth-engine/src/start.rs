@@ -217,11 +217,7 @@ impl Engine {
         };
         let ((spawned, spawned_at), early_net) = tokio::join!(spawn, early_net);
         let spawned = match (spawned, early_net) {
-            (Ok(_), Some((Err(e), _))) => {
-                let _ = shim_client::kill(&state_dir, 9).await;
-                self.disconnect_networks(c).await;
-                return Err(e);
-            }
+            (Ok(_), Some((Err(e), _))) => return Err(self.abort_created(c, &state_dir, e).await),
             (Err(e), net) => {
                 if net.is_some() {
                     self.disconnect_networks(c).await;
@@ -235,16 +231,14 @@ impl Engine {
                     Some((_, took)) => {
                         clock.lap("networks");
                         clock.timeline.annotate_last(&format!(
-                            "veth pair into the bridge, address and routes in the netns, port rules; set up in parallel with the shim's create ({:.1} ms there), this step is only the wait for it after the shim reported",
+                            "set up in parallel with the shim's create ({:.1} ms there), this step is only the wait for it after the shim reported",
                             took.as_secs_f64() * 1000.0
                         ));
                     }
                     None => {
                         // Networks: the netns exists now, the program has not started.
                         if let Err(e) = self.connect_networks(c, s.pid).await {
-                            let _ = shim_client::kill(&state_dir, 9).await;
-                            self.disconnect_networks(c).await;
-                            return Err(e);
+                            return Err(self.abort_created(c, &state_dir, e).await);
                         }
                         clock.lap("networks");
                     }
@@ -274,11 +268,7 @@ impl Engine {
         let wait = shim_client::wait(&state_dir).await;
         let pid = match shim_client::start(&state_dir).await {
             Ok(pid) => pid,
-            Err(e) => {
-                let _ = shim_client::kill(&state_dir, 9).await;
-                self.disconnect_networks(c).await;
-                return Err(e);
-            }
+            Err(e) => return Err(self.abort_created(c, &state_dir, e).await),
         };
         clock.lap("attach, wait, START");
         c.update(|r| {
@@ -314,6 +304,16 @@ impl Engine {
         let dir = self.container_dir(id);
         self.spawn_cleanup(move || crate::explain::timeline::store(&dir, &tl));
         Ok(())
+    }
+}
+
+impl Engine {
+    /// A start failed after the shim created the container: kill it, release its network
+    /// endpoints, and return `e`.
+    async fn abort_created(&self, c: &Container, state_dir: &Path, e: EngineError) -> EngineError {
+        let _ = shim_client::kill(state_dir, 9).await;
+        self.disconnect_networks(c).await;
+        e
     }
 }
 

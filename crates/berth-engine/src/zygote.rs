@@ -26,7 +26,7 @@ impl Zygote {
             socket: exec_root.join(SOCKET),
             child: Mutex::new(None),
         };
-        z.respawn();
+        z.respawn(true);
         z
     }
 
@@ -39,8 +39,10 @@ impl Zygote {
         }
     }
 
-    /// The zygote could not be reached: reap it if it died, start a new one.
-    pub(crate) fn respawn(&self) {
+    /// The zygote could not be reached: reap it if it died, start a new one. `wait`: until it
+    /// listens (at engine start, so the first container can use it); not on a start path,
+    /// where the next start uses it or falls back to exec'ing the shim.
+    pub(crate) fn respawn(&self, wait: bool) {
         let mut g = self.child.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(mut old) = g.take() {
             let _ = old.kill();
@@ -57,7 +59,10 @@ impl Zygote {
             Ok(mut child) => {
                 // Wait (briefly) until it listens, so the first start can use it.
                 let t0 = std::time::Instant::now();
-                while !self.socket.exists() && t0.elapsed() < std::time::Duration::from_secs(2) {
+                while wait
+                    && !self.socket.exists()
+                    && t0.elapsed() < std::time::Duration::from_secs(2)
+                {
                     if let Ok(Some(st)) = child.try_wait() {
                         tracing::warn!(
                             "the shim zygote exited at once ({st}); shims are exec'd instead"

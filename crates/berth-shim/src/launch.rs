@@ -51,7 +51,7 @@ pub fn launch(cfg: &Config) -> i32 {
     }
 }
 
-fn err(kind: &str, msg: String) -> LaunchReply {
+pub(crate) fn err(kind: &str, msg: String) -> LaunchReply {
     LaunchReply::Err {
         error: msg,
         kind: kind.into(),

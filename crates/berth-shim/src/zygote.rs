@@ -97,70 +97,42 @@ fn reply(conn: &mut UnixStream, r: &LaunchReply) {
 
 /// Read one request and fork its shim; the connection goes to the shim.
 fn serve_one(mut conn: UnixStream) {
+    let forked = request(&conn).and_then(|(cfg, shim_end)| launch::fork_detached(&cfg, shim_end));
+    if let Err(e) = forked {
+        reply(&mut conn, &e);
+    }
+    // Our copy of the connection closes here; the shim holds its own.
+}
+
+/// Check the peer, read its one line: the shim's config and the shim's end of the connection.
+fn request(conn: &UnixStream) -> Result<(Config, UnixStream), LaunchReply> {
     let own_uid = nix::unistd::geteuid().as_raw();
-    match rustix::net::sockopt::socket_peercred(&conn) {
+    match rustix::net::sockopt::socket_peercred(conn) {
         Ok(c) if c.uid.as_raw() == own_uid => {}
         _ => {
-            reply(
-                &mut conn,
-                &LaunchReply::Err {
-                    error: "the shim zygote serves only its own user".into(),
-                    kind: "failed".into(),
-                },
-            );
-            return;
+            return Err(launch::err(
+                "failed",
+                "the shim zygote serves only its own user".into(),
+            ))
         }
     }
     // The daemon writes its line right after connecting; do not let a stuck peer hold us.
     let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
     let mut line = String::new();
-    let read = BufReader::new((&conn).take(MAX_REQUEST)).read_line(&mut line);
-    let args: Vec<String> = match read
+    let read = BufReader::new(conn.take(MAX_REQUEST)).read_line(&mut line);
+    let args: Vec<String> = read
         .ok()
         .and_then(|_| serde_json::from_str(line.trim()).ok())
-    {
-        Some(a) => a,
-        None => {
-            reply(
-                &mut conn,
-                &LaunchReply::Err {
-                    error: "the shim zygote expects one line: a JSON array of shim arguments"
-                        .into(),
-                    kind: "invalid_argument".into(),
-                },
-            );
-            return;
-        }
-    };
-    let cfg = match Config::parse(&args) {
-        Ok(c) => c,
-        Err(e) => {
-            reply(
-                &mut conn,
-                &LaunchReply::Err {
-                    error: e,
-                    kind: "invalid_argument".into(),
-                },
-            );
-            return;
-        }
-    };
+        .ok_or_else(|| {
+            launch::err(
+                "invalid_argument",
+                "the shim zygote expects one line: a JSON array of shim arguments".into(),
+            )
+        })?;
+    let cfg = Config::parse(&args).map_err(|e| launch::err("invalid_argument", e))?;
     let _ = conn.set_read_timeout(None);
-    let shim_end = match conn.try_clone() {
-        Ok(c) => c,
-        Err(e) => {
-            reply(
-                &mut conn,
-                &LaunchReply::Err {
-                    error: format!("duplicate the connection: {e}"),
-                    kind: "failed".into(),
-                },
-            );
-            return;
-        }
-    };
-    if let Err(e) = launch::fork_detached(&cfg, shim_end) {
-        reply(&mut conn, &e);
-    }
-    // Our copy of the connection closes here; the shim holds its own.
+    let shim_end = conn
+        .try_clone()
+        .map_err(|e| launch::err("failed", format!("duplicate the connection: {e}")))?;
+    Ok((cfg, shim_end))
 }

@@ -85,10 +85,14 @@ impl Recorder {
         self.last = now;
     }
 
-    /// Say more about the last step than its name's fixed description.
-    pub fn annotate_last(&mut self, what: &str) {
+    /// Add to the last step's description what only this run can say.
+    pub fn annotate_last(&mut self, more: &str) {
         if let Some(s) = self.steps.last_mut() {
-            s.what = what.to_string();
+            s.what = if s.what.is_empty() {
+                more.to_string()
+            } else {
+                format!("{}; {more}", s.what)
+            };
         }
     }
 
