@@ -44,6 +44,15 @@ fn daemon_killed_and_restarted_readopts_running_container() {
         "the container died with the daemon"
     );
     d.restart();
+    // /run is ext4 on this project's machines: the daemon put its exec root on a tmpfs of its
+    // own, which outlived the killed daemon (the shim's socket and state are still there).
+    let fs = std::process::Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(d.exec_root.path())
+        .output()
+        .expect("stat -f");
+    let fs = String::from_utf8_lossy(&fs.stdout).trim().to_string();
+    assert_eq!(fs, "tmpfs", "exec root filesystem");
 
     let ps = d.berth(&["ps"]);
     ok(&d, &ps);
