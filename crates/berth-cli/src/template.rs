@@ -1,33 +1,65 @@
 //! A subset of Go's `text/template` over JSON values, for `--format`/`-f`:
 //! `{{.State.Pid}}`, `{{json .Config}}`, `{{index .Config.Labels "a"}}`,
-//! `{{range .Mounts}}{{.Source}} {{end}}`, `{{if .State.Running}}up{{else}}down{{end}}`,
+//! `{{(index .NetworkSettings.Networks "bridge").IPAddress}}` (a parenthesised pipeline and
+//! field access on its result), `{{range $k, $v := .Config.Labels}}{{$k}}={{$v}} {{end}}`,
+//! `{{if eq .State.Status "running"}}up{{else if .State.Paused}}paused{{else}}down{{end}}`,
 //! `{{.Name | upper}}`, `{{join .Args ","}}`, `{{len .Mounts}}`, `{{println .Id}}`.
-//! Values print like Go's `%v`: maps as `map[k:v]`, lists as `[a b]`, integers whole.
+//!
+//! Functions: Go's builtins (`and or not eq ne lt le gt ge len index slice print printf
+//! println`) and Docker's (`json split join title lower upper pad truncate`). An unknown
+//! function is a parse error, as in Go. Values print like Go's `%v`: maps as `map[k:v]`,
+//! lists as `[a b]`, integers whole, a missing field as `<no value>`.
+//!
+//! Errors read like Go's (`template: :1: function "nosuch" not defined`); the CLI prefixes
+//! them the way each docker command does (see `cmd::format_value`).
+
+mod funcs;
 
 use serde_json::Value;
+
+pub use funcs::go_print;
 
 /// A template error, with what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("template: {0}")]
 pub struct TemplateError(pub String);
 
+fn perr(line: usize, msg: impl std::fmt::Display) -> TemplateError {
+    TemplateError(format!(":{line}: {msg}"))
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Node {
     Text(String),
-    Pipe(Vec<Cmd>),
-    Range(Vec<Cmd>, Vec<Node>, Vec<Node>),
-    If(Vec<Cmd>, Vec<Node>, Vec<Node>),
-    With(Vec<Cmd>, Vec<Node>, Vec<Node>),
+    Action(Pipe),
+    Range(Pipe, Vec<Node>, Vec<Node>),
+    If(Pipe, Vec<Node>, Vec<Node>),
+    With(Pipe, Vec<Node>, Vec<Node>),
+}
+
+/// `$a, $b := cmd | cmd` (declarations are empty for a plain pipeline).
+#[derive(Debug, Clone, PartialEq)]
+struct Pipe {
+    decl: Vec<String>,
+    /// `=` (assign an existing variable) rather than `:=`.
+    assign: bool,
+    cmds: Vec<Cmd>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 enum Arg {
+    /// `.A.B` relative to dot (`.` alone is dot).
     Field(Vec<String>),
-    Root(Vec<String>),
+    /// `$x.A.B` (`$` alone is the data the template started with).
+    Var(String, Vec<String>),
     Str(String),
     Num(f64),
     Bool(bool),
+    Nil,
+    /// A function name.
     Ident(String),
+    /// `(pipeline).A.B`
+    Sub(Box<Pipe>, Vec<String>),
 }
 
 type Cmd = Vec<Arg>;
@@ -40,35 +72,70 @@ pub struct Template {
 
 enum Tok {
     Text(String),
-    Action(String),
+    /// An action's inside and the line it starts on.
+    Action(String, usize),
+}
+
+/// Finds the `}}` closing an action, skipping quoted strings.
+fn action_end(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            q @ (b'"' | b'`' | b'\'') => {
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    if b[i] == b'\\' && q != b'`' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'}' if b.get(i + 1) == Some(&b'}') => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 fn lex(src: &str) -> Result<Vec<Tok>, TemplateError> {
     let mut out = Vec::new();
     let mut rest = src;
+    let mut line = 1;
     while let Some(start) = rest.find("{{") {
         let mut text = rest[..start].to_string();
+        line += text.matches('\n').count();
         let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| TemplateError("unclosed action: missing }}".into()))?;
+        let end = action_end(after).ok_or_else(|| perr(line, "unclosed action"))?;
         let mut inner = &after[..end];
-        if let Some(i) = inner.strip_prefix('-') {
+        // `{{- ` trims the space before, ` -}}` the space after (Go wants the space).
+        if let Some(i) = inner.strip_prefix("- ").or_else(|| {
+            inner
+                .strip_prefix('-')
+                .filter(|i| i.starts_with(char::is_whitespace))
+        }) {
             text = text.trim_end().to_string();
             inner = i;
         }
         let mut trim_next = false;
-        if let Some(i) = inner.strip_suffix('-') {
+        if let Some(i) = inner
+            .strip_suffix('-')
+            .filter(|i| i.ends_with(char::is_whitespace))
+        {
             inner = i;
             trim_next = true;
         }
         if !text.is_empty() {
             out.push(Tok::Text(text));
         }
-        out.push(Tok::Action(inner.trim().to_string()));
+        out.push(Tok::Action(inner.trim().to_string(), line));
+        line += inner.matches('\n').count();
         rest = &after[end + 2..];
         if trim_next {
-            rest = rest.trim_start();
+            let trimmed = rest.trim_start();
+            line += rest[..rest.len() - trimmed.len()].matches('\n').count();
+            rest = trimmed;
         }
     }
     if !rest.is_empty() {
@@ -77,14 +144,38 @@ fn lex(src: &str) -> Result<Vec<Tok>, TemplateError> {
     Ok(out)
 }
 
-fn split_words(s: &str) -> Result<Vec<String>, TemplateError> {
+/// The words of one action.
+#[derive(Debug, Clone, PartialEq)]
+enum Word {
+    Str(String),
+    Bare(String),
+    Pipe,
+    Open,
+    /// `)`, with a field chain glued to it (`).IPAddress`).
+    Close(Vec<String>),
+    Comma,
+    Declare,
+    Assign,
+}
+
+fn path(p: &str) -> Vec<String> {
+    p.split('.')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn split_words(s: &str, line: usize) -> Result<Vec<Word>, TemplateError> {
     let mut words = Vec::new();
-    let mut cur = String::new();
     let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
+    while let Some(&c) = chars.peek() {
         match c {
+            c if c.is_whitespace() => {
+                chars.next();
+            }
             '"' | '`' => {
-                let mut lit = String::from('"');
+                chars.next();
+                let mut lit = String::new();
                 let mut closed = false;
                 while let Some(d) = chars.next() {
                     if d == c {
@@ -95,6 +186,7 @@ fn split_words(s: &str) -> Result<Vec<String>, TemplateError> {
                         match chars.next() {
                             Some('n') => lit.push('\n'),
                             Some('t') => lit.push('\t'),
+                            Some('r') => lit.push('\r'),
                             Some(o) => lit.push(o),
                             None => {}
                         }
@@ -103,77 +195,197 @@ fn split_words(s: &str) -> Result<Vec<String>, TemplateError> {
                     lit.push(d);
                 }
                 if !closed {
-                    return Err(TemplateError(format!("unterminated string in {s:?}")));
+                    return Err(perr(line, "unterminated quoted string"));
                 }
-                words.push(lit);
+                words.push(Word::Str(lit));
             }
             '|' => {
-                if !cur.is_empty() {
-                    words.push(std::mem::take(&mut cur));
-                }
-                words.push("|".into());
+                chars.next();
+                words.push(Word::Pipe);
             }
-            c if c.is_whitespace() => {
-                if !cur.is_empty() {
-                    words.push(std::mem::take(&mut cur));
-                }
+            '(' => {
+                chars.next();
+                words.push(Word::Open);
             }
-            c => cur.push(c),
+            ',' => {
+                chars.next();
+                words.push(Word::Comma);
+            }
+            ')' => {
+                chars.next();
+                let mut chain = String::new();
+                while let Some(&d) = chars.peek() {
+                    if d.is_whitespace() || "|()\",`".contains(d) {
+                        break;
+                    }
+                    chain.push(d);
+                    chars.next();
+                }
+                if !chain.is_empty() && !chain.starts_with('.') {
+                    return Err(perr(line, format!("unexpected {chain:?} after )")));
+                }
+                words.push(Word::Close(path(&chain)));
+            }
+            _ => {
+                let mut w = String::new();
+                while let Some(&d) = chars.peek() {
+                    if d.is_whitespace() || "|()\",`".contains(d) {
+                        break;
+                    }
+                    w.push(d);
+                    chars.next();
+                }
+                words.push(match w.as_str() {
+                    ":=" => Word::Declare,
+                    "=" => Word::Assign,
+                    _ => Word::Bare(w),
+                });
+            }
         }
-    }
-    if !cur.is_empty() {
-        words.push(cur);
     }
     Ok(words)
 }
 
-fn parse_arg(w: &str) -> Arg {
-    if let Some(lit) = w.strip_prefix('"') {
-        return Arg::Str(lit.to_string());
-    }
-    let path = |p: &str| {
-        p.split('.')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect()
-    };
+fn parse_bare(w: &str, line: usize) -> Result<Arg, TemplateError> {
     if let Some(p) = w.strip_prefix('$') {
-        return Arg::Root(path(p));
+        let (name, rest) = p.split_once('.').unwrap_or((p, ""));
+        return Ok(Arg::Var(format!("${name}"), path(rest)));
     }
     if w.starts_with('.') {
-        return Arg::Field(path(w));
+        return Ok(Arg::Field(path(w)));
     }
     match w {
-        "true" => return Arg::Bool(true),
-        "false" => return Arg::Bool(false),
+        "true" => return Ok(Arg::Bool(true)),
+        "false" => return Ok(Arg::Bool(false)),
+        "nil" => return Ok(Arg::Nil),
         _ => {}
     }
-    if let Ok(n) = w.parse::<f64>() {
-        return Arg::Num(n);
+    if w.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+') {
+        return w
+            .parse::<f64>()
+            .map(Arg::Num)
+            .map_err(|_| perr(line, format!("bad number syntax: {w:?}")));
     }
-    Arg::Ident(w.to_string())
+    if !funcs::defined(w) {
+        return Err(perr(line, format!("function {w:?} not defined")));
+    }
+    Ok(Arg::Ident(w.to_string()))
 }
 
-fn parse_pipe(s: &str) -> Result<Vec<Cmd>, TemplateError> {
-    let words = split_words(s)?;
-    let mut cmds = vec![Vec::new()];
-    for w in words {
-        if w == "|" {
-            cmds.push(Vec::new());
-        } else if let Some(last) = cmds.last_mut() {
-            last.push(parse_arg(&w));
+struct PipeParser<'a> {
+    words: &'a [Word],
+    pos: usize,
+    line: usize,
+    src: &'a str,
+}
+
+impl PipeParser<'_> {
+    fn pipe(&mut self, nested: bool) -> Result<Pipe, TemplateError> {
+        let (decl, assign) = self.decl();
+        let mut cmds: Vec<Cmd> = vec![Vec::new()];
+        loop {
+            let Some(w) = self.words.get(self.pos).cloned() else {
+                if nested {
+                    return Err(perr(self.line, "unclosed left paren"));
+                }
+                break;
+            };
+            self.pos += 1;
+            let cur = cmds.last_mut().expect("one command at least");
+            match w {
+                Word::Pipe => cmds.push(Vec::new()),
+                Word::Open => {
+                    let sub = self.pipe(true)?;
+                    let chain = match self.words.get(self.pos - 1) {
+                        Some(Word::Close(c)) => c.clone(),
+                        _ => Vec::new(),
+                    };
+                    cur.push(Arg::Sub(Box::new(sub), chain));
+                }
+                Word::Close(_) if nested => break,
+                Word::Close(_) => return Err(perr(self.line, "unexpected right paren")),
+                Word::Str(s) => cur.push(Arg::Str(s)),
+                Word::Bare(b) => cur.push(parse_bare(&b, self.line)?),
+                Word::Comma | Word::Declare | Word::Assign => {
+                    return Err(perr(
+                        self.line,
+                        format!("unexpected {w:?} in command {:?}", self.src),
+                    ))
+                }
+            }
         }
+        if cmds.iter().any(Vec::is_empty) {
+            return Err(perr(
+                self.line,
+                format!("missing value for command {:?}", self.src),
+            ));
+        }
+        for c in &cmds[1..] {
+            if !matches!(c[0], Arg::Ident(_)) && c.len() == 1 {
+                // `{{.A | .B}}`: Go allows only functions (and methods) after a pipe.
+                return Err(perr(
+                    self.line,
+                    format!("non executable command in pipeline stage {:?}", self.src),
+                ));
+            }
+        }
+        Ok(Pipe { decl, assign, cmds })
     }
-    if cmds.iter().any(Vec::is_empty) {
-        return Err(TemplateError(format!("missing value in pipeline {s:?}")));
+
+    /// `$a :=`, `$a, $b :=`, `$a =` at the start of a pipeline.
+    fn decl(&mut self) -> (Vec<String>, bool) {
+        let w = self.words;
+        let var = |i: usize| match w.get(i) {
+            Some(Word::Bare(b)) if b.starts_with('$') && !b.contains('.') => Some(b.clone()),
+            _ => None,
+        };
+        let p = self.pos;
+        if let Some(a) = var(p) {
+            match w.get(p + 1) {
+                Some(Word::Declare) => {
+                    self.pos += 2;
+                    return (vec![a], false);
+                }
+                Some(Word::Assign) => {
+                    self.pos += 2;
+                    return (vec![a], true);
+                }
+                Some(Word::Comma) => {
+                    if let (Some(b), Some(Word::Declare)) = (var(p + 2), w.get(p + 3)) {
+                        self.pos += 4;
+                        return (vec![a, b], false);
+                    }
+                }
+                _ => {}
+            }
+        }
+        (Vec::new(), false)
     }
-    Ok(cmds)
 }
 
-/// Parses until `end` (returns body, else-body), or to the end of input at top level.
+fn parse_pipe(s: &str, line: usize) -> Result<Pipe, TemplateError> {
+    let words = split_words(s, line)?;
+    let mut p = PipeParser {
+        words: &words,
+        pos: 0,
+        line,
+        src: s,
+    };
+    let pipe = p.pipe(false)?;
+    if pipe.cmds.len() == 1 && pipe.cmds[0].is_empty() {
+        return Err(perr(line, format!("missing value for command {s:?}")));
+    }
+    Ok(pipe)
+}
+
+type Toks = std::iter::Peekable<std::vec::IntoIter<Tok>>;
+
+/// Parses until `{{end}}` (returns body, else-body), or to the end of input at top level.
+/// `{{else if P}}` / `{{else with P}}` become an else-body holding the nested node, which
+/// consumes the shared `{{end}}`.
 fn parse_nodes(
-    toks: &mut std::iter::Peekable<std::vec::IntoIter<Tok>>,
-    nested: bool,
+    toks: &mut Toks,
+    nested: Option<usize>,
 ) -> Result<(Vec<Node>, Vec<Node>), TemplateError> {
     let mut body = Vec::new();
     let mut else_body = Vec::new();
@@ -182,35 +394,62 @@ fn parse_nodes(
         let target = if in_else { &mut else_body } else { &mut body };
         match t {
             Tok::Text(s) => target.push(Node::Text(s)),
-            Tok::Action(a) => {
+            Tok::Action(a, line) => {
                 let (kw, rest) = a
                     .split_once(char::is_whitespace)
+                    .map(|(k, r)| (k, r.trim()))
                     .unwrap_or((a.as_str(), ""));
                 match kw {
-                    "end" if nested => return Ok((body, else_body)),
-                    "else" if nested && rest.is_empty() => in_else = true,
+                    _ if a.starts_with("/*") => {
+                        if !a.ends_with("*/") {
+                            return Err(perr(line, "unclosed comment"));
+                        }
+                    }
+                    "end" if nested.is_some() && rest.is_empty() => return Ok((body, else_body)),
+                    "else" if nested.is_some() && !in_else && rest.is_empty() => in_else = true,
+                    "else" if nested.is_some() && !in_else => {
+                        let (kw2, rest2) =
+                            rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+                        if kw2 != "if" && kw2 != "with" {
+                            return Err(perr(line, format!("unexpected {rest:?} in else")));
+                        }
+                        let node = control(kw2, rest2, line, toks)?;
+                        else_body.push(node);
+                        return Ok((body, else_body));
+                    }
                     "range" | "if" | "with" => {
-                        let pipe = parse_pipe(rest)?;
-                        let (b, e) = parse_nodes(toks, true)?;
-                        target.push(match kw {
-                            "range" => Node::Range(pipe, b, e),
-                            "if" => Node::If(pipe, b, e),
-                            _ => Node::With(pipe, b, e),
-                        });
+                        let node = control(kw, rest, line, toks)?;
+                        target.push(node);
                     }
                     "end" | "else" => {
-                        return Err(TemplateError(format!("unexpected {{{{{kw}}}}}")))
+                        return Err(perr(line, format!("unexpected {{{{{kw}}}}}")));
                     }
-                    _ if a.starts_with("/*") => {}
-                    _ => target.push(Node::Pipe(parse_pipe(&a)?)),
+                    "define" | "template" | "block" | "break" | "continue" => {
+                        return Err(perr(line, format!("{{{{{kw}}}}} is not supported here")));
+                    }
+                    "" => return Err(perr(line, "missing value for command")),
+                    _ => target.push(Node::Action(parse_pipe(&a, line)?)),
                 }
             }
         }
     }
-    if nested {
-        return Err(TemplateError("unexpected EOF: missing {{end}}".into()));
+    if let Some(line) = nested {
+        return Err(perr(line, "unexpected EOF"));
     }
     Ok((body, else_body))
+}
+
+fn control(kw: &str, rest: &str, line: usize, toks: &mut Toks) -> Result<Node, TemplateError> {
+    if rest.is_empty() {
+        return Err(perr(line, format!("missing value for {kw}")));
+    }
+    let pipe = parse_pipe(rest, line)?;
+    let (b, e) = parse_nodes(toks, Some(line))?;
+    Ok(match kw {
+        "range" => Node::Range(pipe, b, e),
+        "if" => Node::If(pipe, b, e),
+        _ => Node::With(pipe, b, e),
+    })
 }
 
 fn truthy(v: &Value) -> bool {
@@ -221,39 +460,6 @@ fn truthy(v: &Value) -> bool {
         Value::String(s) => !s.is_empty(),
         Value::Array(a) => !a.is_empty(),
         Value::Object(o) => !o.is_empty(),
-    }
-}
-
-/// Go's `%v` of a decoded JSON value.
-pub fn go_print(v: &Value) -> String {
-    match v {
-        Value::Null => "<nil>".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                i.to_string()
-            } else if let Some(u) = n.as_u64() {
-                u.to_string()
-            } else {
-                let f = n.as_f64().unwrap_or(0.0);
-                if f.fract() == 0.0 && f.abs() < 1e15 {
-                    format!("{}", f as i64)
-                } else {
-                    f.to_string()
-                }
-            }
-        }
-        Value::String(s) => s.clone(),
-        Value::Array(a) => format!("[{}]", a.iter().map(go_print).collect::<Vec<_>>().join(" ")),
-        Value::Object(o) => {
-            let mut keys: Vec<_> = o.keys().collect();
-            keys.sort();
-            let parts: Vec<String> = keys
-                .iter()
-                .map(|k| format!("{k}:{}", go_print(&o[*k])))
-                .collect();
-            format!("map[{}]", parts.join(" "))
-        }
     }
 }
 
@@ -280,96 +486,177 @@ impl Template {
     pub fn parse(src: &str) -> Result<Template, TemplateError> {
         let toks = lex(src)?;
         let mut it = toks.into_iter().peekable();
-        let (nodes, _) = parse_nodes(&mut it, false)?;
+        let (nodes, _) = parse_nodes(&mut it, None)?;
         Ok(Template { nodes })
     }
 
     /// Executes against `data`.
     pub fn render(&self, data: &Value) -> Result<String, TemplateError> {
         let mut out = String::new();
-        exec(&self.nodes, data, data, &mut out)?;
+        let mut vars = vec![("$".to_string(), data.clone())];
+        exec(&self.nodes, data, &mut vars, &mut out)?;
         Ok(out)
     }
 }
 
-fn exec(nodes: &[Node], dot: &Value, root: &Value, out: &mut String) -> Result<(), TemplateError> {
+type Vars = Vec<(String, Value)>;
+
+fn exec(
+    nodes: &[Node],
+    dot: &Value,
+    vars: &mut Vars,
+    out: &mut String,
+) -> Result<(), TemplateError> {
     for n in nodes {
         match n {
             Node::Text(t) => out.push_str(t),
-            Node::Pipe(p) => {
-                let v = eval_pipe(p, dot, root)?;
-                out.push_str(&match &v {
-                    Value::Null => "<no value>".to_string(),
-                    other => go_print(other),
-                });
+            Node::Action(p) => {
+                let v = eval_pipe(p, dot, vars)?;
+                if p.decl.is_empty() {
+                    out.push_str(&match &v {
+                        Value::Null => "<no value>".to_string(),
+                        other => go_print(other),
+                    });
+                }
             }
             Node::If(p, b, e) => {
-                let v = eval_pipe(p, dot, root)?;
-                exec(if truthy(&v) { b } else { e }, dot, root, out)?;
+                let mark = vars.len();
+                let v = eval_pipe(p, dot, vars)?;
+                exec(if truthy(&v) { b } else { e }, dot, vars, out)?;
+                vars.truncate(mark);
             }
             Node::With(p, b, e) => {
-                let v = eval_pipe(p, dot, root)?;
+                let mark = vars.len();
+                let v = eval_pipe(p, dot, vars)?;
                 if truthy(&v) {
-                    exec(b, &v, root, out)?
+                    exec(b, &v, vars, out)?;
                 } else {
-                    exec(e, dot, root, out)?
+                    exec(e, dot, vars, out)?;
                 }
+                vars.truncate(mark);
             }
-            Node::Range(p, b, e) => {
-                let v = eval_pipe(p, dot, root)?;
-                let items: Vec<Value> = match v {
-                    Value::Array(a) => a,
-                    Value::Object(o) => {
-                        let mut keys: Vec<_> = o.keys().cloned().collect();
-                        keys.sort();
-                        keys.into_iter().map(|k| o[&k].clone()).collect()
-                    }
-                    Value::Null => vec![],
-                    other => {
-                        return Err(TemplateError(format!(
-                            "range can't iterate over {}",
-                            go_print(&other)
-                        )))
-                    }
-                };
-                if items.is_empty() {
-                    exec(e, dot, root, out)?;
-                }
-                for it in &items {
-                    exec(b, it, root, out)?;
-                }
-            }
+            Node::Range(p, b, e) => range(p, b, e, dot, vars, out)?,
         }
     }
     Ok(())
 }
 
-fn eval_arg(a: &Arg, dot: &Value, root: &Value) -> Result<Value, TemplateError> {
+fn range(
+    p: &Pipe,
+    body: &[Node],
+    else_body: &[Node],
+    dot: &Value,
+    vars: &mut Vars,
+    out: &mut String,
+) -> Result<(), TemplateError> {
+    let mark = vars.len();
+    let plain = Pipe {
+        decl: Vec::new(),
+        assign: false,
+        cmds: p.cmds.clone(),
+    };
+    let v = eval_pipe(&plain, dot, vars)?;
+    let items: Vec<(Value, Value)> = match v {
+        Value::Array(a) => a
+            .into_iter()
+            .enumerate()
+            .map(|(i, x)| (Value::from(i), x))
+            .collect(),
+        // Go ranges over a map in sorted key order (serde_json's map is sorted).
+        Value::Object(o) => {
+            let mut kv: Vec<(Value, Value)> =
+                o.into_iter().map(|(k, x)| (Value::String(k), x)).collect();
+            kv.sort_by_key(|a| go_print(&a.0));
+            kv
+        }
+        Value::Number(n) if n.as_u64().is_some() => (0..n.as_u64().unwrap_or(0))
+            .map(|i| (Value::from(i), Value::from(i)))
+            .collect(),
+        Value::Null => vec![],
+        other => {
+            return Err(TemplateError(format!(
+                "range can't iterate over {}",
+                go_print(&other)
+            )))
+        }
+    };
+    if items.is_empty() {
+        exec(else_body, dot, vars, out)?;
+    }
+    for (k, x) in &items {
+        vars.truncate(mark);
+        match p.decl.as_slice() {
+            [v] => vars.push((v.clone(), x.clone())),
+            [kv, v] => {
+                vars.push((kv.clone(), k.clone()));
+                vars.push((v.clone(), x.clone()));
+            }
+            _ => {}
+        }
+        exec(body, x, vars, out)?;
+    }
+    vars.truncate(mark);
+    Ok(())
+}
+
+fn lookup(vars: &Vars, name: &str) -> Result<Value, TemplateError> {
+    vars.iter()
+        .rev()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| TemplateError(format!("undefined variable: {name}")))
+}
+
+fn eval_arg(a: &Arg, dot: &Value, vars: &mut Vars) -> Result<Value, TemplateError> {
     Ok(match a {
         Arg::Field(p) => field(dot, p),
-        Arg::Root(p) => field(root, p),
+        Arg::Var(name, p) => field(&lookup(vars, name)?, p),
         Arg::Str(s) => Value::String(s.clone()),
-        Arg::Num(n) => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
+        Arg::Num(n) => funcs::number(*n),
         Arg::Bool(b) => Value::Bool(*b),
-        Arg::Ident(f) => call(f, &[], dot, root)?,
+        Arg::Nil => Value::Null,
+        Arg::Ident(f) => funcs::call(f, Vec::new())?,
+        Arg::Sub(p, chain) => field(&eval_pipe(p, dot, vars)?, chain),
     })
 }
 
-fn eval_pipe(p: &[Cmd], dot: &Value, root: &Value) -> Result<Value, TemplateError> {
+fn eval_pipe(p: &Pipe, dot: &Value, vars: &mut Vars) -> Result<Value, TemplateError> {
     let mut prev: Option<Value> = None;
-    for cmd in p {
+    for cmd in &p.cmds {
         let v = match &cmd[0] {
+            Arg::Ident(f) if f == "and" || f == "or" => {
+                // Short-circuit: the first falsy (and) / truthy (or) argument, else the last.
+                let want = f == "or";
+                let mut last = Value::Null;
+                let mut args: Vec<&Arg> = cmd[1..].iter().collect();
+                let piped = prev.take();
+                if args.is_empty() && piped.is_none() {
+                    return Err(TemplateError(format!("wrong number of args for {f}")));
+                }
+                let mut done = false;
+                for a in args.drain(..) {
+                    last = eval_arg(a, dot, vars)?;
+                    if truthy(&last) == want {
+                        done = true;
+                        break;
+                    }
+                }
+                if let (false, Some(pv)) = (done, piped) {
+                    last = pv;
+                }
+                last
+            }
             Arg::Ident(f) => {
                 let mut args = Vec::new();
                 for a in &cmd[1..] {
-                    args.push(eval_arg(a, dot, root)?);
+                    args.push(eval_arg(a, dot, vars)?);
                 }
                 if let Some(pv) = prev.take() {
                     args.push(pv);
                 }
-                call(f, &args, dot, root)?
+                funcs::call(f, args)?
             }
-            single if cmd.len() == 1 && prev.is_none() => eval_arg(single, dot, root)?,
+            single if cmd.len() == 1 && prev.is_none() => eval_arg(single, dot, vars)?,
             _ => {
                 return Err(TemplateError(
                     "can't give an argument to a non-function".into(),
@@ -378,124 +665,21 @@ fn eval_pipe(p: &[Cmd], dot: &Value, root: &Value) -> Result<Value, TemplateErro
         };
         prev = Some(v);
     }
-    Ok(prev.unwrap_or(Value::Null))
-}
-
-fn call(f: &str, args: &[Value], _dot: &Value, _root: &Value) -> Result<Value, TemplateError> {
-    let s = |i: usize| args.get(i).map(go_print).unwrap_or_default();
-    Ok(match f {
-        "json" => Value::String(
-            serde_json::to_string(args.first().unwrap_or(&Value::Null)).unwrap_or_default(),
-        ),
-        "upper" => Value::String(s(0).to_uppercase()),
-        "lower" => Value::String(s(0).to_lowercase()),
-        "title" => Value::String(
-            s(0).split(' ')
-                .map(|w| {
-                    let mut c = w.chars();
-                    c.next()
-                        .map(|f| f.to_uppercase().chain(c).collect::<String>())
-                        .unwrap_or_default()
-                })
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
-        "len" => Value::from(match args.first() {
-            Some(Value::Array(a)) => a.len(),
-            Some(Value::Object(o)) => o.len(),
-            Some(Value::String(x)) => x.len(),
-            _ => 0,
-        }),
-        "join" => match args.first() {
-            Some(Value::Array(a)) => {
-                Value::String(a.iter().map(go_print).collect::<Vec<_>>().join(&s(1)))
-            }
-            _ => Value::String(String::new()),
-        },
-        "split" => Value::Array(
-            s(0).split(s(1).as_str())
-                .map(|x| Value::String(x.into()))
-                .collect(),
-        ),
-        "index" => {
-            let mut cur = args.first().cloned().unwrap_or(Value::Null);
-            for k in &args[1.min(args.len())..] {
-                cur = match (&cur, k) {
-                    (Value::Object(o), Value::String(key)) => {
-                        o.get(key).cloned().unwrap_or(Value::Null)
-                    }
-                    (Value::Array(a), Value::Number(n)) => n
-                        .as_u64()
-                        .and_then(|i| a.get(i as usize).cloned())
-                        .unwrap_or(Value::Null),
-                    _ => Value::Null,
-                };
-            }
-            cur
+    let v = prev.unwrap_or(Value::Null);
+    match (p.decl.as_slice(), p.assign) {
+        ([name], true) => {
+            let slot = vars
+                .iter_mut()
+                .rev()
+                .find(|(n, _)| n == name)
+                .ok_or_else(|| TemplateError(format!("undefined variable: {name}")))?;
+            slot.1 = v.clone();
         }
-        "println" => Value::String(format!(
-            "{}\n",
-            args.iter().map(go_print).collect::<Vec<_>>().join(" ")
-        )),
-        "print" => Value::String(args.iter().map(go_print).collect::<Vec<_>>().join("")),
-        "printf" => {
-            let fmt = s(0);
-            let mut out = String::new();
-            let mut rest = args.iter().skip(1);
-            let mut chars = fmt.chars().peekable();
-            while let Some(c) = chars.next() {
-                if c == '%' {
-                    match chars.next() {
-                        Some('%') => out.push('%'),
-                        Some(_) => out.push_str(&rest.next().map(go_print).unwrap_or_default()),
-                        None => out.push('%'),
-                    }
-                } else {
-                    out.push(c);
-                }
-            }
-            Value::String(out)
-        }
-        "truncate" => Value::String(
-            s(0).chars()
-                .take(args.get(1).and_then(Value::as_f64).unwrap_or(0.0) as usize)
-                .collect(),
-        ),
-        other => return Err(TemplateError(format!("function {other:?} not defined"))),
-    })
+        ([name], false) => vars.push((name.clone(), v.clone())),
+        _ => {}
+    }
+    Ok(v)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn r(t: &str, v: &Value) -> String {
-        Template::parse(t).unwrap().render(v).unwrap()
-    }
-
-    #[test]
-    fn go_template_subset() {
-        let v = json!({"Name":"/web","State":{"Pid":1234,"Running":true},"HostConfig":{"Memory":33554432},
-            "Config":{"Labels":{"a":"b"},"Env":["A=1","B=2"]},"Mounts":[{"Source":"/x"},{"Source":"/y"}]});
-        assert_eq!(r("{{.State.Pid}}", &v), "1234");
-        assert_eq!(r("{{.HostConfig.Memory}}", &v), "33554432");
-        assert_eq!(r("{{.Name}}", &v), "/web");
-        assert_eq!(r("{{json .Config.Labels}}", &v), r#"{"a":"b"}"#);
-        assert_eq!(r(r#"{{index .Config.Labels "a"}}"#, &v), "b");
-        assert_eq!(r("{{range .Mounts}}{{.Source}} {{end}}", &v), "/x /y ");
-        assert_eq!(r("{{if .State.Running}}up{{else}}down{{end}}", &v), "up");
-        assert_eq!(r("{{.Name | upper}}", &v), "/WEB");
-        assert_eq!(r(r#"{{join .Config.Env ","}}"#, &v), "A=1,B=2");
-        assert_eq!(r("{{.Config.Env}}", &v), "[A=1 B=2]");
-        assert_eq!(r("{{.Config.Labels}}", &v), "map[a:b]");
-        assert_eq!(r("{{.Nope}}", &v), "<no value>");
-        assert_eq!(r("{{len .Mounts}}", &v), "2");
-        assert!(Template::parse("{{if .X}}").is_err());
-        assert!(Template::parse("{{.X").is_err());
-        assert!(Template::parse("{{nosuch .X}}")
-            .unwrap()
-            .render(&v)
-            .is_err());
-    }
-}
+mod tests;

@@ -3,7 +3,7 @@
 use berth_api::image::{ImageDeleteResponseItem, ImageSummary};
 use berth_client::{Client, Query};
 
-use super::{filters_json, format_value, progress};
+use super::{filters_json, progress};
 use crate::app::{
     ImagesArgs, ImportArgs, LoadArgs, PullArgs, PushArgs, RmiArgs, SaveArgs, TagArgs,
 };
@@ -126,10 +126,21 @@ pub async fn images(c: &Client, a: ImagesArgs) -> CmdResult {
         }
         return Ok(0);
     }
-    if let Some(f) = a.format.as_deref().filter(|f| !f.starts_with("table")) {
-        for v in &rows_data {
-            println!("{}", format_value(f, v)?);
-        }
+    if let Some(f) = a
+        .format
+        .as_deref()
+        .filter(|f| !crate::listfmt::is_default(Some(f)))
+    {
+        const TITLES: &[(&str, &str)] = &[
+            ("ID", "IMAGE ID"),
+            ("Repository", "REPOSITORY"),
+            ("Tag", "TAG"),
+            ("Digest", "DIGEST"),
+            ("CreatedSince", "CREATED"),
+            ("CreatedAt", "CREATED AT"),
+            ("Size", "SIZE"),
+        ];
+        print!("{}", crate::listfmt::render(f, &rows_data, TITLES)?);
         return Ok(0);
     }
     let mut header = vec!["REPOSITORY".to_string(), "TAG".into()];

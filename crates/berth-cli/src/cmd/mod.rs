@@ -116,13 +116,15 @@ pub fn filters_json(flags: &[String]) -> Result<Option<String>, crate::Failure> 
     Ok(Some(f.to_json()))
 }
 
-/// Renders `--format` (Go template; `json` = one JSON object per line).
+/// Renders `--format` (Go template; `json` = one JSON object per line). A template that
+/// does not parse fails like docker's inspect-like commands: `template parsing error: …`,
+/// exit 64 (list commands use `crate::listfmt`).
 pub fn format_value(fmt: &str, v: &serde_json::Value) -> Result<String, crate::Failure> {
     if fmt == "json" || fmt == "{{json .}}" {
         return Ok(serde_json::to_string(v).unwrap_or_default());
     }
-    let t =
-        crate::template::Template::parse(fmt).map_err(|e| crate::Failure::new(1, e.to_string()))?;
+    let t = crate::template::Template::parse(fmt)
+        .map_err(|e| crate::Failure::new(64, format!("template parsing error: {e}")))?;
     t.render(v)
         .map_err(|e| crate::Failure::new(1, e.to_string()))
 }

@@ -60,12 +60,22 @@ pub async fn dispatch(c: &Client, cmd: NetworkCommand) -> CmdResult {
                 }
                 return Ok(0);
             }
-            if let Some(f) = a.format.as_deref().filter(|f| !f.starts_with("table")) {
-                for n in &nets {
-                    let v = json!({"ID": short(&n.id, a.no_trunc), "Name": n.name, "Driver": n.driver, "Scope": n.scope,
-                        "Internal": n.internal, "Labels": n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")});
-                    println!("{}", format_value(f, &v)?);
-                }
+            if let Some(f) = a
+                .format
+                .as_deref()
+                .filter(|f| !crate::listfmt::is_default(Some(f)))
+            {
+                let rows: Vec<serde_json::Value> = nets.iter().map(|n| json!({"ID": short(&n.id, a.no_trunc), "Name": n.name, "Driver": n.driver, "Scope": n.scope,
+                        "Internal": n.internal, "Labels": n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")})).collect();
+                const TITLES: &[(&str, &str)] = &[
+                    ("ID", "NETWORK ID"),
+                    ("Name", "NAME"),
+                    ("Driver", "DRIVER"),
+                    ("Scope", "SCOPE"),
+                    ("Internal", "INTERNAL"),
+                    ("Labels", "LABELS"),
+                ];
+                print!("{}", crate::listfmt::render(f, &rows, TITLES)?);
                 return Ok(0);
             }
             let mut rows = vec![vec![

@@ -3,7 +3,7 @@
 use berth_api::container::{ContainerSummary, Port};
 use berth_client::{Client, Query};
 
-use super::{filters_json, format_value};
+use super::filters_json;
 use crate::app::PsArgs;
 use crate::units::ago;
 use crate::CmdResult;
@@ -44,6 +44,23 @@ fn names(c: &ContainerSummary) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
+
+/// Docker's column titles for `ps --format 'table …'`.
+const TITLES: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Ports", "PORTS"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+    ("Names", "NAMES"),
+    ("Labels", "LABELS"),
+    ("Mounts", "MOUNTS"),
+    ("Networks", "NETWORKS"),
+    ("Size", "SIZE"),
+];
 
 /// The value `--format` sees for a row (Docker's `ps` placeholders).
 fn row_value(c: &ContainerSummary, no_trunc: bool) -> serde_json::Value {
@@ -92,10 +109,14 @@ pub async fn ps(c: &Client, a: PsArgs) -> CmdResult {
         }
         return Ok(0);
     }
-    if let Some(f) = a.format.as_deref().filter(|f| !f.starts_with("table")) {
-        for ct in &list {
-            println!("{}", format_value(f, &row_value(ct, a.no_trunc))?);
-        }
+    if let Some(f) = a
+        .format
+        .as_deref()
+        .filter(|f| !crate::listfmt::is_default(Some(f)))
+    {
+        let rows: Vec<serde_json::Value> =
+            list.iter().map(|ct| row_value(ct, a.no_trunc)).collect();
+        print!("{}", crate::listfmt::render(f, &rows, TITLES)?);
         return Ok(0);
     }
     let mut rows = vec![vec![

@@ -45,12 +45,21 @@ pub async fn dispatch(c: &Client, cmd: VolumeCommand) -> CmdResult {
                 }
                 return Ok(0);
             }
-            if let Some(f) = a.format.as_deref().filter(|f| !f.starts_with("table")) {
-                for v in &r.volumes {
-                    let val = serde_json::json!({"Name": v.name, "Driver": v.driver, "Mountpoint": v.mountpoint, "Scope": v.scope,
-                        "Labels": v.labels.iter().map(|(k, x)| format!("{k}={x}")).collect::<Vec<_>>().join(",")});
-                    println!("{}", format_value(f, &val)?);
-                }
+            if let Some(f) = a
+                .format
+                .as_deref()
+                .filter(|f| !crate::listfmt::is_default(Some(f)))
+            {
+                let rows: Vec<serde_json::Value> = r.volumes.iter().map(|v| serde_json::json!({"Name": v.name, "Driver": v.driver, "Mountpoint": v.mountpoint, "Scope": v.scope,
+                        "Labels": v.labels.iter().map(|(k, x)| format!("{k}={x}")).collect::<Vec<_>>().join(",")})).collect();
+                const TITLES: &[(&str, &str)] = &[
+                    ("Name", "VOLUME NAME"),
+                    ("Driver", "DRIVER"),
+                    ("Mountpoint", "MOUNTPOINT"),
+                    ("Scope", "SCOPE"),
+                    ("Labels", "LABELS"),
+                ];
+                print!("{}", crate::listfmt::render(f, &rows, TITLES)?);
                 return Ok(0);
             }
             let mut rows = vec![vec!["DRIVER".to_string(), "VOLUME NAME".into()]];
