@@ -341,9 +341,13 @@ impl Engine {
         }))
     }
 
-    /// The container's processes, `ps -ef` shaped (`ps_args` is accepted for compatibility).
+    /// The container's processes: `ps -ef` shaped from /proc, or the host's `ps` with
+    /// `ps_args` (see `top.rs`).
     pub async fn top_container(&self, name: &str, ps_args: Option<&str>) -> Result<TopResult> {
-        let _ = ps_args;
+        let ps_args = ps_args.filter(|a| !a.trim().is_empty());
+        if let Some(a) = ps_args {
+            crate::top::validate_ps_args(a)?;
+        }
         let c = self.lookup(name)?;
         let rec = c.snapshot();
         if !matches!(
@@ -364,7 +368,10 @@ impl Engine {
             pids.push(rec.state.pid);
         }
         pids.sort_unstable();
-        Ok(crate::top::ps(&pids))
+        match ps_args {
+            Some(a) => crate::top::ps_with_args(&pids, a).await,
+            None => Ok(crate::top::ps(&pids)),
+        }
     }
 
     /// Remove every stopped container matching `filters` (`until`, `label`).
