@@ -49,6 +49,7 @@ mod namespaces;
 mod process;
 mod rootfs;
 mod seccomp;
+mod seccomp_bpf;
 mod spec;
 mod state;
 mod sync;
