@@ -6,10 +6,10 @@ use crate::manager::{CgroupManager, CgroupPath};
 use crate::v1::V1Manager;
 use crate::v2::V2Manager;
 
-/// Open the manager for `path` on this host's layout (detected from `/proc/self/mountinfo`).
-/// Nothing is created until [`CgroupManager::create`].
+/// Open the manager for `path` on this host's layout (detected once per process from
+/// `/proc/self/mountinfo`, [`Layout::host`]). Nothing is created until [`CgroupManager::create`].
 pub fn open(path: CgroupPath) -> Result<Box<dyn CgroupManager>> {
-    open_at(Layout::detect()?, path)
+    open_at(Layout::host()?, path)
 }
 
 /// Open a manager on an explicit layout, e.g. a fake cgroupfs tree in a tempdir, or the

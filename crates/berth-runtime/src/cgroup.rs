@@ -65,7 +65,7 @@ pub(crate) fn resources(r: Option<&LinuxResources>) -> Resources {
 /// What to mount at `/sys/fs/cgroup` inside the container.
 pub(crate) fn mounts(mgr: &dyn CgroupManager) -> Vec<CgroupMount> {
     let dirs = mgr.paths();
-    match Layout::detect() {
+    match Layout::host() {
         Ok(Layout::V1 { hierarchies }) => hierarchies
             .iter()
             .filter_map(|h| {

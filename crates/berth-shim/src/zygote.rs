@@ -46,6 +46,10 @@ pub fn main(args: &[String]) -> i32 {
             return 1;
         }
     };
+    // Detected once here, inherited by every forked shim and its runtime helper, which would
+    // otherwise read /proc/self/mountinfo on each create (see `Layout::host`). A host
+    // without cgroups fails later, per container, with the real error.
+    let _ = berth_cgroups::Layout::host();
     let stdin = std::io::stdin();
     loop {
         let mut fds = [
