@@ -31,6 +31,9 @@ pub(crate) fn verdict(
 ) -> Verdict {
     match (shim, shim_alive && socket_ok) {
         (Some((_, pid)), true) => Verdict::Adopt(pid),
+        // The record of a start is written without fsync (the kernel is the truth for a live
+        // container): a crash may leave "created" beside the dead shim of a run that happened.
+        (Some(_), false) if status == ContainerStatus::Created => Verdict::Exited,
         _ => match status {
             ContainerStatus::Running
             | ContainerStatus::Paused
@@ -287,6 +290,11 @@ mod tests {
         assert_eq!(verdict(Paused, None, false, false), Verdict::Exited);
         assert_eq!(verdict(Exited, None, false, false), Verdict::Idle);
         assert_eq!(verdict(Created, None, false, false), Verdict::Idle);
+        // Started, but the (unsynced) record of the start was lost in a crash.
+        assert_eq!(
+            verdict(Created, Some((10, 11)), false, false),
+            Verdict::Exited
+        );
     }
 
     #[tokio::test]

@@ -285,7 +285,7 @@ impl Engine {
             r.state.started_at = Some(chrono::Utc::now());
             r.rootfs = rootfs.display().to_string();
         });
-        self.save(c)?;
+        self.save_started(c)?;
         clock.lap("save record");
         c.state_tx.send_modify(|s| s.running = true);
         self.baseline_sample(c);
