@@ -74,6 +74,12 @@ pub enum Command {
     Save(SaveArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(crate::cmd::cp::CpArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(crate::cmd::export::ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(crate::cmd::export::DiffArgs),
     /// Authenticate to a registry (Docker Hub when no server is given)
     Login(LoginArgs),
     /// Log out from a registry
@@ -125,6 +131,9 @@ pub enum ContainerCommand {
     Unpause(NamesArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
+    Cp(crate::cmd::cp::CpArgs),
+    Export(crate::cmd::export::ExportArgs),
+    Diff(crate::cmd::export::DiffArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -211,6 +211,26 @@ impl Client {
         Ok(stream_of(r))
     }
 
+    /// Any method (`"HEAD"`, `"PUT"`, ...): the reply's headers (lowercase names) and its
+    /// body as a stream (`cp`: the stat header of the archive endpoints).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: ReqBody,
+        content_type: Option<&str>,
+    ) -> Result<(Vec<(String, String)>, BodyStream), ClientError> {
+        let m = Method::from_bytes(method.as_bytes())
+            .map_err(|e| ClientError::Http(format!("method {method}: {e}")))?;
+        let r = self.send(m, path, body, content_type, &[]).await?;
+        let headers = r
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        Ok((headers, stream_of(r)))
+    }
+
     /// `HEAD /_ping`.
     pub async fn ping(&self) -> Result<(), ClientError> {
         let req = Request::builder()

@@ -67,6 +67,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod attach;
 pub mod config;
 pub mod containers;

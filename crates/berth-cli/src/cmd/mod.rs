@@ -2,8 +2,10 @@
 
 pub mod attach;
 pub mod containers;
+pub mod cp;
 pub mod exec;
 pub mod explain;
+pub mod export;
 pub mod images;
 pub mod inspect;
 pub mod login;
@@ -50,6 +52,9 @@ pub async fn dispatch(c: Client, cmd: Command) -> CmdResult {
         Command::Load(a) => images::load(&c, a).await,
         Command::Save(a) => images::save(&c, a).await,
         Command::Import(a) => images::import(&c, a).await,
+        Command::Cp(a) => cp::cp(&c, a).await,
+        Command::Export(a) => export::export(&c, a).await,
+        Command::Diff(a) => export::diff(&c, a).await,
         Command::Login(a) => login::login(&c, a).await,
         Command::Logout(a) => login::logout(a).await,
         Command::Version(a) => system::version(&c, a).await,
@@ -83,6 +88,9 @@ pub async fn dispatch(c: Client, cmd: Command) -> CmdResult {
             ContainerCommand::Pause(a) => containers::simple(&c, a, "pause").await,
             ContainerCommand::Unpause(a) => containers::simple(&c, a, "unpause").await,
             ContainerCommand::Prune(a) => containers::prune(&c, a).await,
+            ContainerCommand::Cp(a) => cp::cp(&c, a).await,
+            ContainerCommand::Export(a) => export::export(&c, a).await,
+            ContainerCommand::Diff(a) => export::diff(&c, a).await,
         },
         Command::Image(ic) => match ic {
             ImageCommand::Ls(a) => images::images(&c, a).await,

@@ -1,5 +1,6 @@
 //! The route table: Docker Engine API paths → handlers.
 
+pub mod archive;
 pub mod auth;
 pub mod containers;
 pub mod exec;
@@ -46,6 +47,12 @@ pub fn router(state: AppState) -> Router {
         .route("/containers/{id}/stats", get(containers::stats))
         .route("/containers/{id}/attach", post(hijack::attach))
         .route("/containers/{id}/exec", post(exec::create))
+        .route(
+            "/containers/{id}/archive",
+            get(archive::get).head(archive::head).put(archive::put),
+        )
+        .route("/containers/{id}/export", get(archive::export))
+        .route("/containers/{id}/changes", get(archive::changes))
         .route("/containers/{id}", delete(containers::remove))
         // berth's own
         .route("/berth/containers/{id}/explain", get(explain::explain))

@@ -1,0 +1,155 @@
+//! `/containers/{id}/archive` (HEAD stat, GET tar, PUT extract), `/containers/{id}/export`,
+//! `/containers/{id}/changes`: `docker cp`, `docker export`, `docker diff`.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use berth_engine::archive::{self, ArchiveReceiver, PathStat, PutOptions};
+use futures_util::StreamExt;
+
+use super::ok;
+use crate::error::{ApiError, ApiResult};
+use crate::query::Q;
+use crate::state::AppState;
+
+/// The header the docker CLI reads a path's stat from.
+pub const PATH_STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
+
+fn path_of(q: &Q) -> ApiResult<String> {
+    match q.str("path") {
+        Some(p) if !p.is_empty() => Ok(p.to_string()),
+        _ => Err(ApiError::bad_request("bad parameter: path cannot be empty")),
+    }
+}
+
+/// base64(JSON) of the stat, as moby's `setContainerPathStatHeader` writes it.
+pub fn stat_header(st: &PathStat) -> HeaderValue {
+    let json = serde_json::to_vec(st).unwrap_or_default();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(json);
+    HeaderValue::from_str(&b64).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// A body streamed from the engine's tar channel; an error mid-stream ends the body with it.
+fn tar_body(rx: ArchiveReceiver) -> Body {
+    let s = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|r| (r.map(Bytes::from), rx))
+    });
+    Body::from_stream(s)
+}
+
+pub async fn head(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    q: Q,
+) -> ApiResult<Response> {
+    let path = path_of(&q)?;
+    let st = state.engine.archive_stat(&id, &path).await?;
+    let mut r = StatusCode::OK.into_response();
+    r.headers_mut().insert(PATH_STAT_HEADER, stat_header(&st));
+    Ok(r)
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    q: Q,
+) -> ApiResult<Response> {
+    let path = path_of(&q)?;
+    let (st, rx) = state.engine.archive_get(&id, &path).await?;
+    let mut r = Response::new(tar_body(rx));
+    r.headers_mut().insert(PATH_STAT_HEADER, stat_header(&st));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-tar"),
+    );
+    Ok(r)
+}
+
+pub async fn put(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    q: Q,
+    req: Request,
+) -> ApiResult<Response> {
+    let path = path_of(&q)?;
+    let opts = PutOptions {
+        no_overwrite_dir_non_dir: q.bool("noOverwriteDirNonDir"),
+        copy_uid_gid: q.bool("copyUIDGID"),
+    };
+    let (tx, rx) = archive::archive_channel();
+    // The body is pumped into the extraction as it arrives; when the extraction stops early
+    // (an error), its receiver is gone and the pump stops too.
+    let mut stream = req.into_body().into_data_stream();
+    let pump = tokio::spawn(async move {
+        while let Some(chunk) = stream.next().await {
+            let item = chunk
+                .map(|b| b.to_vec())
+                .map_err(|e| std::io::Error::other(format!("reading the request body: {e}")));
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                break;
+            }
+        }
+    });
+    let res = state.engine.archive_put(&id, &path, opts, rx).await;
+    pump.abort();
+    res?;
+    Ok(StatusCode::OK.into_response())
+}
+
+pub async fn export(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let rx = state.engine.export_container(&id).await?;
+    let mut r = Response::new(tar_body(rx));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-tar"),
+    );
+    Ok(r)
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ChangeJson {
+    path: String,
+    kind: u8,
+}
+
+pub async fn changes(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let list = state.engine.container_changes(&id).await?;
+    let out: Vec<ChangeJson> = list
+        .into_iter()
+        .map(|c| ChangeJson {
+            path: c.path,
+            kind: c.kind as u8,
+        })
+        .collect();
+    Ok(ok(&out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_header_is_base64_json_in_docker_field_names() {
+        let st = PathStat {
+            name: "hostname".into(),
+            size: 13,
+            mode: 0o644,
+            mtime: "2024-01-02T03:04:05.123456789Z".into(),
+            link_target: String::new(),
+        };
+        let h = stat_header(&st);
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(h.to_str().unwrap())
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(v["name"], "hostname");
+        assert_eq!(v["size"], 13);
+        assert_eq!(v["mode"], 0o644);
+        assert_eq!(v["linkTarget"], "");
+        assert_eq!(v["mtime"], "2024-01-02T03:04:05.123456789Z");
+    }
+}

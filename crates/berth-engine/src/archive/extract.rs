@@ -1,0 +1,573 @@
+//! Extracting a client's tar into a directory of a container (`docker cp` in): hostile input.
+//!
+//! The destination directory is the root of the extraction, as moby's `chrootarchive`
+//! makes it: every entry is placed through `openat2(dest, parent, RESOLVE_IN_ROOT |
+//! RESOLVE_NO_MAGICLINKS)`, so `..` and absolute symlinks (planted by an earlier entry or by
+//! the container) resolve inside the destination, never above it. The final component is
+//! created with `*at` calls that never follow a symlink (`O_EXCL|O_NOFOLLOW`,
+//! `AT_SYMLINK_NOFOLLOW`, `linkat` without `AT_SYMLINK_FOLLOW`); an entry whose cleaned path
+//! climbs above the destination is refused; hardlinks may only name files already in it.
+//! Overlay's own xattrs (`trusted.overlay.*`, `user.overlay.*`) are never set from a tar.
+//!
+//! Unlike a layer, `.wh.` names are ordinary files here (Docker's `Untar` does the same).
+
+use std::ffi::{OsStr, OsString};
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+use rustix::io::Errno;
+use tar::EntryType;
+
+use super::resolve::IN_ROOT;
+
+/// Options of `PUT /containers/{id}/archive`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtractOptions {
+    /// Refuse to replace a directory with a non-directory and vice versa.
+    pub no_overwrite_dir_non_dir: bool,
+    /// `copyUIDGID`: every entry owned by the container's user (uid, gid), as Docker does.
+    pub chown: Option<(u32, u32)>,
+}
+
+/// Why an extraction failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error("{0}")]
+    Overwrite(String),
+    #[error("archive entry {0:?} escapes the destination directory; refusing it")]
+    Escape(String),
+    #[error("archive entry {path:?}: hardlink target {target:?} is not in the destination")]
+    LinkTarget { path: String, target: String },
+    #[error("archive entry {path:?} has unsupported type {kind}")]
+    Unsupported { path: String, kind: String },
+    #[error("the archive is not a valid tar stream: {0}")]
+    Tar(io::Error),
+    #[error("archive entry {path:?}: {op}: {source}")]
+    Io {
+        path: String,
+        op: &'static str,
+        source: io::Error,
+    },
+}
+
+fn io_err<'a>(path: &'a str, op: &'static str) -> impl FnOnce(Errno) -> ExtractError + 'a {
+    move |e| ExtractError::Io {
+        path: path.to_string(),
+        op,
+        source: e.into(),
+    }
+}
+
+/// Cleans an entry path lexically; `Err` when `..` climbs above the root.
+fn clean(path: &Path) -> Result<Vec<OsString>, ()> {
+    let mut out: Vec<OsString> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            Component::ParentDir => {
+                out.pop().ok_or(())?;
+            }
+            Component::Normal(n) => out.push(n.to_os_string()),
+        }
+    }
+    Ok(out)
+}
+
+fn join(c: &[OsString]) -> PathBuf {
+    if c.is_empty() {
+        PathBuf::from(".")
+    } else {
+        c.iter().collect()
+    }
+}
+
+/// Wraps gzip input in a decoder (Docker accepts compressed archives); plain otherwise.
+fn decompress<'a, R: Read + 'a>(input: R) -> io::Result<Box<dyn Read + 'a>> {
+    let mut br = BufReader::with_capacity(128 << 10, input);
+    let head = br.fill_buf()?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(br)))
+    } else {
+        Ok(Box::new(br))
+    }
+}
+
+/// Extracts `input` into the directory `dest` (an fd); returns the number of entries.
+pub(crate) fn extract<R: Read>(
+    dest: &OwnedFd,
+    input: R,
+    opts: &ExtractOptions,
+) -> Result<u64, ExtractError> {
+    let input = decompress(input).map_err(ExtractError::Tar)?;
+    let mut archive = tar::Archive::new(input);
+    let mut x = Extractor {
+        root: dest,
+        opts,
+        dir_times: Vec::new(),
+    };
+    let mut n = 0;
+    for entry in archive.entries().map_err(ExtractError::Tar)? {
+        let mut entry = entry.map_err(ExtractError::Tar)?;
+        x.entry(&mut entry)?;
+        n += 1;
+    }
+    x.finish();
+    Ok(n)
+}
+
+struct Extractor<'a> {
+    root: &'a OwnedFd,
+    opts: &'a ExtractOptions,
+    dir_times: Vec<(Vec<OsString>, i64)>,
+}
+
+struct Meta {
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    mtime: i64,
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+fn meta<R: Read>(entry: &mut tar::Entry<'_, R>, chown: Option<(u32, u32)>) -> Meta {
+    let h = entry.header();
+    let mut m = Meta {
+        uid: h.uid().unwrap_or(0) as u32,
+        gid: h.gid().unwrap_or(0) as u32,
+        mode: h.mode().unwrap_or(0o644) & 0o7777,
+        mtime: h.mtime().unwrap_or(0) as i64,
+        xattrs: Vec::new(),
+    };
+    if let Ok(Some(pax)) = entry.pax_extensions() {
+        for ext in pax.flatten() {
+            let Ok(key) = ext.key() else { continue };
+            let num = || {
+                std::str::from_utf8(ext.value_bytes())
+                    .ok()
+                    .and_then(|v| v.split('.').next()?.parse::<i64>().ok())
+            };
+            match key {
+                "uid" => m.uid = num().unwrap_or(m.uid as i64) as u32,
+                "gid" => m.gid = num().unwrap_or(m.gid as i64) as u32,
+                "mtime" => m.mtime = num().unwrap_or(m.mtime),
+                k => {
+                    if let Some(name) = k.strip_prefix("SCHILY.xattr.") {
+                        if !name.starts_with("trusted.overlay.")
+                            && !name.starts_with("user.overlay.")
+                        {
+                            m.xattrs
+                                .push((name.to_string(), ext.value_bytes().to_vec()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some((u, g)) = chown {
+        m.uid = u;
+        m.gid = g;
+    }
+    m
+}
+
+impl Extractor<'_> {
+    /// Opens (creating missing parents, 0755 root-owned as Docker makes them) the directory
+    /// `comps` inside the destination.
+    fn dir(&self, comps: &[OsString], shown: &str) -> Result<OwnedFd, ExtractError> {
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let open = |p: &Path| rustix::fs::openat2(self.root, p, flags, Mode::empty(), IN_ROOT);
+        match open(&join(comps)) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(io_err(shown, "open parent directory")(e)),
+        }
+        let mut parent = open(Path::new(".")).map_err(io_err(shown, "open destination"))?;
+        for i in 0..comps.len() {
+            let prefix = join(&comps[..=i]);
+            parent = match open(&prefix) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT) => {
+                    match rustix::fs::mkdirat(&parent, &comps[i], Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(io_err(shown, "create parent directory")(e)),
+                    }
+                    open(&prefix).map_err(io_err(
+                        shown,
+                        "open parent directory (a symlink in the path points nowhere)",
+                    ))?
+                }
+                Err(e) => return Err(io_err(shown, "open parent directory")(e)),
+            };
+        }
+        Ok(parent)
+    }
+
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), ExtractError> {
+        let raw = entry.path().map_err(ExtractError::Tar)?.into_owned();
+        let shown = raw.display().to_string();
+        let comps = clean(&raw).map_err(|_| ExtractError::Escape(shown.clone()))?;
+        let kind = entry.header().entry_type();
+        if matches!(
+            kind,
+            EntryType::XGlobalHeader
+                | EntryType::XHeader
+                | EntryType::GNULongName
+                | EntryType::GNULongLink
+        ) {
+            return Ok(());
+        }
+        // The destination itself (`./`): Docker leaves it as it is.
+        let Some((name, parent)) = comps.split_last() else {
+            return Ok(());
+        };
+        let m = meta(entry, self.opts.chown);
+        let dir = self.dir(parent, &shown)?;
+        let is_dir = kind == EntryType::Directory;
+        // What is there now.
+        match rustix::fs::statat(&dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                let there_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+                let shown_abs = format!("/{}", join(&comps).display());
+                if self.opts.no_overwrite_dir_non_dir && there_dir && !is_dir {
+                    return Err(ExtractError::Overwrite(format!(
+                        "cannot overwrite directory {shown_abs:?} with non-directory {shown:?}"
+                    )));
+                }
+                if self.opts.no_overwrite_dir_non_dir && !there_dir && is_dir {
+                    return Err(ExtractError::Overwrite(format!(
+                        "cannot overwrite non-directory {shown_abs:?} with directory {shown:?}"
+                    )));
+                }
+                if !(there_dir && is_dir) {
+                    remove(&dir, name, there_dir, &shown)?;
+                }
+            }
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(io_err(&shown, "stat")(e)),
+        }
+        let name = name.as_os_str();
+        match kind {
+            EntryType::Directory => {
+                match rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o700)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(io_err(&shown, "mkdir")(e)),
+                }
+                let fd = rustix::fs::openat(
+                    &dir,
+                    name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(io_err(&shown, "open directory"))?;
+                apply_fd(&fd, &m, &shown)?;
+                self.dir_times.push((comps.clone(), m.mtime));
+            }
+            EntryType::Regular | EntryType::Continuous => {
+                let fd = rustix::fs::openat(
+                    &dir,
+                    name,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(io_err(&shown, "create file"))?;
+                let mut file = std::fs::File::from(fd);
+                io::copy(entry, &mut file).map_err(|e| match e.kind() {
+                    io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData => {
+                        ExtractError::Tar(e)
+                    }
+                    _ => ExtractError::Io {
+                        path: shown.clone(),
+                        op: "write file",
+                        source: e,
+                    },
+                })?;
+                apply_fd(&file, &m, &shown)?;
+                set_times(&file, None, m.mtime, &shown)?;
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name()
+                    .map_err(ExtractError::Tar)?
+                    .ok_or_else(|| {
+                        ExtractError::Tar(io::Error::other("symlink without a target"))
+                    })?;
+                rustix::fs::symlinkat(target.as_os_str(), &dir, name)
+                    .map_err(io_err(&shown, "symlink"))?;
+                chown_at(&dir, name, &m, &shown)?;
+                set_times(&dir, Some(name), m.mtime, &shown)?;
+            }
+            EntryType::Link => {
+                let target = entry
+                    .link_name()
+                    .map_err(ExtractError::Tar)?
+                    .ok_or_else(|| {
+                        ExtractError::Tar(io::Error::other("hardlink without a target"))
+                    })?;
+                let tshown = target.display().to_string();
+                let bad = || ExtractError::LinkTarget {
+                    path: shown.clone(),
+                    target: tshown.clone(),
+                };
+                let tcomps = clean(&target).map_err(|_| bad())?;
+                let (tname, tparent) = tcomps.split_last().ok_or_else(bad)?;
+                let tdir = rustix::fs::openat2(
+                    self.root,
+                    join(tparent),
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                    IN_ROOT,
+                )
+                .map_err(|_| bad())?;
+                let st = rustix::fs::statat(&tdir, tname.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|_| bad())?;
+                if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                    return Err(bad());
+                }
+                rustix::fs::linkat(&tdir, tname.as_os_str(), &dir, name, AtFlags::empty())
+                    .map_err(io_err(&shown, "hardlink"))?;
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                let ft = match kind {
+                    EntryType::Char => FileType::CharacterDevice,
+                    EntryType::Block => FileType::BlockDevice,
+                    _ => FileType::Fifo,
+                };
+                let h = entry.header();
+                let major = h.device_major().ok().flatten().unwrap_or(0);
+                let minor = h.device_minor().ok().flatten().unwrap_or(0);
+                rustix::fs::mknodat(
+                    &dir,
+                    name,
+                    ft,
+                    Mode::empty(),
+                    rustix::fs::makedev(major, minor),
+                )
+                .map_err(io_err(&shown, "mknod"))?;
+                chown_at(&dir, name, &m, &shown)?;
+                rustix::fs::chmodat(&dir, name, Mode::from_raw_mode(m.mode), AtFlags::empty())
+                    .map_err(io_err(&shown, "chmod"))?;
+                set_times(&dir, Some(name), m.mtime, &shown)?;
+            }
+            other => {
+                return Err(ExtractError::Unsupported {
+                    path: shown,
+                    kind: format!("{other:?}"),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// Directory mtimes last (entries created inside changed them), deepest first.
+    fn finish(&mut self) {
+        for (comps, mtime) in std::mem::take(&mut self.dir_times).into_iter().rev() {
+            if let Ok(fd) = rustix::fs::openat2(
+                self.root,
+                join(&comps),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+                IN_ROOT,
+            ) {
+                let _ = set_times(&fd, None, mtime, "");
+            }
+        }
+    }
+}
+
+/// Removes what is in the way (a directory whole; std's `remove_dir_all` opens each level
+/// with `O_NOFOLLOW`, so it stays inside the tree).
+fn remove(dir: &OwnedFd, name: &OsStr, is_dir: bool, shown: &str) -> Result<(), ExtractError> {
+    if is_dir {
+        let p = PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(dir)
+        ))
+        .join(name);
+        std::fs::remove_dir_all(&p).map_err(|e| ExtractError::Io {
+            path: shown.into(),
+            op: "replace directory",
+            source: e,
+        })
+    } else {
+        rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(io_err(shown, "replace entry"))
+    }
+}
+
+/// chown, then chmod (chown clears set-id bits), then xattrs.
+fn apply_fd(fd: &impl AsFd, m: &Meta, shown: &str) -> Result<(), ExtractError> {
+    rustix::fs::fchown(
+        fd,
+        Some(rustix::fs::Uid::from_raw_unchecked(m.uid)),
+        Some(rustix::fs::Gid::from_raw_unchecked(m.gid)),
+    )
+    .map_err(io_err(shown, "chown"))?;
+    rustix::fs::fchmod(fd, Mode::from_raw_mode(m.mode)).map_err(io_err(shown, "chmod"))?;
+    for (k, v) in &m.xattrs {
+        match rustix::fs::fsetxattr(fd, k.as_str(), v, rustix::fs::XattrFlags::empty()) {
+            // Docker skips xattrs the filesystem or the caller cannot have.
+            Ok(()) | Err(Errno::NOTSUP) | Err(Errno::PERM) => {}
+            Err(e) => return Err(io_err(shown, "set xattr")(e)),
+        }
+    }
+    Ok(())
+}
+
+fn chown_at(dir: &OwnedFd, name: &OsStr, m: &Meta, shown: &str) -> Result<(), ExtractError> {
+    rustix::fs::chownat(
+        dir,
+        name,
+        Some(rustix::fs::Uid::from_raw_unchecked(m.uid)),
+        Some(rustix::fs::Gid::from_raw_unchecked(m.gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(io_err(shown, "chown"))
+}
+
+fn set_times(
+    fd: &impl AsFd,
+    name: Option<&OsStr>,
+    mtime: i64,
+    shown: &str,
+) -> Result<(), ExtractError> {
+    let t = Timespec {
+        tv_sec: mtime,
+        tv_nsec: 0,
+    };
+    let ts = Timestamps {
+        last_access: t,
+        last_modification: t,
+    };
+    match name {
+        Some(n) => rustix::fs::utimensat(fd, n, &ts, AtFlags::SYMLINK_NOFOLLOW),
+        None => rustix::fs::futimens(fd, &ts),
+    }
+    .map_err(io_err(shown, "set mtime"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> tar::Builder<Vec<u8>> {
+        tar::Builder::new(Vec::new())
+    }
+
+    fn file(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_mtime(1_000_000);
+        // raw bytes: the tar crate refuses `..` in set_path, a hostile client does not
+        let old = h.as_old_mut();
+        old.name[..path.len()].copy_from_slice(path.as_bytes());
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+
+    fn link(b: &mut tar::Builder<Vec<u8>>, kind: EntryType, path: &str, target: &str) {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(0o777);
+        h.set_size(0);
+        let old = h.as_old_mut();
+        old.name[..path.len()].copy_from_slice(path.as_bytes());
+        old.linkname[..target.len()].copy_from_slice(target.as_bytes());
+        h.set_cksum();
+        b.append(&h, io::empty()).unwrap();
+    }
+
+    fn root(p: &Path) -> OwnedFd {
+        rustix::fs::open(p, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap()
+    }
+
+    #[test]
+    fn files_land_inside_and_escapes_are_refused() {
+        let outer = tempfile::tempdir().unwrap();
+        let dest = outer.path().join("dest");
+        std::fs::create_dir(&dest).unwrap();
+        let mut b = builder();
+        file(&mut b, "a/b/c.txt", b"hello");
+        link(&mut b, EntryType::Symlink, "evil", "/");
+        file(&mut b, "evil/outside.txt", b"no");
+        link(&mut b, EntryType::Symlink, "up", "../../..");
+        file(&mut b, "up/up.txt", b"no");
+        let tarball = b.into_inner().unwrap();
+        let n = extract(&root(&dest), tarball.as_slice(), &ExtractOptions::default()).unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(std::fs::read(dest.join("a/b/c.txt")).unwrap(), b"hello");
+        // Through `evil -> /` and `up -> ../../..`: both resolve to the destination itself.
+        assert_eq!(std::fs::read(dest.join("outside.txt")).unwrap(), b"no");
+        assert_eq!(std::fs::read(dest.join("up.txt")).unwrap(), b"no");
+        assert!(!outer.path().join("outside.txt").exists());
+        assert!(!outer.path().join("up.txt").exists());
+
+        let mut b = builder();
+        file(&mut b, "../escape.txt", b"x");
+        let e = extract(
+            &root(&dest),
+            b.into_inner().unwrap().as_slice(),
+            &ExtractOptions::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, ExtractError::Escape(_)), "{e}");
+        assert!(!outer.path().join("escape.txt").exists());
+
+        let mut b = builder();
+        link(&mut b, EntryType::Link, "hl", "../../etc/passwd");
+        let e = extract(
+            &root(&dest),
+            b.into_inner().unwrap().as_slice(),
+            &ExtractOptions::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, ExtractError::LinkTarget { .. }), "{e}");
+    }
+
+    #[test]
+    fn no_overwrite_dir_non_dir() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("dir")).unwrap();
+        std::fs::write(d.path().join("file"), b"x").unwrap();
+        let strict = ExtractOptions {
+            no_overwrite_dir_non_dir: true,
+            chown: None,
+        };
+        let mut b = builder();
+        file(&mut b, "dir", b"replaces a dir");
+        let t = b.into_inner().unwrap();
+        let e = extract(&root(d.path()), t.as_slice(), &strict).unwrap_err();
+        assert!(e.to_string().contains("cannot overwrite directory"), "{e}");
+        // Without the option, the directory is replaced.
+        extract(&root(d.path()), t.as_slice(), &ExtractOptions::default()).unwrap();
+        assert!(d.path().join("dir").is_file());
+        // Replacing a file by a file is always fine, and chown applies.
+        let mut b = builder();
+        file(&mut b, "file", b"new");
+        let own = ExtractOptions {
+            no_overwrite_dir_non_dir: true,
+            chown: Some((1234, 5678)),
+        };
+        extract(&root(d.path()), b.into_inner().unwrap().as_slice(), &own).unwrap();
+        let md = std::fs::metadata(d.path().join("file")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        if rustix::process::geteuid().is_root() {
+            assert_eq!((md.uid(), md.gid()), (1234, 5678));
+        }
+        assert_eq!(md.mtime(), 1_000_000);
+    }
+
+    #[test]
+    fn garbage_is_a_tar_error() {
+        let d = tempfile::tempdir().unwrap();
+        let junk = vec![b'z'; 1024];
+        let e = extract(&root(d.path()), junk.as_slice(), &ExtractOptions::default()).unwrap_err();
+        assert!(matches!(e, ExtractError::Tar(_)), "{e}");
+    }
+}
