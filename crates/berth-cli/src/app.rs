@@ -80,6 +80,8 @@ pub enum Command {
     Export(crate::cmd::export::ExportArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(crate::cmd::export::DiffArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
     /// Authenticate to a registry (Docker Hub when no server is given)
     Login(LoginArgs),
     /// Log out from a registry
@@ -149,6 +151,7 @@ pub enum ImageCommand {
     Save(SaveArgs),
     Import(ImportArgs),
     Inspect(InspectArgs),
+    History(HistoryArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -698,6 +701,27 @@ pub struct ImportArgs {
     pub source: String,
     /// REPOSITORY[:TAG]
     pub reference: Option<String>,
+}
+
+/// `history`. Docker's `-H` short for `--human` is berth's global `-H/--host`, so only the
+/// long form is taken (`--human=false`).
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// Print sizes and dates in human readable format
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true")]
+    pub human: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Format output using a Go template (or `json`, `table ...`)
+    #[arg(long)]
+    pub format: Option<String>,
+    /// IMAGE
+    pub image: String,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -27,7 +27,7 @@ pub fn render(fmt: &str, rows: &[Value], titles: &[(&str, &str)]) -> Result<Stri
     if fmt.trim() == "json" {
         let mut out = String::new();
         for r in rows {
-            out.push_str(&serde_json::to_string(r).unwrap_or_default());
+            out.push_str(&go_json(r));
             out.push('\n');
         }
         return Ok(out);
@@ -64,6 +64,18 @@ pub fn render(fmt: &str, rows: &[Value], titles: &[(&str, &str)]) -> Result<Stri
     Ok(crate::table::render(&cells))
 }
 
+/// Go's `json.Marshal`: HTML-safe escapes (`<missing>` → `\u003cmissing\u003e`). Those
+/// characters can only occur inside JSON strings, so replacing them in the text is exact.
+pub fn go_json(v: &Value) -> String {
+    serde_json::to_string(v)
+        .unwrap_or_default()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -92,6 +104,10 @@ mod tests {
             "{\"ID\":\"0123456789ab\",\"Names\":\"web\"}\n"
         );
         assert_eq!(render("table {{.Names}}", &[], TITLES).unwrap(), "NAMES\n");
+        assert_eq!(
+            render("json", &[json!({"ID": "<missing>&"})], TITLES).unwrap(),
+            "{\"ID\":\"\\u003cmissing\\u003e\\u0026\"}\n"
+        );
         assert!(is_default(Some("table")) && is_default(None) && !is_default(Some("json")));
         let e = render("{{nosuch}}", &rows, TITLES).unwrap_err();
         assert_eq!(e.code, 1);

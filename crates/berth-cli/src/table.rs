@@ -1,6 +1,6 @@
 //! Docker's table output: Go's `tabwriter` with min width 10, tab width 1, padding 3, spaces.
 //! A cell is padded to its column's widest cell + 3 (at least 10); the last cell of each
-//! row is not padded.
+//! row is not padded (so a row whose last cell is empty ends in spaces, as docker's do).
 
 /// Formats rows (the header is the first row).
 pub fn render(rows: &[Vec<String>]) -> String {
@@ -23,7 +23,8 @@ pub fn render(rows: &[Vec<String>]) -> String {
                 line.extend(std::iter::repeat_n(' ', pad));
             }
         }
-        out.push_str(line.trim_end());
+        // Not trimmed: a cell before an empty last cell keeps its padding, as in Go.
+        out.push_str(&line);
         out.push('\n');
     }
     out
@@ -46,5 +47,10 @@ mod tests {
             super::render(&rows),
             "CONTAINER ID   IMAGE     NAMES\n0123456789ab   busybox   web\n"
         );
+        let rows = vec![
+            vec!["SIZE".to_string(), "COMMENT".into()],
+            vec!["0B".to_string(), String::new()],
+        ];
+        assert_eq!(super::render(&rows), "SIZE      COMMENT\n0B        \n");
     }
 }

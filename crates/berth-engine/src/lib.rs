@@ -77,6 +77,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod explain;
+pub mod history;
 pub mod images;
 mod lifecycle;
 pub mod logs;

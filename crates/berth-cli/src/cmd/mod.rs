@@ -6,6 +6,7 @@ pub mod cp;
 pub mod exec;
 pub mod explain;
 pub mod export;
+pub mod history;
 pub mod images;
 pub mod inspect;
 pub mod login;
@@ -55,6 +56,7 @@ pub async fn dispatch(c: Client, cmd: Command) -> CmdResult {
         Command::Cp(a) => cp::cp(&c, a).await,
         Command::Export(a) => export::export(&c, a).await,
         Command::Diff(a) => export::diff(&c, a).await,
+        Command::History(a) => history::history(&c, a).await,
         Command::Login(a) => login::login(&c, a).await,
         Command::Logout(a) => login::logout(a).await,
         Command::Version(a) => system::version(&c, a).await,
@@ -101,6 +103,7 @@ pub async fn dispatch(c: Client, cmd: Command) -> CmdResult {
             ImageCommand::Load(a) => images::load(&c, a).await,
             ImageCommand::Save(a) => images::save(&c, a).await,
             ImageCommand::Import(a) => images::import(&c, a).await,
+            ImageCommand::History(a) => history::history(&c, a).await,
             ImageCommand::Inspect(mut a) => {
                 a.kind = Some("image".into());
                 inspect::inspect(&c, a).await

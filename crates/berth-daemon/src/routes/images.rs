@@ -245,8 +245,20 @@ pub async fn get_dispatch(
         let d = state.engine.image_inspect(name).await?;
         return Ok(ok(&convert::image::inspect(&d)));
     }
-    if rest.ends_with("/history") {
-        return Err(ApiError::not_implemented("image history"));
+    if let Some(name) = rest.strip_suffix("/history") {
+        let rows = state.engine.image_history(name).await?;
+        let items: Vec<berth_api::image::ImageHistoryItem> = rows
+            .into_iter()
+            .map(|h| berth_api::image::ImageHistoryItem {
+                id: h.id,
+                created: h.created,
+                created_by: h.created_by,
+                tags: h.tags,
+                size: i64::try_from(h.size).unwrap_or(i64::MAX),
+                comment: h.comment,
+            })
+            .collect();
+        return Ok(ok(&items));
     }
     if let Some(name) = rest.strip_suffix("/get") {
         return save(&state, vec![name.to_string()]).await;
