@@ -12,6 +12,18 @@ use crate::spec::ContainerSpec;
 use crate::Engine;
 use std::collections::BTreeMap;
 
+/// What every container mounts over (the runtime's /proc, /sys, /dev and the engine's /etc
+/// files): kept in the image's shared init layer when the image lacks them, so no start
+/// creates them in the container's upper dir.
+const MOUNT_POINTS: &[berth_image::MountPoint] = &[
+    berth_image::MountPoint::Dir("proc"),
+    berth_image::MountPoint::Dir("sys"),
+    berth_image::MountPoint::Dir("dev"),
+    berth_image::MountPoint::File("etc/hosts"),
+    berth_image::MountPoint::File("etc/hostname"),
+    berth_image::MountPoint::File("etc/resolv.conf"),
+];
+
 /// Merge the image's defaults into the caller's config (moby `merge`): env by key, labels,
 /// exposed ports, volumes; cmd/entrypoint/workdir/user/stop signal when unset. A
 /// user-given entrypoint drops the image's cmd.
@@ -249,7 +261,7 @@ impl Engine {
         // Without fsyncs: the container's record (fsync'd below) is the truth about its layers,
         // and the daemon rewrites a lost layer list from it at start (reconcile).
         let rootfs = tokio::task::spawn_blocking(move || {
-            images.prepare_container_rootfs_with(&cid, &img, false)
+            images.prepare_container_rootfs_with(&cid, &img, false, MOUNT_POINTS)
         })
         .await
         .map_err(|e| EngineError::internal(e.to_string()))

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::{ChainId, DiffId, Digest};
 use crate::fsutil;
+use crate::init_layer::MountPoint;
 use crate::unpack::{self, UnpackError, UnpackStats};
 
 /// Errors of the snapshotter.
@@ -106,6 +107,16 @@ impl Snapshots {
 
     fn dir(&self, chain: &ChainId) -> PathBuf {
         self.root.join(chain.hex())
+    }
+
+    /// The directory of a layer stack's top layer (its files are in `fs`).
+    pub(crate) fn layer_dir(&self, chain: &ChainId) -> PathBuf {
+        self.dir(chain)
+    }
+
+    /// A fresh temp path at the top of the tree (leftovers are removed at open).
+    pub(crate) fn temp_dir(&self, what: &str) -> PathBuf {
+        self.root.join(fsutil::temp_name(&format!(".tmp-{what}-")))
     }
 
     /// The unpacked files of a layer stack's top layer.
@@ -237,24 +248,31 @@ impl Snapshots {
         container_id: &str,
         chains: &[ChainId],
     ) -> Result<RootfsMount, SnapshotError> {
-        self.prepare_container_rootfs_with(container_id, chains, true)
+        self.prepare_container_rootfs_with(container_id, chains, true, &[])
     }
 
     /// [`Snapshots::prepare_container_rootfs`]; `durable: false` skips the fsyncs of the
-    /// layer list (for a container that a crash removes anyway: `--rm`).
+    /// layer list (for a container that a crash removes anyway: `--rm`). The image's shared
+    /// init layer with `mount_points` goes on top of its layers ([`crate::init_layer`]).
     pub fn prepare_container_rootfs_with(
         &self,
         container_id: &str,
         chains: &[ChainId],
         durable: bool,
+        mount_points: &[MountPoint],
     ) -> Result<RootfsMount, SnapshotError> {
         let dir = self.container_dir(container_id)?;
-        let mut lowerdirs = Vec::with_capacity(chains.len());
+        let mut lowerdirs = Vec::with_capacity(chains.len() + 1);
         for c in chains.iter().rev() {
             if !self.exists(c) {
                 return Err(SnapshotError::Missing(c.clone()));
             }
             lowerdirs.push(self.fs_dir(c));
+        }
+        if let (Some(top), false) = (chains.last(), mount_points.is_empty()) {
+            if let Some(init) = self.init_layer(top, &lowerdirs, mount_points)? {
+                lowerdirs.insert(0, init);
+            }
         }
         let m = RootfsMount {
             lowerdirs,
@@ -314,6 +332,7 @@ impl Snapshots {
         let chains: Vec<ChainId> = lowerdirs
             .iter()
             .rev()
+            .filter(|l| l.file_name().is_some_and(|n| n == "fs"))
             .filter(|l| l.parent().and_then(Path::parent) == Some(self.root.as_path()))
             .filter_map(|l| l.parent()?.file_name()?.to_str())
             .filter_map(|hex| ChainId::parse(&format!("sha256:{hex}")).ok())
@@ -463,7 +482,7 @@ mod tests {
             std::fs::write(s.dir(c).join("size"), b"0").unwrap();
         }
         let m = s
-            .prepare_container_rootfs_with("c1", &chains, false)
+            .prepare_container_rootfs_with("c1", &chains, false, &[])
             .unwrap();
         assert_eq!(s.container_layers(), chains.to_vec());
         // Intact: left alone.

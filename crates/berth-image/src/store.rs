@@ -21,6 +21,7 @@ use crate::config::ImageConfig;
 use crate::digest::{ChainId, DiffId, Digest, ImageId};
 use crate::error::{io_err, ImageError};
 use crate::fsutil;
+use crate::init_layer::MountPoint;
 use crate::reference::ImageRef;
 use crate::registry::{RegistryClient, RegistryConfig};
 use crate::snapshot::{RootfsMount, Snapshots};
@@ -564,21 +565,24 @@ impl ImageStore {
         container_id: &str,
         image: &ImageRecord,
     ) -> Result<RootfsMount, ImageError> {
-        self.prepare_container_rootfs_with(container_id, image, true)
+        self.prepare_container_rootfs_with(container_id, image, true, &[])
     }
 
     /// [`ImageStore::prepare_container_rootfs`]; `durable: false` skips the fsyncs (for a
-    /// container a crash removes anyway: `--rm`).
+    /// container a crash removes anyway: `--rm`). `mount_points`: what every container
+    /// mounts over, kept in the image's shared init layer ([`crate::init_layer`]).
     pub fn prepare_container_rootfs_with(
         &self,
         container_id: &str,
         image: &ImageRecord,
         durable: bool,
+        mount_points: &[MountPoint],
     ) -> Result<RootfsMount, ImageError> {
         Ok(self.snapshots.prepare_container_rootfs_with(
             container_id,
             &image.chain_ids(),
             durable,
+            mount_points,
         )?)
     }
 
