@@ -1,0 +1,452 @@
+//! E2E, root tier: `docker cp` / `berth cp` both ways (running, stopped and never-started
+//! containers, volumes, `-`, `-L`, `-a`, read-only rootfs, symlinks planted by the container),
+//! `export`, `diff`, and the archive endpoints' codes.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{ok, registry, Daemon};
+
+fn setup(test: &str) -> Option<(Daemon, berth_testkit::registry::RegistryGuard, String)> {
+    if !berth_testkit::require_root(test) {
+        return None;
+    }
+    let (reg, img) = registry();
+    let d = Daemon::start();
+    ok(&d, &d.docker(&["pull", &img]));
+    Some((d, reg, img))
+}
+
+/// A local tree: `src/a.txt`, `src/sub/b.txt`.
+fn local_tree(dir: &Path) {
+    std::fs::create_dir_all(dir.join("src/sub")).unwrap();
+    std::fs::write(dir.join("src/a.txt"), b"alpha\n").unwrap();
+    std::fs::write(dir.join("src/sub/b.txt"), b"bravo\n").unwrap();
+}
+
+/// Mount points of this daemon's containers seen by the host (none may be left by a cp).
+fn host_mounts_under(p: &Path) -> Vec<String> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let p = p.display().to_string();
+    mi.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&p))
+        .map(str::to_string)
+        .collect()
+}
+
+fn sh(cmd: &str) -> common::Run {
+    let mut c = Command::new("sh");
+    c.args(["-c", cmd]);
+    common::run_cmd(c, None, Duration::from_secs(60))
+}
+
+/// The scenario, through `cli` (`docker` or `berth`).
+fn scenario(d: &Daemon, img: &str, cli: &str) {
+    let run = |args: &[&str]| -> common::Run {
+        if cli == "docker" {
+            d.docker(args)
+        } else {
+            d.berth(args)
+        }
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    local_tree(t);
+    let out = t.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let p = |x: &Path| x.display().to_string();
+
+    ok(d, &run(&["volume", "create", "cpvol"]));
+    ok(
+        d,
+        &run(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-v",
+            "cpvol:/data",
+            img,
+            "sleep",
+            "1000",
+        ]),
+    );
+    // local dir → existing container dir: lands as /tmp/src
+    ok(d, &run(&["cp", &p(&t.join("src")), "web:/tmp/"]));
+    let r = run(&["exec", "web", "cat", "/tmp/src/sub/b.txt"]);
+    ok(d, &r);
+    assert_eq!(r.stdout, "bravo\n");
+    // `src/.` → a missing path: the content, as that path
+    ok(
+        d,
+        &run(&["cp", &format!("{}/.", p(&t.join("src"))), "web:/newdir"]),
+    );
+    let r = run(&["exec", "web", "ls", "/newdir"]);
+    ok(d, &r);
+    assert_eq!(
+        r.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["a.txt", "sub"]
+    );
+    // a file into the volume
+    ok(d, &run(&["cp", &p(&t.join("src/a.txt")), "web:/data/"]));
+    let r = run(&["exec", "web", "cat", "/data/a.txt"]);
+    ok(d, &r);
+    assert_eq!(r.stdout, "alpha\n");
+    // container file → local file (renamed), and a directory → local dir
+    ok(d, &run(&["cp", "web:/etc/hostname", &p(&out.join("h"))]));
+    let id = run(&["inspect", "-f", "{{.Id}}", "web"])
+        .stdout
+        .trim()
+        .to_string();
+    assert_eq!(
+        std::fs::read_to_string(out.join("h")).unwrap(),
+        format!("{}\n", &id[..12])
+    );
+    ok(d, &run(&["cp", "web:/etc", &p(&out)]));
+    assert!(std::fs::read_to_string(out.join("etc/passwd"))
+        .unwrap()
+        .starts_with("root:"));
+    ok(d, &run(&["cp", "web:/tmp/src", &p(&out.join("copy"))]));
+    assert_eq!(
+        std::fs::read(out.join("copy/sub/b.txt")).unwrap(),
+        b"bravo\n"
+    );
+    // a missing path: Docker's 404 text
+    let r = run(&["cp", "web:/nonexistent", &p(&out)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("Could not find the file /nonexistent in container web"),
+        "{r:?}"
+    );
+    // `-` out: a tar on stdout
+    let r = sh(&format!(
+        "DOCKER_HOST={h} BERTH_HOST={h} {bin} cp web:/etc/hostname - | tar -tf -",
+        h = d.host,
+        bin = if cli == "docker" {
+            common::DOCKER
+        } else {
+            common::BERTH
+        }
+    ));
+    ok(d, &r);
+    assert_eq!(r.stdout.trim(), "hostname");
+    // `-` in: a tar from stdin into an existing directory
+    let tarball = sh(&format!("tar -C {} -cf - a.txt", p(&t.join("src"))));
+    let mut c = Command::new(if cli == "docker" {
+        common::DOCKER
+    } else {
+        common::BERTH
+    });
+    c.env("DOCKER_HOST", &d.host)
+        .env("BERTH_HOST", &d.host)
+        .args(["cp", "-", "web:/root"]);
+    let tar_bytes = std::process::Command::new("tar")
+        .args(["-C", &p(&t.join("src")), "-cf", "-", "a.txt"])
+        .output()
+        .unwrap()
+        .stdout;
+    let _ = tarball;
+    let r = common::run_cmd(c, Some(&tar_bytes), Duration::from_secs(60));
+    ok(d, &r);
+    assert_eq!(
+        run(&["exec", "web", "cat", "/root/a.txt"]).stdout,
+        "alpha\n"
+    );
+    // -L follows a symlink in the container; without it the link itself comes out
+    ok(
+        d,
+        &run(&["exec", "web", "ln", "-s", "/etc/hostname", "/hn"]),
+    );
+    ok(
+        d,
+        &run(&["cp", "-L", "web:/hn", &p(&out.join("hn-followed"))]),
+    );
+    assert!(std::fs::symlink_metadata(out.join("hn-followed"))
+        .unwrap()
+        .is_file());
+    ok(d, &run(&["cp", "web:/hn", &p(&out.join("hn-link"))]));
+    assert_eq!(
+        std::fs::read_link(out.join("hn-link")).unwrap(),
+        Path::new("/etc/hostname")
+    );
+    // A symlink planted by the container to escape to the host's /tmp resolves inside it.
+    let marker = format!("berth-cp-escape-{}", std::process::id());
+    std::fs::write(t.join(&marker), b"inside\n").unwrap();
+    ok(d, &run(&["exec", "web", "mkdir", "-p", "/trapdir"]));
+    ok(
+        d,
+        &run(&[
+            "exec",
+            "web",
+            "ln",
+            "-s",
+            "../../../../../../../tmp",
+            "/trapdir/up",
+        ]),
+    );
+    ok(d, &run(&["cp", &p(&t.join(&marker)), "web:/trapdir/up/"]));
+    assert!(
+        !Path::new("/tmp").join(&marker).exists(),
+        "escaped to the host's /tmp"
+    );
+    assert_eq!(
+        run(&["exec", "web", "cat", &format!("/tmp/{marker}")]).stdout,
+        "inside\n"
+    );
+
+    // Stopped: both ways, and no mount left in the host's table.
+    ok(d, &run(&["stop", "-t", "0", "web"]));
+    ok(
+        d,
+        &run(&["cp", "web:/tmp/src/a.txt", &p(&out.join("a-stopped"))]),
+    );
+    assert_eq!(std::fs::read(out.join("a-stopped")).unwrap(), b"alpha\n");
+    ok(
+        d,
+        &run(&["cp", &p(&t.join("src/sub/b.txt")), "web:/stopped.txt"]),
+    );
+    ok(
+        d,
+        &run(&["cp", &p(&t.join("src/sub/b.txt")), "web:/data/stopped.txt"]),
+    );
+    let rootfs_parent = d.exec_root.path().join("containers").join(&id);
+    assert!(
+        host_mounts_under(&rootfs_parent).is_empty(),
+        "mounts left: {:?}",
+        host_mounts_under(&rootfs_parent)
+    );
+    ok(d, &run(&["start", "web"]));
+    assert_eq!(
+        run(&["exec", "web", "cat", "/stopped.txt"]).stdout,
+        "bravo\n"
+    );
+    assert_eq!(
+        run(&["exec", "web", "cat", "/data/stopped.txt"]).stdout,
+        "bravo\n"
+    );
+
+    // Never started: the file is there at the first start.
+    ok(
+        d,
+        &run(&["create", "--name", "fresh", img, "cat", "/hello.txt"]),
+    );
+    std::fs::write(t.join("hello.txt"), b"hello from cp\n").unwrap();
+    ok(d, &run(&["cp", &p(&t.join("hello.txt")), "fresh:/"]));
+    let r = run(&["start", "-a", "fresh"]);
+    ok(d, &r);
+    assert_eq!(r.stdout, "hello from cp\n");
+
+    // -a: owned by the container's user.
+    ok(
+        d,
+        &run(&[
+            "run",
+            "-d",
+            "--name",
+            "owned",
+            "-u",
+            "1234:5678",
+            img,
+            "sleep",
+            "1000",
+        ]),
+    );
+    ok(
+        d,
+        &run(&["cp", "-a", &p(&t.join("hello.txt")), "owned:/tmp/"]),
+    );
+    let r = run(&["exec", "owned", "stat", "-c", "%u:%g", "/tmp/hello.txt"]);
+    ok(d, &r);
+    assert_eq!(r.stdout.trim(), "1234:5678");
+
+    // Read-only rootfs: Docker's error; a file over a directory: refused.
+    ok(
+        d,
+        &run(&[
+            "run",
+            "-d",
+            "--read-only",
+            "--name",
+            "ro",
+            img,
+            "sleep",
+            "1000",
+        ]),
+    );
+    let r = run(&["cp", &p(&t.join("hello.txt")), "ro:/tmp/"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("container rootfs is marked read-only"),
+        "{r:?}"
+    );
+    let r = run(&["cp", &p(&t.join("src")), "web:/etc/passwd"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    for c in ["web", "fresh", "owned", "ro"] {
+        ok(d, &run(&["rm", "-f", c]));
+    }
+}
+
+#[test]
+fn docker_cp_scenario() {
+    let Some((d, _reg, img)) = setup("docker_cp_scenario") else {
+        return;
+    };
+    scenario(&d, &img, "docker");
+}
+
+#[test]
+fn berth_cp_scenario() {
+    let Some((d, _reg, img)) = setup("berth_cp_scenario") else {
+        return;
+    };
+    scenario(&d, &img, "berth");
+}
+
+#[test]
+fn export_and_diff() {
+    let Some((d, _reg, img)) = setup("export_and_diff") else {
+        return;
+    };
+    let r = d.docker(&[
+        "run",
+        "--name",
+        "changed",
+        "-v",
+        "/data",
+        &img,
+        "sh",
+        "-c",
+        "echo x > /tmp/new; rm /etc/group; echo more >> /etc/passwd; mkdir -p /var/lib/app; echo v > /data/in-volume",
+    ]);
+    ok(&d, &r);
+    for cli in ["docker", "berth"] {
+        let r = if cli == "docker" {
+            d.docker(&["diff", "changed"])
+        } else {
+            d.berth(&["diff", "changed"])
+        };
+        ok(&d, &r);
+        let lines: Vec<&str> = r.stdout.lines().collect();
+        for want in [
+            "C /etc",
+            "D /etc/group",
+            "C /etc/passwd",
+            "C /tmp",
+            "A /tmp/new",
+            "C /var",
+            "A /var/lib",
+            "A /var/lib/app",
+        ] {
+            assert!(
+                lines.contains(&want),
+                "{cli}: {want:?} missing in {lines:?}"
+            );
+        }
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.contains("hostname") || l.contains("in-volume")),
+            "{cli}: {lines:?}"
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for cli in ["docker", "berth"] {
+        let file = tmp.path().join(format!("{cli}.tar"));
+        let f = file.display().to_string();
+        let r = if cli == "docker" {
+            d.docker(&["export", "-o", &f, "changed"])
+        } else {
+            d.berth(&["export", "-o", &f, "changed"])
+        };
+        ok(&d, &r);
+        let list = sh(&format!("tar -tvf {f}"));
+        ok(&d, &list);
+        let names: Vec<&str> = list
+            .stdout
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .collect();
+        assert!(names.contains(&"bin/busybox"), "{names:?}");
+        assert!(names.contains(&"tmp/new"), "{names:?}");
+        assert!(names.contains(&"etc/passwd"), "{names:?}");
+        assert!(
+            !names.contains(&"etc/group"),
+            "deleted file exported: {names:?}"
+        );
+        assert!(!names
+            .iter()
+            .any(|n| n.starts_with('/') || n.starts_with("./")));
+        // the volume's content is not part of the export
+        assert!(!names.contains(&"data/in-volume"), "{names:?}");
+    }
+    // Export round trip: import the tar as an image and run it.
+    let f = tmp.path().join("docker.tar").display().to_string();
+    ok(&d, &d.docker(&["import", &f, "exported:1"]));
+    let r = d.docker(&["run", "--rm", "exported:1", "cat", "/tmp/new"]);
+    ok(&d, &r);
+    assert_eq!(r.stdout, "x\n");
+}
+
+#[test]
+fn archive_api_codes() {
+    let Some((d, _reg, img)) = setup("archive_api_codes") else {
+        return;
+    };
+    ok(&d, &d.docker(&["create", "--name", "cc", &img, "true"]));
+    let (s, head, _) = d
+        .raw("HEAD", "/containers/cc/archive?path=/etc/passwd", None)
+        .unwrap();
+    assert_eq!(s, 200);
+    let hv = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("x-docker-container-path-stat:")
+                .then(|| l.split_once(':').unwrap().1.trim().to_string())
+        })
+        .expect("stat header");
+    let json = sh(&format!("echo {hv} | base64 -d"));
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["name"], "passwd");
+    assert_eq!(v["mode"], 0o644);
+    assert!(v["size"].as_i64().unwrap() > 10);
+    let (s, _, _) = d
+        .raw("HEAD", "/containers/cc/archive?path=/nope", None)
+        .unwrap();
+    assert_eq!(s, 404);
+    let (s, _, body) = d
+        .raw("GET", "/containers/cc/archive?path=/nope", None)
+        .unwrap();
+    assert_eq!(s, 404);
+    assert!(
+        body.contains("Could not find the file /nope in container cc"),
+        "{body}"
+    );
+    let (s, _, body) = d.raw("GET", "/containers/cc/archive", None).unwrap();
+    assert_eq!(s, 400, "{body}");
+    let (s, _, _) = d
+        .raw("GET", "/containers/nosuch/archive?path=/", None)
+        .unwrap();
+    assert_eq!(s, 404);
+    let (s, _, body) = d
+        .raw("PUT", "/containers/cc/archive?path=/etc/passwd", Some(""))
+        .unwrap();
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("not a directory"), "{body}");
+    let (s, _, body) = d
+        .raw(
+            "PUT",
+            "/containers/cc/archive?path=/tmp",
+            Some(&"z".repeat(1024)),
+        )
+        .unwrap();
+    assert_eq!(s, 400, "{body}");
+    let (s, _, body) = d.raw("GET", "/containers/cc/changes", None).unwrap();
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body.trim(), "[]");
+}
