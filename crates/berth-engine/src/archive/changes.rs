@@ -202,7 +202,7 @@ mod tests {
         if rustix::process::geteuid().is_root() {
             rustix::fs::mknodat(
                 rustix::fs::CWD,
-                &upper.join("etc/group"),
+                upper.join("etc/group"),
                 FileType::CharacterDevice,
                 Mode::empty(),
                 0,
