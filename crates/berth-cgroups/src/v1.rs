@@ -74,13 +74,18 @@ impl V1Manager {
             })
     }
 
-    /// Copy `file` from the parent directory when empty here (cpuset inheritance).
-    fn inherit(dir: &Path, file: &str) -> Result<()> {
+    /// Copy `file` from the parent directory when empty here (cpuset inheritance), fixing
+    /// empty parents below `mount` first: an earlier run may have died between a parent's
+    /// mkdir and its copy, leaving an unusable empty cpuset.
+    fn inherit_up(mount: &Path, dir: &Path, file: &str) -> Result<()> {
         let here = fsutil::read_opt(&dir.join(file))?.unwrap_or_default();
-        if !here.is_empty() {
+        if !here.trim().is_empty() {
             return Ok(());
         }
         let parent = dir.parent().expect("created dirs have a parent");
+        if parent != mount {
+            Self::inherit_up(mount, parent, file)?;
+        }
         let value = fsutil::read(&parent.join(file))?;
         fsutil::write(&dir.join(file), &value)
     }
@@ -190,13 +195,20 @@ impl CgroupManager for V1Manager {
     fn create(&self) -> Result<()> {
         for h in &self.hierarchies {
             let cpuset = h.has("cpuset");
-            for dir in fsutil::descend(&h.mount, &self.path.0) {
-                fsutil::mkdir(&dir)?;
-                if cpuset {
-                    // Also for parents that already existed: an earlier run may have died
-                    // between mkdir and copying, leaving an unusable empty cpuset.
-                    Self::inherit(&dir, "cpuset.cpus")?;
-                    Self::inherit(&dir, "cpuset.mems")?;
+            let dirs = fsutil::descend(&h.mount, &self.path.0);
+            for (i, dir) in dirs.iter().enumerate() {
+                let created = fsutil::mkdir(dir)?;
+                if cpuset && created && i + 1 < dirs.len() {
+                    // A parent we make copies its cpuset into the cgroups made under it
+                    // from now on: the leaf then needs no copy (4 cgroup file opens fewer
+                    // per start). Best effort; the copy below covers it.
+                    let _ = fsutil::write(&dir.join("cgroup.clone_children"), "1");
+                }
+            }
+            if cpuset {
+                if let Some(leaf) = dirs.last() {
+                    Self::inherit_up(&h.mount, leaf, "cpuset.cpus")?;
+                    Self::inherit_up(&h.mount, leaf, "cpuset.mems")?;
                 }
             }
         }

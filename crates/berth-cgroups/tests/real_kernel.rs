@@ -77,6 +77,14 @@ fn v1_real_kernel_conformance() {
     };
     track(&*m, &parent, &mut clean);
     suite::create_makes_every_directory(&*m, &|| {});
+    // The parent berth made copies its cpuset into later children itself; the leaf has one.
+    if let Some((_, leaf)) = m.paths().into_iter().find(|(k, _)| k == "cpuset") {
+        let read = |p: std::path::PathBuf| std::fs::read_to_string(p).unwrap();
+        let made = leaf.parent().unwrap();
+        assert_eq!(read(made.join("cgroup.clone_children")).trim(), "1");
+        assert!(!read(leaf.join("cpuset.cpus")).trim().is_empty());
+        assert!(!read(leaf.join("cpuset.mems")).trim().is_empty());
+    }
     suite::limits_round_trip(&*m);
     suite::rejects_bad_values(&*m);
     clean.children.push(sleeper());

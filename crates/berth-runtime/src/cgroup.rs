@@ -156,9 +156,24 @@ pub(crate) fn apply_devices(
             "linux.resources.devices: no v1 devices controller; device rules not enforced".into()
         }));
     };
-    let write = |file: &str, rule: &str, field: String| -> Result<()> {
-        std::fs::write(dir.join(file), rule)
-            .map_err(|e| Error::spec(field, format!("{rule:?}: {e}")))
+    // Each file is opened once and takes one rule per write(2) (the kernel parses one rule
+    // per write): ~14 opens of cgroup files fewer per start.
+    let mut open: Vec<(&str, std::fs::File)> = Vec::with_capacity(2);
+    let mut write = |file: &'static str, rule: &str, field: String| -> Result<()> {
+        use std::io::Write;
+        let err = |e: std::io::Error| Error::spec(field.clone(), format!("{rule:?}: {e}"));
+        let pos = match open.iter().position(|(f, _)| *f == file) {
+            Some(p) => p,
+            None => {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(dir.join(file))
+                    .map_err(err)?;
+                open.push((file, f));
+                open.len() - 1
+            }
+        };
+        open[pos].1.write_all(rule.as_bytes()).map_err(err)
     };
     write("devices.deny", "a", "linux.resources.devices".into())?;
     // Each distinct rule once: specs usually repeat the defaults appended below (Docker's
