@@ -79,6 +79,7 @@ pub mod exec;
 pub mod explain;
 pub mod history;
 pub mod images;
+mod import_url;
 mod lifecycle;
 pub mod logs;
 mod monitor;

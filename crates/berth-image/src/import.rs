@@ -124,3 +124,116 @@ impl ImageStore {
         self.get(&id.to_string())
     }
 }
+
+/// Why a tarball could not be fetched from a URL (`docker import URL`).
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("invalid import source {0:?}: give an http:// or https:// URL, or - for the request body")]
+    BadUrl(String),
+    #[error("failed to GET {url} with status {status}: {body}")]
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("failed to GET {url}: {message}")]
+    Http { url: String, message: String },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: String,
+        source: io::Error,
+    },
+}
+
+impl FetchError {
+    /// The caller's fault (a bad URL) rather than the remote's or ours.
+    pub fn is_invalid(&self) -> bool {
+        matches!(self, FetchError::BadUrl(_))
+    }
+}
+
+/// Docker's reading of an import source: `host/x.tar` means `http://host/x.tar`; only http
+/// and https are fetched.
+pub fn import_url(src: &str) -> Result<reqwest::Url, FetchError> {
+    let full = if src.contains("://") {
+        src.to_string()
+    } else {
+        format!("http://{src}")
+    };
+    let url = reqwest::Url::parse(&full).map_err(|_| FetchError::BadUrl(src.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(FetchError::BadUrl(src.to_string()));
+    }
+    Ok(url)
+}
+
+/// Downloads `src` (see [`import_url`]) into the file `dest`, calling `progress(bytes so
+/// far, total when known)` as it goes; returns the size.
+pub async fn fetch_url(
+    src: &str,
+    dest: &std::path::Path,
+    mut progress: impl FnMut(u64, Option<u64>) + Send,
+) -> Result<u64, FetchError> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let url = import_url(src)?;
+    let shown = url.to_string();
+    let http = |e: reqwest::Error| FetchError::Http {
+        url: shown.clone(),
+        message: e.to_string(),
+    };
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(http)?;
+    let resp = client.get(url.clone()).send().await.map_err(http)?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body = resp.text().await.unwrap_or_default();
+        return Err(FetchError::Status {
+            url: shown,
+            status: status.as_u16(),
+            body: body.chars().take(200).collect::<String>().trim().to_string(),
+        });
+    }
+    let total = resp.content_length();
+    let ioerr = |op| {
+        let path = dest.display().to_string();
+        move |source| FetchError::Io { op, path, source }
+    };
+    let mut file = tokio::fs::File::create(dest)
+        .await
+        .map_err(ioerr("create"))?;
+    let mut got = 0u64;
+    let mut stream = resp.bytes_stream();
+    progress(0, total);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(http)?;
+        file.write_all(&chunk).await.map_err(ioerr("write"))?;
+        got += chunk.len() as u64;
+        progress(got, total);
+    }
+    file.flush().await.map_err(ioerr("write"))?;
+    Ok(got)
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn sources_read_like_docker() {
+        assert_eq!(
+            import_url("127.0.0.1:8080/x.tar").unwrap().as_str(),
+            "http://127.0.0.1:8080/x.tar"
+        );
+        assert_eq!(
+            import_url("https://example.test/a.tgz").unwrap().scheme(),
+            "https"
+        );
+        assert!(import_url("ftp://host/x.tar").unwrap_err().is_invalid());
+        assert!(import_url("file:///etc/passwd").is_err());
+        assert!(import_url("http://").is_err());
+    }
+}

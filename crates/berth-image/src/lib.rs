@@ -83,6 +83,7 @@ pub mod unpack;
 pub use config::{ContainerConfig, Healthcheck, ImageConfig};
 pub use digest::{ChainId, DiffId, Digest, ImageId};
 pub use error::{ErrorKind, ImageError};
+pub use import::{fetch_url, import_url, FetchError};
 pub use init_layer::MountPoint;
 pub use manifest::Platform;
 pub use progress::{LayerStatus, PullEvent};

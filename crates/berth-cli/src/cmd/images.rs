@@ -200,8 +200,10 @@ pub async fn tag(c: &Client, a: TagArgs) -> CmdResult {
 }
 
 pub async fn import(c: &Client, a: ImportArgs) -> CmdResult {
+    // An http(s) URL is fetched by the daemon (as docker's CLI does); anything else is read here.
+    let url = a.source.starts_with("http://") || a.source.starts_with("https://");
     let mut q = Query::new()
-        .add("fromSrc", "-")
+        .add("fromSrc", if url { a.source.as_str() } else { "-" })
         .opt("message", a.message.clone());
     for ch in &a.change {
         q = q.add("changes", ch);
@@ -210,7 +212,9 @@ pub async fn import(c: &Client, a: ImportArgs) -> CmdResult {
         let (repo, tag) = split_ref(r);
         q = q.add("repo", repo).add("tag", tag);
     }
-    let body = if a.source == "-" {
+    let body = if url {
+        Client::empty_body()
+    } else if a.source == "-" {
         Client::body_from_reader(tokio::io::stdin())
     } else {
         let f = tokio::fs::File::open(&a.source)
@@ -232,6 +236,10 @@ pub async fn import(c: &Client, a: ImportArgs) -> CmdResult {
     {
         if let Some(e) = m.error {
             return Err(Failure::new(1, e));
+        }
+        // `Importing` byte counts of a URL import: only the final id is printed.
+        if m.progress_detail.is_some() {
+            continue;
         }
         if let Some(st) = m.status {
             println!("{st}");

@@ -213,17 +213,25 @@ async fn body_to_tempfile(state: &AppState, body: Body) -> ApiResult<tempfile::N
 }
 
 async fn import(state: AppState, q: &Q, src: String, body: Body) -> ApiResult<Response> {
-    if src != "-" {
-        return Err(ApiError::bad_request(
-            "import from a URL is not supported: send the tarball as the body (fromSrc=-)",
-        ));
-    }
     let repo = q.str("repo").unwrap_or("");
     let reference = if repo.is_empty() {
         None
     } else {
         Some(reference(repo, q.str("tag").unwrap_or("")))
     };
+    if src != "-" {
+        // A URL: fetched by the daemon, `Importing` progress, then the id (as dockerd).
+        let (ptx, prx) = mpsc::unbounded_channel::<PullProgress>();
+        let (dtx, drx) = tokio::sync::oneshot::channel();
+        let engine = state.engine.clone();
+        tokio::spawn(async move {
+            let r = engine
+                .image_import_url(&src, reference.as_deref(), ptx)
+                .await;
+            let _ = dtx.send(r);
+        });
+        return progress_reply(prx, drx).await;
+    }
     let tmp = body_to_tempfile(&state, body).await?;
     let path = tmp.path().to_path_buf();
     let img = state
