@@ -11,6 +11,7 @@
 pub mod app;
 pub mod cmd;
 pub mod credentials;
+pub mod detach;
 pub mod listfmt;
 pub mod table;
 pub mod template;

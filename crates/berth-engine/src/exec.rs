@@ -15,6 +15,8 @@ pub struct ExecSpec {
     pub attach_stdout: bool,
     pub attach_stderr: bool,
     pub privileged: bool,
+    /// The detach sequence for a hijacked start with stdin (`ctrl-p,ctrl-q` when empty).
+    pub detach_keys: String,
 }
 
 /// `exec start` options.

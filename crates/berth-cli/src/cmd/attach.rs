@@ -1,13 +1,34 @@
 //! Pumping a hijacked stream: local stdin → container, container output → local
-//! stdout/stderr (demultiplexed without a TTY), half-close when stdin ends.
+//! stdout/stderr (demultiplexed without a TTY), half-close when stdin ends; the detach keys
+//! on a terminal (`crate::detach`). Also the `attach` verb.
 
 use std::io::Write;
 
+use berth_api::container::{ContainerInspect, ContainerWaitResponse};
 use berth_api::stream::{FrameDecoder, StreamType};
 use berth_client::{Client, Hijacked, Query};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::Failure;
+use crate::app::AttachArgs;
+use crate::detach::EscapeScanner;
+use crate::{CmdResult, Failure};
+
+/// How a hijacked session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The container's output ended.
+    OutputDone,
+    /// The user typed the detach keys; the container keeps running.
+    Detached,
+}
+
+/// docker's `CheckTty`: `-t` with stdin attached needs a terminal on stdin.
+pub fn check_tty(attach_stdin: bool, tty: bool) -> Result<(), Failure> {
+    if tty && attach_stdin && !crate::tty::stdin_is_tty() {
+        return Err(Failure::new(1, "the input device is not a TTY"));
+    }
+    Ok(())
+}
 
 /// Reads stdin on a plain thread (a blocking read must not hold the async runtime, and the
 /// thread dies with the process) and hands chunks over a channel; `None` = EOF.
@@ -35,20 +56,36 @@ fn stdin_channel() -> tokio::sync::mpsc::Receiver<Option<Vec<u8>>> {
 
 /// Runs until the container's output ends. With `send_stdin`, local stdin is forwarded
 /// and its EOF half-closes the connection (the container's stdin closes, output continues).
-pub async fn pump(io: Hijacked, tty: bool, send_stdin: bool) -> Result<(), Failure> {
+/// With `detach` keys (a TTY), typing them ends the session at once: `Detached`.
+pub async fn pump(
+    io: Hijacked,
+    tty: bool,
+    send_stdin: bool,
+    detach: Option<Vec<u8>>,
+) -> Result<SessionEnd, Failure> {
     let (mut rd, mut wr) = tokio::io::split(io);
     let input = async move {
         if send_stdin {
             let mut rx = stdin_channel();
+            let mut scan = detach.map(EscapeScanner::new);
             while let Some(Some(chunk)) = rx.recv().await {
-                if wr.write_all(&chunk).await.is_err() || wr.flush().await.is_err() {
+                let (data, detached) = match scan.as_mut() {
+                    Some(s) => s.feed(&chunk),
+                    None => (chunk, false),
+                };
+                if !data.is_empty()
+                    && (wr.write_all(&data).await.is_err() || wr.flush().await.is_err())
+                {
                     break;
+                }
+                if detached {
+                    return SessionEnd::Detached;
                 }
             }
             let _ = wr.shutdown().await;
         }
         // Keep the write half open (dropping it would not close it anyway) until output ends.
-        std::future::pending::<()>().await;
+        std::future::pending::<SessionEnd>().await
     };
     let output = async move {
         let mut buf = vec![0u8; 32 * 1024];
@@ -96,9 +133,78 @@ pub async fn pump(io: Hijacked, tty: bool, send_stdin: bool) -> Result<(), Failu
         }
     };
     tokio::select! {
-        r = output => r,
-        _ = input => Ok(()),
+        r = output => r.map(|()| SessionEnd::OutputDone),
+        d = input => Ok(d),
     }
+}
+
+/// `attach CONTAINER`, as docker's `RunAttach`: wait registered first, the state checked,
+/// stdin only if the container keeps it open; the exit code of the container when its output
+/// ends, `read escape sequence` (exit 1) after a detach.
+pub async fn attach(c: &Client, a: AttachArgs) -> CmdResult {
+    let name = &a.container;
+    let mut wait = c
+        .post_stream(
+            &format!("/containers/{name}/wait"),
+            Client::empty_body(),
+            None,
+            &[],
+        )
+        .await?;
+    let check = |i: &ContainerInspect| -> Result<(), Failure> {
+        let s = &i.state;
+        let msg = if !s.running {
+            "cannot attach to a stopped container, start it first"
+        } else if s.paused {
+            "cannot attach to a paused container, unpause it first"
+        } else if s.restarting {
+            "cannot attach to a restarting container, wait until it is running"
+        } else {
+            return Ok(());
+        };
+        Err(Failure::new(1, msg))
+    };
+    let i: ContainerInspect = c.get_json(&format!("/containers/{name}/json")).await?;
+    check(&i)?;
+    let tty = i.config.tty;
+    check_tty(!a.no_stdin, tty)?;
+    let stdin = !a.no_stdin && i.config.open_stdin;
+    let q = Query::new()
+        .add("stream", 1)
+        .flag("stdin", stdin)
+        .add("stdout", 1)
+        .add("stderr", 1)
+        .opt("detachKeys", a.detach_keys.clone())
+        .encode();
+    if a.sig_proxy && !tty {
+        proxy_signals(c, i.id.clone());
+    }
+    let io = c
+        .hijack(&format!("/containers/{}/attach{q}", i.id), None)
+        .await?;
+    let i: ContainerInspect = c.get_json(&format!("/containers/{}/json", i.id)).await?;
+    check(&i)?;
+    let _raw = if tty && stdin && crate::tty::stdin_is_tty() {
+        crate::tty::RawMode::enable()
+    } else {
+        None
+    };
+    if tty && crate::tty::stdout_is_tty() {
+        forward_resize(c, format!("/containers/{}/resize", i.id));
+    }
+    let keys = (tty && stdin).then(|| crate::detach::keys_or_default(a.detach_keys.as_deref()));
+    if pump(io, tty, stdin, keys).await? == SessionEnd::Detached {
+        drop(_raw);
+        return Err(Failure::new(1, crate::detach::ESCAPE_MESSAGE));
+    }
+    let status = wait
+        .next_json::<ContainerWaitResponse>()
+        .await?
+        .ok_or_else(|| Failure::new(1, "the daemon closed the wait stream without a status"))?;
+    if let Some(err) = status.error.filter(|e| !e.message.is_empty()) {
+        return Err(Failure::new(1, err.message));
+    }
+    Ok(status.status_code as i32)
 }
 
 /// Sends the local terminal size now and on every SIGWINCH (`path` is the resize endpoint).

@@ -54,7 +54,13 @@ pub async fn start(c: &Client, a: StartArgs) -> CmdResult {
                 "you cannot start and attach multiple containers at once",
             ));
         }
-        return super::run::start_attached(c, &a.containers[0], a.interactive).await;
+        return super::run::start_attached(
+            c,
+            &a.containers[0],
+            a.interactive,
+            a.detach_keys.as_deref(),
+        )
+        .await;
     }
     post_each(c, &a.containers, "start", "").await
 }

@@ -27,8 +27,11 @@ pub async fn exec(c: &Client, a: ExecArgs) -> CmdResult {
         privileged: a.privileged,
         user: a.user.clone().unwrap_or_default(),
         working_dir: a.workdir.clone().unwrap_or_default(),
-        detach_keys: String::new(),
+        detach_keys: a.detach_keys.clone().unwrap_or_default(),
     };
+    if !a.detach {
+        attach::check_tty(a.interactive, a.tty)?;
+    }
     let created: IdResponse = c
         .post_json(&format!("/containers/{container}/exec"), Some(&req))
         .await?;
@@ -54,7 +57,11 @@ pub async fn exec(c: &Client, a: ExecArgs) -> CmdResult {
     if a.tty {
         attach::forward_resize(c, format!("/exec/{}/resize", created.id));
     }
-    attach::pump(io, a.tty, a.interactive).await?;
+    let keys =
+        (a.tty && a.interactive).then(|| crate::detach::keys_or_default(a.detach_keys.as_deref()));
+    if attach::pump(io, a.tty, a.interactive, keys).await? == attach::SessionEnd::Detached {
+        return Err(Failure::new(1, crate::detach::ESCAPE_MESSAGE));
+    }
     let info: ExecInspect = c.get_json(&format!("/exec/{}/json", created.id)).await?;
     match info.exit_code {
         Some(code) => Ok(code as i32),

@@ -35,6 +35,7 @@ pub async fn dispatch(c: Client, cmd: Command) -> CmdResult {
         Command::Rm(a) => containers::rm(&c, a).await,
         Command::Ps(a) => ps::ps(&c, a).await,
         Command::Logs(a) => logs::logs(&c, a).await,
+        Command::Attach(a) => attach::attach(&c, a).await,
         Command::Exec(a) => exec::exec(&c, a).await,
         Command::Inspect(a) => inspect::inspect(&c, a).await,
         Command::Explain(a) => explain::explain(&c, a).await,
@@ -77,6 +78,7 @@ pub async fn dispatch(c: Client, cmd: Command) -> CmdResult {
             ContainerCommand::Restart(a) => containers::restart(&c, a).await,
             ContainerCommand::Rm(a) => containers::rm(&c, a).await,
             ContainerCommand::Logs(a) => logs::logs(&c, a).await,
+            ContainerCommand::Attach(a) => attach::attach(&c, a).await,
             ContainerCommand::Exec(a) => exec::exec(&c, a).await,
             ContainerCommand::Inspect(mut a) => {
                 a.kind = Some("container".into());

@@ -443,6 +443,7 @@ pub async fn run(c: &Client, a: RunArgs) -> CmdResult {
         return Ok(0);
     }
     let cfg = &req.config;
+    attach::check_tty(cfg.attach_stdin, cfg.tty)?;
     let attach_any = cfg.attach_stdin || cfg.attach_stdout || cfg.attach_stderr;
     let condition = if a.rm { "removed" } else { "next-exit" };
     let session = Session {
@@ -452,6 +453,7 @@ pub async fn run(c: &Client, a: RunArgs) -> CmdResult {
         condition,
         sig_proxy: a.sig_proxy && !cfg.tty,
         explain: a.explain.as_deref(),
+        detach_keys: a.detach_keys.as_deref(),
     };
     attached_session(c, &id, session).await
 }
@@ -468,6 +470,8 @@ struct Session<'a> {
     /// Forward SIGINT/SIGTERM as kills.
     sig_proxy: bool,
     explain: Option<&'a str>,
+    /// `--detach-keys` (the default sequence when `None`).
+    detach_keys: Option<&'a str>,
 }
 
 /// attach → wait → start → (resize, raw mode, signal proxy) → pump → exit code.
@@ -479,6 +483,7 @@ async fn attached_session(c: &Client, id: &str, session: Session<'_>) -> CmdResu
         condition,
         sig_proxy,
         explain,
+        detach_keys,
     } = session;
     let io = if attach {
         let q = Query::new()
@@ -486,6 +491,7 @@ async fn attached_session(c: &Client, id: &str, session: Session<'_>) -> CmdResu
             .flag("stdin", stdin)
             .add("stdout", 1)
             .add("stderr", 1)
+            .opt("detachKeys", detach_keys)
             .encode();
         Some(
             c.hijack(&format!("/containers/{id}/attach{q}"), None)
@@ -526,7 +532,11 @@ async fn attached_session(c: &Client, id: &str, session: Session<'_>) -> CmdResu
         attach::proxy_signals(c, id.to_string());
     }
     if let Some(io) = io {
-        attach::pump(io, tty, stdin).await?;
+        let keys = (tty && stdin).then(|| crate::detach::keys_or_default(detach_keys));
+        if attach::pump(io, tty, stdin, keys).await? == attach::SessionEnd::Detached {
+            // docker: the user detached; the container keeps running, nothing is printed.
+            return Ok(0);
+        }
     }
     let status = wait
         .next_json::<ContainerWaitResponse>()
@@ -547,9 +557,15 @@ async fn attached_session(c: &Client, id: &str, session: Session<'_>) -> CmdResu
 }
 
 /// `start -a [-i]`.
-pub async fn start_attached(c: &Client, name: &str, interactive: bool) -> CmdResult {
+pub async fn start_attached(
+    c: &Client,
+    name: &str,
+    interactive: bool,
+    detach_keys: Option<&str>,
+) -> CmdResult {
     let i: ContainerInspect = c.get_json(&format!("/containers/{name}/json")).await?;
     let stdin = interactive && i.config.open_stdin;
+    attach::check_tty(stdin, i.config.tty)?;
     let session = Session {
         tty: i.config.tty,
         stdin,
@@ -557,6 +573,7 @@ pub async fn start_attached(c: &Client, name: &str, interactive: bool) -> CmdRes
         condition: "next-exit",
         sig_proxy: !i.config.tty,
         explain: None,
+        detach_keys,
     };
     attached_session(c, &i.id, session).await
 }

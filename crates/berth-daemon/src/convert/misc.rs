@@ -158,7 +158,7 @@ pub fn exec(e: &ExecRecord) -> ExecInspect {
     };
     ExecInspect {
         can_remove: false,
-        detach_keys: String::new(),
+        detach_keys: e.spec.detach_keys.clone(),
         id: e.id.clone(),
         running: e.running,
         exit_code: e.exit_code.map(i64::from),

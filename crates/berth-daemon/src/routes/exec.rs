@@ -24,6 +24,12 @@ pub async fn create(
     if cmd.is_empty() {
         return Err(ApiError::bad_request("No exec command specified"));
     }
+    if super::hijack::detach_keys(&req.detach_keys).is_err() {
+        return Err(ApiError::bad_request(format!(
+            "Invalid escape keys ({}) provided",
+            req.detach_keys
+        )));
+    }
     let non_empty = |s: String| if s.is_empty() { None } else { Some(s) };
     let spec = ExecSpec {
         cmd,
@@ -35,6 +41,7 @@ pub async fn create(
         attach_stdout: req.attach_stdout,
         attach_stderr: req.attach_stderr,
         privileged: req.privileged,
+        detach_keys: req.detach_keys,
     };
     let exec_id = state.engine.exec_create(&id, spec).await?;
     Ok(json(StatusCode::CREATED, &IdResponse { id: exec_id }))

@@ -7,6 +7,13 @@
 //! stdin is closed and output keeps flowing until the process is done; only then does the
 //! daemon close the connection. Old clients without `Upgrade` get `200` and the output as
 //! the body.
+//!
+//! With a TTY, the client's EOF ends the whole session instead (dockerd: "no matter what,
+//! when stdin is closed, close stdout and stderr"): the docker CLI detects the detach keys
+//! itself on a terminal and just goes away, and the container's stdin must stay open for
+//! the next attach. Without a TTY the daemon finds the detach keys in the stdin bytes
+//! (`detachKeys`, `ctrl-p,ctrl-q` by default; an exec's `DetachKeys` from its create) and
+//! ends the session the same way.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
@@ -38,10 +45,13 @@ pub async fn attach(
         logs: q.bool("logs"),
         stream: q.bool("stream"),
     };
-    let keys = if opts.stdin {
-        detach_keys(q.str("detachKeys").unwrap_or(DEFAULT_DETACH_KEYS))?
-    } else {
+    let keys = detach_keys(q.str("detachKeys").unwrap_or(""))?;
+    let keys = if !opts.stdin {
         Vec::new()
+    } else if keys.is_empty() {
+        detach_keys(DEFAULT_DETACH_KEYS)?
+    } else {
+        keys
     };
     let stream = state.engine.attach_container(&id, opts).await?;
     Ok(hijack(req, stream, version, keys))
@@ -51,7 +61,7 @@ pub async fn attach(
 pub const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
 
 /// `ctrl-p,ctrl-q` → `[0x10, 0x11]` (moby's `term.ToBytes`): `ctrl-a`…`ctrl-z`, `ctrl-@`,
-/// `ctrl-[`, `ctrl-\\`, `ctrl-]`, `ctrl-^`, `ctrl-_`, or single characters.
+/// `ctrl-[`, `ctrl-\\`, `ctrl-]`, `ctrl-^`, `ctrl-_`, `DEL`, or single characters.
 pub fn detach_keys(spec: &str) -> ApiResult<Vec<u8>> {
     let bad = || ApiError::bad_request(format!("Invalid detach keys ({spec}) provided"));
     let mut out = Vec::new();
@@ -68,6 +78,8 @@ pub fn detach_keys(spec: &str) -> ApiResult<Vec<u8>> {
                 _ => return Err(bad()),
             };
             out.push(b);
+        } else if k == "DEL" {
+            out.push(127);
         } else if k.len() == 1 {
             out.push(k.as_bytes()[0]);
         } else {
@@ -88,6 +100,18 @@ pub async fn exec_start(
         .await
         .map_err(|e| ApiError::bad_request(format!("cannot read request body: {e}")))?;
     let start: ExecStartRequest = parse_json(&bytes)?;
+    // The exec's own detach keys (validated at create), for a hijacked start with stdin.
+    let keys = match state.engine.exec_inspect(&id).await {
+        Ok(rec) if rec.spec.attach_stdin => {
+            let k = detach_keys(&rec.spec.detach_keys)?;
+            if k.is_empty() {
+                detach_keys(DEFAULT_DETACH_KEYS)?
+            } else {
+                k
+            }
+        }
+        _ => Vec::new(),
+    };
     let console_size = start.console_size.as_deref().and_then(|s| match s {
         [h, w] => Some((u16::try_from(*h).ok()?, u16::try_from(*w).ok()?)),
         _ => None,
@@ -97,7 +121,7 @@ pub async fn exec_start(
         console_size,
     };
     if !start.detach && parts.headers.contains_key(header::UPGRADE) {
-        return exec_start_hijacked(state, id, opts, version, parts).await;
+        return exec_start_hijacked(state, id, opts, version, parts, keys).await;
     }
     let stream = state.engine.exec_start(&id, opts).await?;
     match stream {
@@ -106,7 +130,7 @@ pub async fn exec_start(
             Request::from_parts(parts, Body::empty()),
             s,
             version,
-            Vec::new(),
+            keys,
         )),
     }
 }
@@ -122,6 +146,7 @@ async fn exec_start_hijacked(
     opts: ExecStartOptions,
     version: RequestVersion,
     parts: axum::http::request::Parts,
+    keys: Vec<u8>,
 ) -> ApiResult<Response> {
     let rec = state.engine.exec_inspect(&id).await?;
     if rec.pid != 0 {
@@ -138,7 +163,7 @@ async fn exec_start_hijacked(
         };
         let mut io = TokioIo::new(upgraded);
         match state.engine.exec_start(&id, opts).await {
-            Ok(Some(stream)) => pump(io, stream, Vec::new()).await,
+            Ok(Some(stream)) => pump(io, stream, keys).await,
             Ok(None) => {}
             Err(e) => {
                 let _ = io.write_all(format!("{}\n", e.message).as_bytes()).await;
@@ -191,6 +216,7 @@ where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
     let (mut cr, mut cw) = tokio::io::split(client);
+    let tty = stream.tty;
     let (mut ir, mut iw) = tokio::io::split(stream.io);
     let to_process = async {
         let mut buf = vec![0u8; 16 * 1024];
@@ -207,6 +233,10 @@ where
             if detached {
                 return;
             }
+        }
+        if tty {
+            // The session ends; the process's stdin stays open (see the module doc).
+            return;
         }
         let _ = iw.shutdown().await;
         std::future::pending::<()>().await;
@@ -301,6 +331,8 @@ mod tests {
         assert_eq!(detach_keys("ctrl-a,x").unwrap(), vec![1, b'x']);
         assert!(detach_keys("ctrl-1").is_err());
         assert!(detach_keys("abc").is_err());
+        assert_eq!(detach_keys("DEL,ctrl-@").unwrap(), vec![127, 0]);
+        assert_eq!(detach_keys("").unwrap(), Vec::<u8>::new());
         let mut s = DetachScanner::new(vec![0x10, 0x11]);
         assert_eq!(s.feed(b"ab\x10"), (b"ab".to_vec(), false));
         assert_eq!(s.feed(b"c"), (b"\x10c".to_vec(), false));
