@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::TemplateError;
+use super::error::TemplateError;
 
 const FUNCS: &[&str] = &[
     // Go's text/template builtins (`and`/`or` are evaluated lazily by the caller).
@@ -343,7 +343,7 @@ pub(super) fn call(f: &str, args: Vec<Value>) -> Result<Value, TemplateError> {
         "slice" => slice(a)?,
         "not" => {
             want_args(f, a, 1)?;
-            Value::Bool(!super::truthy(&a[0]))
+            Value::Bool(!truthy(&a[0]))
         }
         "eq" => {
             if a.len() < 2 {
@@ -396,4 +396,16 @@ fn title(s: &str) -> String {
         start = c.is_whitespace() || c.is_ascii_punctuation() && c != '\'';
     }
     out
+}
+
+/// Go's truth: false, 0, nil, and empty strings, lists and maps are false.
+pub(super) fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
 }
