@@ -95,6 +95,28 @@ fn templates_sub_pipelines_and_table_formats() {
         ok(&d, &bt);
         assert_eq!(bt.stdout, dk.stdout, "berth vs docker for {args:?}");
     }
+    let st = [
+        "stats",
+        "--no-stream",
+        "--format",
+        "table {{.Name}}\t{{.PIDs}}",
+    ];
+    let (dk, bt) = (d.docker(&st), d.berth(&st));
+    ok(&d, &bt);
+    assert_eq!(bt.stdout, dk.stdout, "stats table");
+    assert_eq!(bt.stdout, "NAME      PIDS\ntpl       1\n");
+    for args in [
+        &["events", "--format", "{{nosuch}}"][..],
+        &["version", "--format", "{{.X"][..],
+    ] {
+        let (dk, bt) = (d.docker(args), d.berth(args));
+        assert_eq!((bt.code, dk.code), (64, 64), "{args:?}: {bt:?} {dk:?}");
+        assert_eq!(
+            bt.stderr.split(": template").next(),
+            dk.stderr.split(": template").next(),
+            "{args:?}"
+        );
+    }
     let t = d.berth(&["ps", "--format", "table {{.Names}}\t{{.State}}"]);
     assert_eq!(t.stdout, "NAMES     STATE\ntpl       running\n", "{t:?}");
     let bad = d.berth(&["ps", "--format", "{{nosuch}}"]);

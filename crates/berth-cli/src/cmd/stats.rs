@@ -4,7 +4,6 @@ use berth_api::container::ContainerSummary;
 use berth_api::stats::StatsResponse;
 use berth_client::Client;
 
-use super::format_value;
 use crate::app::StatsArgs;
 use crate::units::{bytes_size, human_size};
 use crate::{CmdResult, Failure};
@@ -45,43 +44,28 @@ async fn targets(c: &Client, a: &StatsArgs) -> Result<Vec<String>, Failure> {
     Ok(list.into_iter().map(|c| c.id).collect())
 }
 
+/// Docker's column titles for `stats --format 'table …'`.
+const TITLES: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Container", "CONTAINER"),
+    ("Name", "NAME"),
+    ("CPUPerc", "CPU %"),
+    ("MemUsage", "MEM USAGE / LIMIT"),
+    ("MemPerc", "MEM %"),
+    ("NetIO", "NET I/O"),
+    ("BlockIO", "BLOCK I/O"),
+    ("PIDs", "PIDS"),
+];
+
 async fn render(c: &Client, a: &StatsArgs, names: &[String]) -> Result<(String, bool), Failure> {
-    let mut rows = vec![vec![
-        "CONTAINER ID".to_string(),
-        "NAME".into(),
-        "CPU %".into(),
-        "MEM USAGE / LIMIT".into(),
-        "MEM %".into(),
-        "NET I/O".into(),
-        "BLOCK I/O".into(),
-        "PIDS".into(),
-    ]];
-    let mut text = String::new();
+    let mut values = Vec::new();
     let mut failed = false;
     for n in names {
         match c
             .get_json::<StatsResponse>(&format!("/containers/{n}/stats?stream=0&one-shot=1"))
             .await
         {
-            Ok(s) => {
-                let v = row(&s, a.no_trunc);
-                if let Some(f) = a.format.as_deref().filter(|f| !f.starts_with("table")) {
-                    text.push_str(&format_value(f, &v)?);
-                    text.push('\n');
-                } else {
-                    let g = |k: &str| v[k].as_str().unwrap_or("").to_string();
-                    rows.push(vec![
-                        g("ID"),
-                        g("Name"),
-                        g("CPUPerc"),
-                        g("MemUsage"),
-                        g("MemPerc"),
-                        g("NetIO"),
-                        g("BlockIO"),
-                        g("PIDs"),
-                    ]);
-                }
-            }
+            Ok(s) => values.push(row(&s, a.no_trunc)),
             Err(e) => {
                 if !a.containers.is_empty() {
                     eprintln!("{e}");
@@ -90,10 +74,33 @@ async fn render(c: &Client, a: &StatsArgs, names: &[String]) -> Result<(String, 
             }
         }
     }
-    if a.format.as_deref().is_none_or(|f| f.starts_with("table")) {
-        text = crate::table::render(&rows);
+    if let Some(f) = a
+        .format
+        .as_deref()
+        .filter(|f| !crate::listfmt::is_default(Some(f)))
+    {
+        return Ok((crate::listfmt::render(f, &values, TITLES)?, failed));
     }
-    Ok((text, failed))
+    let cols = [
+        "ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs",
+    ];
+    let mut rows = vec![cols
+        .iter()
+        .map(|k| {
+            TITLES
+                .iter()
+                .find(|(f, _)| f == k)
+                .map_or(String::new(), |(_, t)| t.to_string())
+        })
+        .collect::<Vec<String>>()];
+    for v in &values {
+        rows.push(
+            cols.iter()
+                .map(|k| v[*k].as_str().unwrap_or("").to_string())
+                .collect(),
+        );
+    }
+    Ok((crate::table::render(&rows), failed))
 }
 
 pub async fn stats(c: &Client, a: StatsArgs) -> CmdResult {

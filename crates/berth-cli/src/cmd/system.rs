@@ -102,6 +102,11 @@ pub async fn info(c: &Client, a: FormatArgs) -> CmdResult {
 }
 
 pub async fn events(c: &Client, a: EventsArgs) -> CmdResult {
+    // Checked before any event arrives, as docker does (exit 64).
+    if let Some(f) = a.format.as_deref().filter(|f| *f != "json") {
+        crate::template::Template::parse(f)
+            .map_err(|e| Failure::new(64, format!("Error parsing format: {e}")))?;
+    }
     let mut q = Query::new();
     if let Some(s) = &a.since {
         q = q.add(
