@@ -166,7 +166,7 @@ fn parse_created(s: &Option<String>) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn summary_of(r: &ImageRecord, containers: i64) -> ImageSummary {
+pub(crate) fn summary_of(r: &ImageRecord, containers: i64) -> ImageSummary {
     ImageSummary {
         id: r.id.to_string(),
         parent_id: String::new(),

@@ -79,7 +79,7 @@ pub mod exec;
 pub mod explain;
 pub mod history;
 pub mod images;
-mod import_url;
+pub mod import;
 mod lifecycle;
 pub mod logs;
 mod monitor;

@@ -87,6 +87,18 @@ impl ImageStore {
         tag: Option<&ImageRef>,
         defaults: ContainerConfig,
     ) -> Result<ImageRecord, ImageError> {
+        self.import_with(tar, tag, defaults, "Imported from tarball")
+    }
+
+    /// [`ImageStore::import`] with the history comment (`docker import -m`, else Docker's
+    /// `Imported from <source>`).
+    pub fn import_with(
+        &self,
+        tar: &mut dyn Read,
+        tag: Option<&ImageRef>,
+        defaults: ContainerConfig,
+        comment: &str,
+    ) -> Result<ImageRecord, ImageError> {
         let _writer = self.writer();
         let tagged = match tag {
             Some(t) if t.digest.is_some() => {
@@ -113,7 +125,7 @@ impl ImageStore {
             history: vec![History {
                 created: Some(now),
                 created_by: None,
-                comment: Some("Imported from tarball".into()),
+                comment: Some(comment.to_string()),
                 empty_layer: None,
             }],
             ..Default::default()

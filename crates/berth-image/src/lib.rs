@@ -64,6 +64,7 @@
 #![forbid(unsafe_code)]
 
 mod archive;
+pub mod change;
 pub mod config;
 pub mod digest;
 mod error;

@@ -128,6 +128,51 @@ fn import_from_url_and_stdin() {
     ok(&d, &r);
     assert_eq!(r.stdout, "imported\n");
 
+    // --change and --message: the config and the history comment.
+    let r = d.docker(&[
+        "import",
+        "-c",
+        r#"CMD ["sh", "-c", "echo $GREETING from change"]"#,
+        "-c",
+        "ENV GREETING=hello",
+        "--change",
+        "WORKDIR /tmp",
+        "-m",
+        "imported for a test",
+        &url,
+        "changed:1",
+    ]);
+    ok(&d, &r);
+    let r = d.docker(&["run", "--rm", "changed:1"]);
+    ok(&d, &r);
+    assert_eq!(r.stdout, "hello from change\n");
+    let r = d.docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Comment}}|{{.Config.WorkingDir}}",
+        "changed:1",
+    ]);
+    ok(&d, &r);
+    assert_eq!(r.stdout.trim(), "imported for a test|/tmp");
+    let r = d.docker(&["import", "-c", "RUN rm -rf /", &url, "bad:1"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("RUN is not a valid change command"),
+        "{r:?}"
+    );
+    let r = d.berth(&[
+        "import",
+        "-c",
+        "CMD [\"echo\", \"berth change\"]",
+        &url,
+        "changed:2",
+    ]);
+    ok(&d, &r);
+    let r = d.berth(&["run", "--rm", "changed:2"]);
+    ok(&d, &r);
+    assert_eq!(r.stdout, "berth change\n");
+
     // berth import URL (gzip), printed as the id only.
     let url = format!("http://{}/busybox.tar.gz", srv.addr);
     let r = d.berth(&["import", &url, "fromurl:gz"]);

@@ -68,7 +68,17 @@ fn progress_message(p: &PullProgress) -> ProgressMessage {
 /// `POST /images/create`: pull (`fromImage`) or import (`fromSrc`).
 pub async fn create(State(state): State<AppState>, q: Q, req: Request) -> ApiResult<Response> {
     if let Some(src) = q.str("fromSrc") {
-        return import(state, &q, src.to_string(), req.into_body()).await;
+        // `changes` repeats (`changes=CMD+sh&changes=ENV+A=1`): every value, in order.
+        let changes: Vec<String> = req
+            .uri()
+            .query()
+            .map(crate::query::form_pairs)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, v)| k == "changes" && !v.is_empty())
+            .map(|(_, v)| v)
+            .collect();
+        return import(state, &q, src.to_string(), changes, req.into_body()).await;
     }
     let from = q.str("fromImage").unwrap_or("").to_string();
     if from.is_empty() {
@@ -212,12 +222,18 @@ async fn body_to_tempfile(state: &AppState, body: Body) -> ApiResult<tempfile::N
     Ok(tmp)
 }
 
-async fn import(state: AppState, q: &Q, src: String, body: Body) -> ApiResult<Response> {
+async fn import(
+    state: AppState,
+    q: &Q,
+    src: String,
+    changes: Vec<String>,
+    body: Body,
+) -> ApiResult<Response> {
     let repo = q.str("repo").unwrap_or("");
-    let reference = if repo.is_empty() {
-        None
-    } else {
-        Some(reference(repo, q.str("tag").unwrap_or("")))
+    let opts = berth_engine::import::ImportOptions {
+        reference: (!repo.is_empty()).then(|| reference(repo, q.str("tag").unwrap_or(""))),
+        changes,
+        message: q.str("message").map(str::to_string),
     };
     if src != "-" {
         // A URL: fetched by the daemon, `Importing` progress, then the id (as dockerd).
@@ -225,19 +241,14 @@ async fn import(state: AppState, q: &Q, src: String, body: Body) -> ApiResult<Re
         let (dtx, drx) = tokio::sync::oneshot::channel();
         let engine = state.engine.clone();
         tokio::spawn(async move {
-            let r = engine
-                .image_import_url(&src, reference.as_deref(), ptx)
-                .await;
+            let r = engine.image_import_url(&src, &opts, ptx).await;
             let _ = dtx.send(r);
         });
         return progress_reply(prx, drx).await;
     }
     let tmp = body_to_tempfile(&state, body).await?;
     let path = tmp.path().to_path_buf();
-    let img = state
-        .engine
-        .image_import(&path, reference.as_deref())
-        .await?;
+    let img = state.engine.image_import_with(&path, &opts, "-").await?;
     drop(tmp);
     let (tx, rx) = mpsc::channel(1);
     let _ = tx.try_send(Bytes::from(ProgressMessage::status(img.id).to_line()));
