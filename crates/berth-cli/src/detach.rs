@@ -48,6 +48,25 @@ pub fn keys_or_default(spec: Option<&str>) -> Vec<u8> {
     }
 }
 
+/// The detach keys in effect: `--detach-keys`, else `detachKeys` from the docker CLI's
+/// `config.json` (as docker's `ConfigFile().DetachKeys`), else none (the default applies).
+pub fn effective(flag: Option<&str>) -> Option<String> {
+    if let Some(f) = flag.filter(|f| !f.is_empty()) {
+        return Some(f.to_string());
+    }
+    let path = crate::credentials::config_path().ok()?;
+    from_config(&std::fs::read_to_string(path).ok()?)
+}
+
+/// `detachKeys` of a `config.json` text.
+fn from_config(text: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    v.get("detachKeys")?
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
 /// Finds the sequence in stdin chunks (a match may span reads); bytes of a partial match
 /// are held back and released if the match fails, as moby's `EscapeProxy` does.
 #[derive(Debug)]
@@ -108,6 +127,12 @@ mod tests {
         assert_eq!(keys_or_default(Some("nonsense")), DEFAULT_KEYS);
         assert_eq!(keys_or_default(None), DEFAULT_KEYS);
         assert_eq!(keys_or_default(Some("ctrl-x")), vec![0x18]);
+        assert_eq!(
+            from_config(r#"{"auths":{},"detachKeys":"ctrl-e,e"}"#).as_deref(),
+            Some("ctrl-e,e")
+        );
+        assert_eq!(from_config(r#"{"auths":{}}"#), None);
+        assert_eq!(effective(Some("ctrl-a")).as_deref(), Some("ctrl-a"));
     }
 
     #[test]

@@ -547,6 +547,27 @@ fn attach_and_detach_keys_under_a_pty() {
             "{r:?}"
         );
     }
+    // `detachKeys` in the docker CLI's config.json is the default for both CLIs.
+    std::fs::write(
+        cfg.path().join("config.json"),
+        r#"{"auths":{},"detachKeys":"ctrl-e,e"}"#,
+    )
+    .expect("config.json");
+    for (cli, name) in [(common::DOCKER, "cfg-docker"), (common::BERTH, "cfg-berth")] {
+        let mut p = Pty::start(&format!("{cli} run -it --name {name} {img} sh"), &envs);
+        p.expect("# ");
+        p.send(b"echo five-$((2+3))\r");
+        p.expect("five-5");
+        p.send(b"\x05e");
+        assert_eq!(
+            p.wait(),
+            Some(0),
+            "{cli}: config detachKeys:\n{}",
+            p.output()
+        );
+        let r = d.docker(&["inspect", "-f", "{{.State.Running}}", name]);
+        assert_eq!(r.stdout.trim(), "true", "{cli}");
+    }
 }
 
 /// Without a TTY the daemon finds the detach keys in the stdin bytes and ends the session,

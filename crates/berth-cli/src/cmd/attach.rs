@@ -143,6 +143,7 @@ pub async fn pump(
 /// ends, `read escape sequence` (exit 1) after a detach.
 pub async fn attach(c: &Client, a: AttachArgs) -> CmdResult {
     let name = &a.container;
+    let detach_keys = crate::detach::effective(a.detach_keys.as_deref());
     let mut wait = c
         .post_stream(
             &format!("/containers/{name}/wait"),
@@ -174,7 +175,7 @@ pub async fn attach(c: &Client, a: AttachArgs) -> CmdResult {
         .flag("stdin", stdin)
         .add("stdout", 1)
         .add("stderr", 1)
-        .opt("detachKeys", a.detach_keys.clone())
+        .opt("detachKeys", detach_keys.clone())
         .encode();
     if a.sig_proxy && !tty {
         proxy_signals(c, i.id.clone());
@@ -192,7 +193,7 @@ pub async fn attach(c: &Client, a: AttachArgs) -> CmdResult {
     if tty && crate::tty::stdout_is_tty() {
         forward_resize(c, format!("/containers/{}/resize", i.id));
     }
-    let keys = (tty && stdin).then(|| crate::detach::keys_or_default(a.detach_keys.as_deref()));
+    let keys = (tty && stdin).then(|| crate::detach::keys_or_default(detach_keys.as_deref()));
     if pump(io, tty, stdin, keys).await? == SessionEnd::Detached {
         drop(_raw);
         return Err(Failure::new(1, crate::detach::ESCAPE_MESSAGE));

@@ -27,7 +27,7 @@ pub async fn exec(c: &Client, a: ExecArgs) -> CmdResult {
         privileged: a.privileged,
         user: a.user.clone().unwrap_or_default(),
         working_dir: a.workdir.clone().unwrap_or_default(),
-        detach_keys: a.detach_keys.clone().unwrap_or_default(),
+        detach_keys: crate::detach::effective(a.detach_keys.as_deref()).unwrap_or_default(),
     };
     if !a.detach {
         attach::check_tty(a.interactive, a.tty)?;
@@ -57,8 +57,8 @@ pub async fn exec(c: &Client, a: ExecArgs) -> CmdResult {
     if a.tty {
         attach::forward_resize(c, format!("/exec/{}/resize", created.id));
     }
-    let keys =
-        (a.tty && a.interactive).then(|| crate::detach::keys_or_default(a.detach_keys.as_deref()));
+    let keys = (a.tty && a.interactive)
+        .then(|| crate::detach::keys_or_default(Some(req.detach_keys.as_str())));
     if attach::pump(io, a.tty, a.interactive, keys).await? == attach::SessionEnd::Detached {
         return Err(Failure::new(1, crate::detach::ESCAPE_MESSAGE));
     }

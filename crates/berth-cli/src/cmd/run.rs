@@ -485,6 +485,8 @@ async fn attached_session(c: &Client, id: &str, session: Session<'_>) -> CmdResu
         explain,
         detach_keys,
     } = session;
+    let detach_keys = crate::detach::effective(detach_keys);
+    let detach_keys = detach_keys.as_deref();
     let io = if attach {
         let q = Query::new()
             .add("stream", 1)
