@@ -4,12 +4,17 @@
 
 /// Formats rows (the header is the first row).
 pub fn render(rows: &[Vec<String>]) -> String {
+    render_min(rows, 10)
+}
+
+/// [`render`] with another minimum cell width (`docker top` uses 20).
+pub fn render_min(rows: &[Vec<String>], min_width: usize) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0usize; cols];
     for r in rows {
         for (i, c) in r.iter().enumerate() {
             if i + 1 < r.len() {
-                widths[i] = widths[i].max(c.chars().count() + 3).max(10);
+                widths[i] = widths[i].max(c.chars().count() + 3).max(min_width);
             }
         }
     }

@@ -202,6 +202,11 @@ fn top_with_ps_options() {
             "{cli}: {t:?}"
         );
     }
+    // The same table from both CLIs (stable columns only).
+    let args = ["top", "toppy", "-o", "pid,user,comm"];
+    let (dk, bt) = (d.docker(&args), d.berth(&args));
+    ok(&d, &bt);
+    assert_eq!(bt.stdout, dk.stdout, "top table");
     let (s, _, body) = d
         .raw("GET", "/containers/toppy/top?ps_args=-o%20pid,user", None)
         .expect("top reply");

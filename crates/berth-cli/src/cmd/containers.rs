@@ -155,7 +155,8 @@ pub async fn top(c: &Client, a: TopArgs) -> CmdResult {
         .await?;
     let mut rows = vec![t.titles];
     rows.extend(t.processes);
-    crate::table::print(&rows);
+    // docker's top writes through a tabwriter with a minimum width of 20.
+    print!("{}", crate::table::render_min(&rows, 20));
     Ok(0)
 }
 
