@@ -450,3 +450,94 @@ fn archive_api_codes() {
     assert_eq!(s, 200, "{body}");
     assert_eq!(body.trim(), "[]");
 }
+
+/// One raw ustar header + data, any name (a hostile client writes what it likes).
+fn raw_entry(out: &mut Vec<u8>, name: &str, kind: u8, link: &str, data: &[u8]) {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[100..107].copy_from_slice(b"0000644");
+    h[108..115].copy_from_slice(b"0000000");
+    h[116..123].copy_from_slice(b"0000000");
+    h[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
+    h[136..147].copy_from_slice(b"00000000000");
+    h[156] = kind;
+    h[157..157 + link.len()].copy_from_slice(link.as_bytes());
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+    h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+}
+
+#[test]
+fn hostile_tar_stays_in_the_container() {
+    let Some((d, _reg, img)) = setup("hostile_tar_stays_in_the_container") else {
+        return;
+    };
+    ok(
+        &d,
+        &d.docker(&["run", "-d", "--name", "victim", &img, "sleep", "1000"]),
+    );
+    let tag = format!("berth-hostile-{}", std::process::id());
+    // `..` climbing out: refused, nothing written anywhere.
+    let mut t = Vec::new();
+    raw_entry(
+        &mut t,
+        &format!("../../../../../../tmp/{tag}-dotdot"),
+        b'0',
+        "",
+        b"x",
+    );
+    t.extend_from_slice(&[0u8; 1024]);
+    let r = d.docker_in(
+        &["cp", "-", "victim:/tmp"],
+        Some(&t),
+        Duration::from_secs(60),
+    );
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("escapes"), "{r:?}");
+    assert!(!Path::new(&format!("/tmp/{tag}-dotdot")).exists());
+    // An absolute symlink, then a file through it: lands in the container's /tmp.
+    let mut t = Vec::new();
+    raw_entry(&mut t, "sub/", b'5', "", b"");
+    raw_entry(&mut t, "evil", b'2', "/sub", b"");
+    raw_entry(&mut t, &format!("evil/{tag}-abs"), b'0', "", b"abs\n");
+    // A relative symlink climbing out, then a file through it: the destination's root.
+    raw_entry(&mut t, "up", b'2', "../../../../../../../..", b"");
+    raw_entry(&mut t, &format!("up/{tag}-rel"), b'0', "", b"rel\n");
+    t.extend_from_slice(&[0u8; 1024]);
+    ok(&d, &d.docker(&["exec", "victim", "mkdir", "/in"]));
+    let r = d.docker_in(
+        &["cp", "-", "victim:/in"],
+        Some(&t),
+        Duration::from_secs(60),
+    );
+    ok(&d, &r);
+    assert!(
+        !Path::new(&format!("/tmp/{tag}-abs")).exists(),
+        "escaped to the host"
+    );
+    assert!(
+        !Path::new(&format!("/{tag}-rel")).exists(),
+        "escaped to the host"
+    );
+    // `evil -> /sub` resolves against the destination (/in), as moby's chrootarchive does.
+    let r = d.docker(&["exec", "victim", "cat", &format!("/in/sub/{tag}-abs")]);
+    assert_eq!(r.stdout, "abs\n", "{r:?}");
+    let r = d.docker(&["exec", "victim", "cat", &format!("/in/{tag}-rel")]);
+    assert_eq!(r.stdout, "rel\n", "{r:?}");
+    // A hardlink to a host file: refused.
+    let mut t = Vec::new();
+    raw_entry(&mut t, "hl", b'1', "../../../../etc/passwd", b"");
+    t.extend_from_slice(&[0u8; 1024]);
+    let r = d.docker_in(
+        &["cp", "-", "victim:/in"],
+        Some(&t),
+        Duration::from_secs(60),
+    );
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("hardlink target"), "{r:?}");
+}
