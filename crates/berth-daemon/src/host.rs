@@ -106,9 +106,6 @@ pub fn engine_id(data_root: &Path) -> String {
         &hex[16..20],
         &hex[20..32]
     );
-    let tmp = data_root.join(".engine-id.tmp");
-    if std::fs::write(&tmp, &id).is_ok() {
-        let _ = std::fs::rename(&tmp, &p);
-    }
+    let _ = berth_sys::file::write_atomic(&p, id.as_bytes(), 0o644);
     id
 }

@@ -98,13 +98,13 @@ impl Pidfile {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let tmp = path.with_extension("pid.tmp");
-        std::fs::write(&tmp, format!("{}\n", std::process::id()))
-            .and_then(|_| std::fs::rename(&tmp, path))
-            .map_err(|source| ServeError::Pidfile {
+        let pid = format!("{}\n", std::process::id());
+        berth_sys::file::write_replace(path, pid.as_bytes(), 0o644, false).map_err(|source| {
+            ServeError::Pidfile {
                 path: path.into(),
                 source,
-            })?;
+            }
+        })?;
         Ok(Pidfile(path.into()))
     }
 }

@@ -1,50 +1,18 @@
 //! Crash-safe state files: write to a temp file, fsync, rename over, fsync the directory.
 //! A reader therefore sees either the old or the new content, never a torn file.
 
-use std::io::Write;
 use std::path::Path;
 
 /// Atomically replace `path` with `data`.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    write_replace(path, data, true)
+    berth_sys::file::write_atomic(path, data, 0o644)
 }
 
 /// Replace `path` with `data` through a temp file and a rename but without the fsyncs: a
 /// reader still never sees a torn file, but a crash may lose the update or leave an empty
 /// file. Only for state whose loss is harmless (a `--rm` container: removed after a crash).
 pub fn write_volatile(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    write_replace(path, data, false)
-}
-
-fn write_replace(path: &Path, data: &[u8], durable: bool) -> std::io::Result<()> {
-    let dir = path.parent().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no parent")
-    })?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no name"))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let res = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        if durable {
-            f.sync_all()?;
-        }
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        if durable {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res
+    berth_sys::file::write_replace(path, data, 0o644, false)
 }
 
 /// Serialize `value` as JSON and write it atomically.

@@ -4,8 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -59,9 +58,7 @@ impl State {
             path: path.to_path_buf(),
             msg: format!("cannot serialize: {e}"),
         })?;
-        let tmp = tmp_path(path);
-        fs::write(&tmp, &bytes)
-            .and_then(|()| fs::rename(&tmp, path))
+        berth_sys::file::write_replace(path, &bytes, 0o644, false)
             .map_err(|e| NetError::io(format!("write {}", path.display()), e))
     }
 
@@ -104,15 +101,6 @@ impl State {
     }
 }
 
-fn tmp_path(path: &Path) -> PathBuf {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
-        std::process::id()
-    ))
-}
-
 /// fsync the file and its directory (makes an earlier `save_unsynced` durable).
 pub fn sync(path: &Path) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -124,20 +112,8 @@ pub fn sync(path: &Path) -> Result<()> {
 
 /// temp + fsync + rename + fsync(dir).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| NetError::io(format!("create {}", dir.display()), e))?;
-    let tmp = tmp_path(path);
-    let res = (|| -> std::io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res.map_err(|e| NetError::io(format!("write {}", path.display()), e))
+    berth_sys::file::write_atomic(path, bytes, 0o644)
+        .map_err(|e| NetError::io(format!("write {}", path.display()), e))
 }
 
 #[cfg(test)]

@@ -415,8 +415,8 @@ fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let tmp = path.with_extension("berth-tmp");
-    std::fs::write(&tmp, pid.to_string()).ctx(|| format!("write pid file {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).ctx(|| format!("write pid file {}", path.display()))
+/// `--pid-file`: replaced whole (a supervisor polling it never reads half a number).
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    berth_sys::file::write_replace(path, pid.to_string().as_bytes(), 0o644, false)
+        .ctx(|| format!("write pid file {}", path.display()))
 }

@@ -133,10 +133,7 @@ pub(crate) fn exec(rt: &Runtime, id: &str, p: &Process, opts: ExecOptions) -> Re
         }
     }
     if let Some(pf) = &opts.pid_file {
-        let tmp = pf.with_extension("berth-tmp");
-        std::fs::write(&tmp, pid.to_string())
-            .and_then(|_| std::fs::rename(&tmp, pf))
-            .ctx(|| format!("write pid file {}", pf.display()))?;
+        crate::container::write_pid_file(pf, pid)?;
     }
     for w in &warnings {
         eprintln!("berth runtime: warning: {w}");

@@ -3,7 +3,6 @@
 //! `start`, the `exec.fifo` the init blocks on.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{Hooks, LinuxSeccomp};
@@ -110,12 +109,10 @@ impl Record {
     /// an fsync costs milliseconds on the start path when the root is not a tmpfs.
     pub fn save(&self, root: &Path) -> Result<()> {
         let d = dir(root, &self.id);
-        let tmp = d.join(".state.json.tmp");
+        let path = d.join(STATE_FILE);
         let data = serde_json::to_vec(self).expect("record serializes");
-        let mut f = std::fs::File::create(&tmp).ctx(|| format!("write {}", tmp.display()))?;
-        f.write_all(&data)
-            .ctx(|| format!("write {}", tmp.display()))?;
-        std::fs::rename(&tmp, d.join(STATE_FILE)).ctx(|| format!("rename {}", tmp.display()))
+        berth_sys::file::write_replace(&path, &data, 0o644, false)
+            .ctx(|| format!("write {}", path.display()))
     }
 
     /// Is our init still the process behind `pid`?

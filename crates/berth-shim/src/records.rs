@@ -1,7 +1,6 @@
 //! Files the shim leaves in its state dir, written atomically (temp + fsync + rename), so a
 //! restarted daemon can re-adopt the shim or learn how the container ended.
 
-use std::io::Write;
 use std::path::Path;
 
 /// `STATE-DIR/shim.json`: who to talk to.
@@ -58,20 +57,9 @@ pub fn write_replace<T: serde::Serialize>(
     value: &T,
     durable: bool,
 ) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
     let mut bytes = serde_json::to_vec(value).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&bytes)?;
-    if durable {
-        f.sync_all()?;
-    }
-    drop(f);
-    std::fs::rename(&tmp, dir.join(name))?;
-    if durable {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    berth_sys::file::write_replace(&dir.join(name), &bytes, 0o644, durable)
 }
 
 /// Read a record; `None` when the file does not exist.

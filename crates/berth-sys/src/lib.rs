@@ -16,6 +16,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod fd;
+pub mod file;
 pub mod memory;
 pub mod mounts;
 pub mod process;

@@ -325,10 +325,7 @@ fn write(path: &Path, tl: &StartTimeline) {
     let Ok(bytes) = serde_json::to_vec(tl) else {
         return;
     };
-    let tmp = path.with_extension("json.tmp");
-    if std::fs::write(&tmp, bytes).is_ok() {
-        let _ = std::fs::rename(&tmp, path);
-    }
+    let _ = berth_sys::file::write_replace(path, &bytes, 0o644, false);
 }
 
 #[cfg(test)]
