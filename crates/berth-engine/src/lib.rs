@@ -35,6 +35,8 @@
 //! | `logs.rs`, `stats.rs`, `exec.rs`, `attach.rs` | streams |
 //! | `volumes.rs`, `images.rs`, `network.rs`, `system.rs`, `events.rs` | the other services |
 //! | `init.rs` | `berth-init`, the `--init` PID 1 |
+//! | `archive/` | `cp` (stat, tar out, extract in), `export`, `diff`: a private mount-ns view of the container's files |
+//! | `import.rs` | `import` of an uploaded or fetched (URL) tarball, `--change`, `--message` |
 //!
 //! ## Crash safety
 //! Every record write is temp + fsync + rename + directory fsync ([`store`]). Nothing is

@@ -273,6 +273,8 @@ fn scenario(d: &Daemon, img: &str, cli: &str) {
             "--read-only",
             "--name",
             "ro",
+            "-v",
+            "cpvol:/data",
             img,
             "sleep",
             "1000",
@@ -283,6 +285,12 @@ fn scenario(d: &Daemon, img: &str, cli: &str) {
     assert!(
         r.stderr.contains("container rootfs is marked read-only"),
         "{r:?}"
+    );
+    // ... but its writable volume takes files.
+    ok(d, &run(&["cp", &p(&t.join("hello.txt")), "ro:/data/"]));
+    assert_eq!(
+        run(&["exec", "ro", "cat", "/data/hello.txt"]).stdout,
+        "hello from cp\n"
     );
     let r = run(&["cp", &p(&t.join("src")), "web:/etc/passwd"]);
     assert_ne!(r.code, 0, "{r:?}");
