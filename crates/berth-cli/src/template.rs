@@ -166,6 +166,22 @@ fn range(
     Ok(())
 }
 
+/// The list commands' `.Label "key"` method (docker's `ps`, `images`, `volume ls`, `network
+/// ls` contexts): the row's `Labels`, a map or docker's joined `k=v,k2=v2` text; "" when
+/// the label is not set.
+fn label(row: &Value, key: &str) -> Value {
+    let found = match field(row, &["Labels".to_string()]) {
+        Value::Object(o) => o.get(key).map(go_print),
+        Value::String(s) => s
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_string()),
+        _ => None,
+    };
+    Value::String(found.unwrap_or_default())
+}
+
 fn lookup(vars: &Vars, name: &str) -> Result<Value, TemplateError> {
     vars.iter()
         .rev()
@@ -224,6 +240,11 @@ fn eval_pipe(p: &Pipe, dot: &Value, vars: &mut Vars) -> Result<Value, TemplateEr
                 funcs::call(f, args)?
             }
             single if cmd.len() == 1 && prev.is_none() => eval_arg(single, dot, vars)?,
+            Arg::Field(path) if path.last().is_some_and(|m| m == "Label") && cmd.len() == 2 => {
+                let receiver = field(dot, &path[..path.len() - 1]);
+                let key = eval_arg(&cmd[1], dot, vars)?;
+                label(&receiver, &go_print(&key))
+            }
             _ => {
                 return Err(TemplateError(
                     "can't give an argument to a non-function".into(),

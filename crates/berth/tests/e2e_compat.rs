@@ -86,6 +86,11 @@ fn templates_sub_pipelines_and_table_formats() {
     for args in [
         &["ps", "--format", "table {{.Names}}\t{{.Image}}\t{{.State}}"][..],
         &["ps", "--format", "{{.Names}} {{.Labels}}"][..],
+        &[
+            "ps",
+            "--format",
+            r#"{{.Names}} {{.Label "c"}} [{{.Label "zz"}}]"#,
+        ][..],
         &["images", "--format", "table {{.Repository}}\t{{.Tag}}"][..],
         &["volume", "ls", "--format", "table {{.Name}}"][..],
     ] {

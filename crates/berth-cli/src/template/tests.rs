@@ -144,6 +144,10 @@ fn variables_range_with_else_if_and_trim() {
         "run"
     );
     assert_eq!(r("{{range .Nope}}a{{else}}empty{{end}}", &v), "empty");
+    // docker's `.Label "key"` on list rows (joined `k=v` text) and on maps.
+    let row = serde_json::json!({"Labels": "a=b,com.x=y=z"});
+    assert_eq!(r(r#"{{.Label "com.x"}}|{{.Label "nope"}}"#, &row), "y=z|");
+    assert_eq!(r(r#"{{.Config.Label "c"}}"#, &v), "d");
     assert_eq!(r("a  {{- .State.Pid -}}  b", &v), "a1234b");
     assert_eq!(r("{{/* comment */}}x", &v), "x");
     assert_eq!(r("{{ \"}}\" }}", &v), "}}");
