@@ -248,6 +248,7 @@ pub(crate) fn create(
         pid,
         console_master,
         phases: with_init_phases(t.steps(), init_phases),
+        cgroup_path: Some(cg_path.0.clone()),
     })
 }
 

@@ -143,5 +143,6 @@ pub(crate) fn exec(rt: &Runtime, id: &str, p: &Process, opts: ExecOptions) -> Re
         pid,
         console_master: master,
         phases: Vec::new(),
+        cgroup_path: None,
     })
 }

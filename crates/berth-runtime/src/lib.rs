@@ -113,6 +113,9 @@ pub struct Created {
     pub console_master: Option<OwnedFd>,
     /// How long each step took, in order, microseconds (the engine's start timeline).
     pub phases: Vec<(String, u64)>,
+    /// The container's cgroup (as in `linux.cgroupsPath` after berth's defaults) for a
+    /// create; `None` for an exec.
+    pub cgroup_path: Option<String>,
 }
 
 /// The runtime: a state directory holding one subdirectory per container.

@@ -26,6 +26,9 @@ pub struct Spawned {
     pub console: Option<OwnedFd>,
     /// The runtime's steps (name, microseconds) when it measured them.
     pub phases: Vec<(String, u64)>,
+    /// The container's cgroup when the runtime says (berth's own; for others the shim reads
+    /// `linux.cgroupsPath` from the bundle).
+    pub cgroup: Option<String>,
 }
 
 /// Why a backend call failed. The two first kinds let the daemon answer like Docker

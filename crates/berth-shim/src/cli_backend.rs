@@ -142,6 +142,7 @@ impl CliBackend {
             pid: pid?,
             console,
             phases: Vec::new(),
+            cgroup: None,
         })
     }
 }

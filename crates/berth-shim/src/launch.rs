@@ -297,6 +297,7 @@ fn serve_with<B: Backend>(cfg: Config, mut backend: B) -> i32 {
         }
     };
     let t_created = t0.elapsed();
+    let cgroup = spawned.cgroup.clone();
     io.pid = spawned.pid;
     io.master = spawned.console;
     let rec = ShimRecord {
@@ -342,8 +343,9 @@ fn serve_with<B: Backend>(cfg: Config, mut backend: B) -> i32 {
         eprintln!("berth shim {}: write shim.json: {e}", cfg.id);
     }
     // The OOM-kill counter's baseline, before the process runs (START is not served yet).
+    // Berth's runtime says where it put the container; another runtime's bundle is read.
     let berth_rules = cfg.runtime == RuntimeChoice::Berth;
-    if let Some(p) = cgroups_path(&cfg.bundle, &cfg.id, berth_rules) {
+    if let Some(p) = cgroup.or_else(|| cgroups_path(&cfg.bundle, &cfg.id, berth_rules)) {
         let read = oom_reader(p);
         let base = read().unwrap_or(0);
         server.oom = Some((base, read));

@@ -69,6 +69,8 @@ struct HelperReply {
     pid: Option<i32>,
     #[serde(default)]
     phases: Vec<(String, u64)>,
+    #[serde(default)]
+    cgroup: Option<String>,
     kind: Option<String>,
     error: Option<String>,
 }
@@ -86,6 +88,7 @@ fn in_helper(f: impl FnOnce() -> Result<Spawned>) -> Result<Spawned> {
                 HelperReply {
                     pid: Some(s.pid),
                     phases: s.phases,
+                    cgroup: s.cgroup,
                     kind: None,
                     error: None,
                 },
@@ -95,6 +98,7 @@ fn in_helper(f: impl FnOnce() -> Result<Spawned>) -> Result<Spawned> {
                 HelperReply {
                     pid: None,
                     phases: Vec::new(),
+                    cgroup: None,
                     kind: Some(e.kind().to_string()),
                     error: Some(e.message().to_string()),
                 },
@@ -125,6 +129,7 @@ fn in_helper(f: impl FnOnce() -> Result<Spawned>) -> Result<Spawned> {
             pid,
             console: (!fds.is_empty()).then(|| fds.swap_remove(0)),
             phases: reply.phases,
+            cgroup: reply.cgroup,
         }),
         (_, e) => {
             let msg = e.unwrap_or_else(|| "the runtime helper failed".into());
@@ -156,6 +161,7 @@ impl Backend for LibBackend {
                 pid: c.pid,
                 console: c.console_master,
                 phases: c.phases,
+                cgroup: c.cgroup_path,
             })
         })
     }
@@ -187,6 +193,7 @@ impl Backend for LibBackend {
                 pid: c.pid,
                 console: c.console_master,
                 phases: c.phases,
+                cgroup: c.cgroup_path,
             })
         })
     }

@@ -129,6 +129,7 @@ fn spawn(mut cmd: Command, io: Io) -> Result<Spawned> {
         phases: Vec::new(),
         pid: child.id() as i32,
         console,
+        cgroup: None,
     })
 }
 
