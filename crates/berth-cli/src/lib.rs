@@ -53,6 +53,7 @@ pub type CmdResult = Result<i32, Failure>;
 pub fn main(args: Vec<String>) -> i32 {
     cmd::explain::mark_client_start();
     quiet_broken_stdout();
+    let args = cmd::history::human_short_flag(args);
     let argv = std::iter::once("berth".to_string()).chain(args);
     let cli = match app::Cli::try_parse_from(argv) {
         Ok(c) => c,

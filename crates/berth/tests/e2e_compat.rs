@@ -319,11 +319,14 @@ fn image_history() {
         ok(&d, &bt);
         assert_eq!(bt.stdout, dk.stdout, "berth vs docker for {args:?}");
     }
-    // `-H=false` is docker's short form; berth's -H is its host flag, so compare --human=false.
-    let dk = d.docker(&["history", "--human=false", &hist]);
-    let bt = d.berth(&["history", "--human=false", &hist]);
+    // `-H=false` (docker's short form of --human) and `--human=false`: raw sizes and dates.
+    let dk = d.docker(&["history", "-H=false", &hist]);
     ok(&d, &dk);
-    assert_eq!(bt.stdout, dk.stdout);
+    for form in ["-H=false", "--human=false"] {
+        let bt = d.berth(&["history", form, &hist]);
+        ok(&d, &bt);
+        assert_eq!(bt.stdout, dk.stdout, "{form}");
+    }
     assert!(dk.stdout.contains(" 2500 "), "{dk:?}");
     let t = d.berth(&["history", &hist]);
     let lines: Vec<&str> = t.stdout.lines().collect();

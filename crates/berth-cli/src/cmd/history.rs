@@ -56,6 +56,50 @@ pub fn row_value(h: &ImageHistoryItem, human: bool, trunc: bool) -> Value {
     })
 }
 
+/// docker's `history -H[=BOOL]` is `--human`, but berth's `-H` is the global host flag
+/// (clap shares one short name across subcommands). The global one only comes before the
+/// verb, as in docker, so after `history` / `image history` `-H` is rewritten to `--human`.
+pub fn human_short_flag(args: Vec<String>) -> Vec<String> {
+    let mut verbs = Vec::new();
+    let mut i = 0;
+    while i < args.len() && verbs.len() < 2 {
+        let a = &args[i];
+        if a == "-H" || a == "--host" {
+            i += 2;
+            continue;
+        }
+        if a == "--" {
+            break;
+        }
+        if !a.starts_with('-') {
+            verbs.push(a.as_str());
+            if verbs[0] != "image" {
+                break;
+            }
+        }
+        i += 1;
+    }
+    if verbs != ["history"] && verbs != ["image", "history"] {
+        return args;
+    }
+    let (head, tail) = args.split_at(i.min(args.len()));
+    let mut out = head.to_vec();
+    let mut rest = tail.iter();
+    while let Some(a) = rest.next() {
+        if a == "--" {
+            out.push(a.clone());
+            out.extend(rest.cloned());
+            break;
+        }
+        match a.strip_prefix("-H") {
+            Some("") => out.push("--human".into()),
+            Some(v) if v.starts_with('=') => out.push(format!("--human{v}")),
+            _ => out.push(a.clone()),
+        }
+    }
+    out
+}
+
 pub async fn history(c: &Client, a: HistoryArgs) -> CmdResult {
     let items: Vec<ImageHistoryItem> = c.get_json(&format!("/images/{}/history", a.image)).await?;
     let rows: Vec<Value> = items
@@ -81,6 +125,23 @@ pub async fn history(c: &Client, a: HistoryArgs) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_h_after_history_is_human() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            human_short_flag(v(&["-H", "unix:///s", "history", "-H=false", "img"])),
+            v(&["-H", "unix:///s", "history", "--human=false", "img"])
+        );
+        assert_eq!(
+            human_short_flag(v(&["image", "history", "-H", "img"])),
+            v(&["image", "history", "--human", "img"])
+        );
+        let ps = v(&["ps", "-H", "x"]);
+        assert_eq!(human_short_flag(ps.clone()), ps);
+        let img = v(&["image", "ls", "-H"]);
+        assert_eq!(human_short_flag(img.clone()), img);
+    }
 
     #[test]
     fn rows_like_docker_history() {
