@@ -236,7 +236,7 @@ pub(crate) fn create(
     };
     let (console_master, init_phases) = converse(&parent_sock, &spec, &record, &opts.console)?;
 
-    t.mark("init: set up inside its namespaces");
+    t.mark(INIT_STEP);
     record.save(&rt.root)?;
     if let Some(pf) = &opts.pid_file {
         write_pid_file(pf, pid)?;
@@ -254,10 +254,13 @@ pub(crate) fn create(
 
 /// The runtime's steps with the init's own ones in place of the step that waited for it;
 /// what the init did not measure (process start, handshakes) stays as "init: other".
+/// The runtime's step that covers the init's own work; replaced by the init's phases.
+const INIT_STEP: &str = "init: set up inside its namespaces";
+
 fn with_init_phases(steps: Vec<(String, u64)>, init: Vec<(String, u64)>) -> Vec<(String, u64)> {
     let mut out = Vec::with_capacity(steps.len() + init.len());
     for (name, us) in steps {
-        if name.starts_with("init: set up") && !init.is_empty() {
+        if name == INIT_STEP && !init.is_empty() {
             let measured: u64 = init.iter().map(|p| p.1).sum();
             out.extend(init.iter().cloned());
             out.push((
@@ -420,4 +423,31 @@ fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
 pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     berth_sys::file::write_replace(path, pid.to_string().as_bytes(), 0o644, false)
         .ctx(|| format!("write pid file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_phases_replace_the_init_step_and_keep_the_sum() {
+        let s = |n: &str, us| (n.to_string(), us);
+        let steps = vec![s("runtime: a", 10), s(INIT_STEP, 100), s("runtime: b", 5)];
+        let init = vec![s("init: mounts", 60), s("init: pivot_root", 30)];
+        let out = with_init_phases(steps.clone(), init);
+        let names: Vec<&str> = out.iter().map(|p| p.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "runtime: a",
+                "init: mounts",
+                "init: pivot_root",
+                "init: other (start, handshakes)",
+                "runtime: b"
+            ]
+        );
+        assert_eq!(out.iter().map(|p| p.1).sum::<u64>(), 115);
+        // Without the init's phases the step stays as it is.
+        assert_eq!(with_init_phases(steps.clone(), vec![]), steps);
+    }
 }
