@@ -52,6 +52,11 @@ fn runc_spec_bundle_runs_unchanged() {
         f.rt.state(&f.id).unwrap_err().kind(),
         berth_runtime::ErrorKind::NotFound
     );
+    // Without cgroupsPath the runtime used its default parent, /berth: remove it when empty
+    // (a concurrent user keeps it: rmdir of a cgroup with children fails).
+    if let Ok(m) = berth_cgroups::open(berth_cgroups::CgroupPath("/berth".into())) {
+        let _ = m.destroy();
+    }
 }
 
 #[test]

@@ -5,8 +5,8 @@ mod common;
 use common::fixture;
 use serde_json::json;
 
-fn stats(id: &str) -> berth_cgroups::CgroupStats {
-    berth_cgroups::open(berth_cgroups::CgroupPath(format!("/berth/{id}")))
+fn stats(cgroup: &str) -> berth_cgroups::CgroupStats {
+    berth_cgroups::open(berth_cgroups::CgroupPath(cgroup.to_string()))
         .unwrap()
         .stats()
         .unwrap()
@@ -22,7 +22,7 @@ fn memory_limit_kills_a_200m_allocation() {
     };
     let (code, out, err) = f.run();
     assert_eq!(code, 137, "out={out} err={err}");
-    let st = stats(&f.id);
+    let st = stats(&f.cgroup);
     assert!(st.memory_oom_kills >= 1, "{st:?}");
     assert_eq!(st.memory_limit, 33554432);
 }
@@ -53,7 +53,7 @@ fn cpu_quota_throttles() {
     };
     let (code, _, err) = f.run();
     assert_eq!(code, 0, "{err}");
-    let st = stats(&f.id);
+    let st = stats(&f.cgroup);
     assert!(st.cpu_throttled_periods > 0, "{st:?}");
     assert!(st.cpu_periods > 0, "{st:?}");
 }
@@ -96,8 +96,7 @@ fn init_is_born_in_its_cgroups_and_the_helper_is_gone() {
         let c =
             f.rt.create(&f.id, &f.bundle, berth_runtime::CreateOptions::default())
                 .unwrap();
-        let mgr =
-            berth_cgroups::open(berth_cgroups::CgroupPath(format!("/berth/{}", f.id))).unwrap();
+        let mgr = berth_cgroups::open(berth_cgroups::CgroupPath(f.cgroup.clone())).unwrap();
         for (name, dir) in mgr.paths() {
             let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
             assert_eq!(procs.trim(), c.pid.to_string(), "limit {limit}, {name}");

@@ -222,7 +222,7 @@ fn lifecycle_state_kill_delete_per_oci() {
     let st = f.rt.state(&f.id).unwrap();
     assert_eq!(st.status, Status::Stopped);
     assert!(f.rt.kill(&f.id, libc::SIGTERM, false).is_err());
-    let cg = berth_cgroups::open(berth_cgroups::CgroupPath(format!("/berth/{}", f.id))).unwrap();
+    let cg = berth_cgroups::open(berth_cgroups::CgroupPath(f.cgroup.clone())).unwrap();
     let dirs = cg.paths();
     assert!(dirs.iter().any(|(_, p)| p.exists()));
     f.rt.delete(&f.id, false).unwrap();
@@ -257,7 +257,7 @@ fn force_delete_of_paused_container_leaves_nothing() {
     }
     let pids = f.rt.ps(&f.id).unwrap();
     f.rt.pause(&f.id).unwrap();
-    let cg = berth_cgroups::open(berth_cgroups::CgroupPath(format!("/berth/{}", f.id))).unwrap();
+    let cg = berth_cgroups::open(berth_cgroups::CgroupPath(f.cgroup.clone())).unwrap();
     f.rt.delete(&f.id, true).unwrap();
     assert_eq!(wait_code(c.pid, 10), 128 + libc::SIGKILL);
     for (_, p) in cg.paths() {
@@ -388,7 +388,7 @@ fn assert_nothing_left(f: &common::Fixture) {
         !f.dir.path().join("state").join(&f.id).exists(),
         "state dir left"
     );
-    let cg = berth_cgroups::open(berth_cgroups::CgroupPath(format!("/berth/{}", f.id))).unwrap();
+    let cg = berth_cgroups::open(berth_cgroups::CgroupPath(f.cgroup.clone())).unwrap();
     for (_, p) in cg.paths() {
         assert!(!p.exists(), "cgroup {} left", p.display());
     }

@@ -18,12 +18,22 @@ pub struct Fixture {
     pub rootfs: PathBuf,
     pub rt: Runtime,
     pub id: String,
+    /// The container's cgroup: `/<unique parent>/<id>`, so no test leaves the runtime's
+    /// default `/berth` parent behind on a shared host.
+    pub cgroup: String,
 }
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        // Whatever the test did, leave nothing behind.
+        // Whatever the test did, leave nothing behind: the container, then its parent.
         let _ = self.rt.delete(&self.id, true);
+        if let Some((parent, _)) = self.cgroup.rsplit_once('/') {
+            if let Ok(m) = berth_cgroups::open(berth_cgroups::CgroupPath(parent.to_string())) {
+                let _ = m.destroy();
+            }
+            // runc (the comparison tests) also makes it in a hybrid host's cgroup2 mount.
+            let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/unified{parent}"));
+        }
     }
 }
 
@@ -37,14 +47,18 @@ pub fn fixture(test: &str, tweak: impl FnOnce(&mut serde_json::Value)) -> Option
     std::fs::create_dir(&bundle).unwrap();
     let rootfs = berth_testkit::rootfs::busybox_rootfs(&bundle).expect("busybox rootfs");
     berth_testkit::rootfs::with_checker(&rootfs).expect("checker");
+    let id = berth_testkit::unique::name("rt");
+    let cgroup = format!("/{}/{id}", berth_testkit::unique::name("brtcg"));
     berth_testkit::rootfs::bundle(&bundle, |s| {
         s["process"]["args"] = serde_json::json!(["/bin/checker"]);
+        s["linux"]["cgroupsPath"] = serde_json::json!(cgroup);
         tweak(s);
     })
     .unwrap();
     let rt = Runtime::new(dir.path().join("state"));
     Some(Fixture {
-        id: berth_testkit::unique::name("rt"),
+        id,
+        cgroup,
         dir,
         bundle,
         rootfs,
