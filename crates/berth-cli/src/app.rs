@@ -731,8 +731,8 @@ pub struct ImportArgs {
     pub reference: Option<String>,
 }
 
-/// `history`. Docker's `-H` short for `--human` is berth's global `-H/--host`, so only the
-/// long form is taken (`--human=false`).
+/// `history`. Docker's `-H` short for `--human` clashes with berth's global `-H/--host`:
+/// `cmd::history::human_short_flag` rewrites it to `--human` after the verb.
 #[derive(Debug, Clone, Args)]
 pub struct HistoryArgs {
     /// Print sizes and dates in human readable format
