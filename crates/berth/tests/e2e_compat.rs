@@ -559,6 +559,14 @@ fn attach_and_detach_keys_under_a_pty() {
                 .contains("cannot attach to a stopped container, start it first"),
             "{r:?}"
         );
+        // `start -ai` attaches to the new run, and detaching leaves it running (exit 0).
+        let mut p = Pty::start(&format!("{cli} start -ai {name}"), &envs);
+        std::thread::sleep(Duration::from_millis(300));
+        p.send(b"echo six-$((3+3))\r");
+        p.expect("six-6");
+        p.send(b"\x10\x11");
+        assert_eq!(p.wait(), Some(0), "{cli} start -ai detach:\n{}", p.output());
+        assert!(running(), "{cli}: running after detaching from start -ai");
     }
     // `detachKeys` in the docker CLI's config.json is the default for both CLIs.
     std::fs::write(
