@@ -289,34 +289,12 @@ fn cond_code(c: &Cond) -> Vec<Insn> {
             ld(lo_off),
             j(BPF_JMP_JEQ_K, lo(v), Fail, Next),
         ],
-        Cmp::Gt(v) => vec![
-            ld(hi_off),
-            j(BPF_JMP_JGT_K, hi(v), Pass, Next),
-            j(BPF_JMP_JEQ_K, hi(v), Next, Fail),
-            ld(lo_off),
-            j(BPF_JMP_JGT_K, lo(v), Next, Fail),
-        ],
-        Cmp::Ge(v) => vec![
-            ld(hi_off),
-            j(BPF_JMP_JGT_K, hi(v), Pass, Next),
-            j(BPF_JMP_JEQ_K, hi(v), Next, Fail),
-            ld(lo_off),
-            j(BPF_JMP_JGE_K, lo(v), Next, Fail),
-        ],
-        Cmp::Lt(v) => vec![
-            ld(hi_off),
-            j(BPF_JMP_JGT_K, hi(v), Fail, Next),
-            j(BPF_JMP_JEQ_K, hi(v), Next, Pass),
-            ld(lo_off),
-            j(BPF_JMP_JGE_K, lo(v), Fail, Next),
-        ],
-        Cmp::Le(v) => vec![
-            ld(hi_off),
-            j(BPF_JMP_JGT_K, hi(v), Fail, Next),
-            j(BPF_JMP_JEQ_K, hi(v), Next, Pass),
-            ld(lo_off),
-            j(BPF_JMP_JGT_K, lo(v), Fail, Next),
-        ],
+        // Above v: the high word above v's, or equal and the low word above (at, for Ge).
+        Cmp::Gt(v) => above(v, BPF_JMP_JGT_K, lo_off, Pass, Fail),
+        Cmp::Ge(v) => above(v, BPF_JMP_JGE_K, lo_off, Pass, Fail),
+        // Lt is not Ge, Le is not Gt: the same test with the outcomes swapped.
+        Cmp::Lt(v) => above(v, BPF_JMP_JGE_K, lo_off, Fail, Pass),
+        Cmp::Le(v) => above(v, BPF_JMP_JGT_K, lo_off, Fail, Pass),
         Cmp::MaskedEq { mask, value } => vec![
             ld(hi_off),
             j(BPF_ALU_AND_K, hi(mask), Next, Next),
@@ -326,6 +304,27 @@ fn cond_code(c: &Cond) -> Vec<Insn> {
             j(BPF_JMP_JEQ_K, lo(value), Next, Fail),
         ],
     }
+}
+
+/// "arg > v" (`low_op` JGT) or "arg >= v" (JGE) on the two halves of the argument at
+/// `lo_off`; `yes` and `no` say where each outcome goes (Pass: the condition holds, Fail:
+/// the rule does not match).
+fn above(v: u64, low_op: u16, lo_off: u32, yes: To, no: To) -> Vec<Insn> {
+    let ld = |off| Insn {
+        code: BPF_LD_W_ABS,
+        k: off,
+        jt: To::Next,
+        jf: To::Next,
+    };
+    let j = |code, k, jt, jf| Insn { code, k, jt, jf };
+    let (hi, lo) = ((v >> 32) as u32, v as u32);
+    vec![
+        ld(lo_off + 4),
+        j(BPF_JMP_JGT_K, hi, yes, To::Next),
+        j(BPF_JMP_JEQ_K, hi, To::Next, no),
+        ld(lo_off),
+        j(low_op, lo, yes, no),
+    ]
 }
 
 fn stmt(code: u16, k: u32) -> sock_filter {
