@@ -12,6 +12,9 @@ const FUNCS: &[&str] = &[
     "json", "split", "join", "title", "lower", "upper", "pad", "truncate",
 ];
 
+/// The widest padding `pad` and `printf` produce (a typo must not allocate gigabytes).
+const MAX_WIDTH: usize = 1 << 20;
+
 /// Whether `name` is a function templates may call.
 pub(super) fn defined(name: &str) -> bool {
     FUNCS.contains(&name)
@@ -162,8 +165,9 @@ fn printf(fmt: &str, args: &[Value]) -> String {
             .trim_start_matches('-')
             .split('.')
             .next()
-            .and_then(|w| w.parse().ok())
-            .unwrap_or(0);
+            .and_then(|w| w.parse::<usize>().ok())
+            .unwrap_or(0)
+            .min(MAX_WIDTH);
         let pad = width.saturating_sub(text.chars().count());
         if flags.starts_with('-') {
             out.push_str(&text);
@@ -328,6 +332,9 @@ pub(super) fn call(f: &str, args: Vec<Value>) -> Result<Value, TemplateError> {
             want_args(f, a, 3)?;
             let s = go_print(&a[0]);
             let (pre, post) = (int_arg(f, &a[1])?.max(0), int_arg(f, &a[2])?.max(0));
+            if pre.max(post) > MAX_WIDTH as i64 {
+                return Err(err(f, format!("padding over {MAX_WIDTH}")));
+            }
             Value::String(format!(
                 "{}{s}{}",
                 " ".repeat(pre as usize),

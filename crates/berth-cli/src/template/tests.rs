@@ -178,6 +178,7 @@ fn errors_read_like_go_and_never_panic() {
         "{{lt 1 \"a\"}}",
         "{{.Name 1}}",
         "{{slice .Config.Env 3 1}}",
+        "{{pad \"x\" 1000000000000000000 1}}",
     ] {
         let t = Template::parse(bad);
         if let Ok(t) = t {
@@ -198,5 +199,74 @@ fn errors_read_like_go_and_never_panic() {
         "{{-1}}",
     ] {
         let _ = Template::parse(odd).map(|t| t.render(&v));
+    }
+}
+
+/// A deterministic fuzz: random sequences of template tokens must parse or fail cleanly,
+/// and render or fail cleanly, never panic.
+#[test]
+fn random_token_soup_never_panics() {
+    const PIECES: &[&str] = &[
+        "{{",
+        "}}",
+        "{{- ",
+        " -}}",
+        "(",
+        ")",
+        "|",
+        ".",
+        ".A",
+        ".B.C",
+        "$",
+        "$x",
+        "\"s\"",
+        "`r`",
+        " ",
+        "index",
+        "range",
+        "end",
+        "else",
+        "if",
+        "with",
+        ":=",
+        "=",
+        ",",
+        "-",
+        "1",
+        "eq",
+        "len",
+        "json",
+        "printf",
+        "\"%d %s\"",
+        "slice",
+        "and",
+        "or",
+        "not",
+        "/*",
+        "*/",
+        "\\",
+        "'",
+        "\n",
+        ".Label",
+        "nil",
+        "true",
+        "split",
+    ];
+    let data = serde_json::json!({"A": [1, "x", {"k": "v"}], "B": {"C": "c"}, "Labels": "a=b"});
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..20_000 {
+        let n = (next() % 12) as usize + 1;
+        let src: String = (0..n)
+            .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+            .collect();
+        if let Ok(t) = Template::parse(&src) {
+            let _ = t.render(&data);
+        }
     }
 }
