@@ -140,7 +140,9 @@ impl ImageStore {
 /// Why a tarball could not be fetched from a URL (`docker import URL`).
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("invalid import source {0:?}: give an http:// or https:// URL, or - for the request body")]
+    #[error(
+        "invalid import source {0:?}: give an http:// or https:// URL, or - for the request body"
+    )]
     BadUrl(String),
     #[error("failed to GET {url} with status {status}: {body}")]
     Status {
@@ -206,7 +208,12 @@ pub async fn fetch_url(
         return Err(FetchError::Status {
             url: shown,
             status: status.as_u16(),
-            body: body.chars().take(200).collect::<String>().trim().to_string(),
+            body: body
+                .chars()
+                .take(200)
+                .collect::<String>()
+                .trim()
+                .to_string(),
         });
     }
     let total = resp.content_length();

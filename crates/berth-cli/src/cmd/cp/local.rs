@@ -223,11 +223,12 @@ pub(super) fn local_source(p: &str, follow: bool) -> Result<(String, Option<Stri
     Ok((resolved, rebase))
 }
 
-/// A tar of the local `src`, its top entry named `top` (`.`: the content only).
-pub(super) fn local_tar(src: &str, top: &str) -> Result<Vec<u8>, Failure> {
+/// Writes a tar of the local `src` to `out`, its top entry named `top` (`.`: the content
+/// only).
+pub(super) fn local_tar<W: std::io::Write>(src: &str, top: &str, out: W) -> Result<W, Failure> {
     let fail = |e: std::io::Error| Failure::new(1, format!("archiving {src}: {e}"));
     let path = Path::new(src.trim_end_matches("/."));
-    let mut b = tar::Builder::new(Vec::new());
+    let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
     let md = std::fs::symlink_metadata(path).map_err(fail)?;
     if md.is_dir() {
@@ -249,6 +250,103 @@ pub(super) fn local_tar(src: &str, top: &str) -> Result<Vec<u8>, Failure> {
         b.append_path_with_name(path, top).map_err(fail)?;
     }
     b.into_inner().map_err(fail)
+}
+
+/// The message of a write whose reader went away (the daemon answered before the end).
+pub(super) const UPLOAD_ENDED: &str = "the upload ended before the archive did";
+
+/// A `Write` for a blocking thread whose bytes an async reader ([`ChannelRead`]) takes.
+pub(super) struct ChannelWrite {
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+/// The async side of [`channel`]: the request body of an upload.
+pub(super) struct ChannelRead {
+    // In a mutex only to be `Sync` (the body wants it); polled through `get_mut`.
+    rx: std::sync::Mutex<tokio::sync::mpsc::Receiver<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+const CHUNK: usize = 64 << 10;
+
+/// A blocking writer and the async reader of its bytes.
+pub(super) fn channel() -> (ChannelWrite, ChannelRead) {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    (
+        ChannelWrite {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        },
+        ChannelRead {
+            rx: std::sync::Mutex::new(rx),
+            cur: Vec::new(),
+            pos: 0,
+        },
+    )
+}
+
+impl std::io::Write for ChannelWrite {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, UPLOAD_ENDED))
+    }
+}
+
+impl tokio::io::AsyncRead for ChannelRead {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        while this.pos >= this.cur.len() {
+            let rx = this.rx.get_mut().unwrap_or_else(|p| p.into_inner());
+            match rx.poll_recv(cx) {
+                Poll::Ready(Some(c)) => {
+                    this.cur = c;
+                    this.pos = 0;
+                }
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let n = out.remaining().min(this.cur.len() - this.pos);
+        out.put_slice(&this.cur[this.pos..this.pos + n]);
+        this.pos += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Counts the bytes written through it (the size `cp` reports).
+pub(super) struct Counting<W> {
+    pub inner: W,
+    pub n: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for Counting<W> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let k = self.inner.write(b)?;
+        self.n += k as u64;
+        Ok(k)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 #[cfg(test)]
@@ -278,7 +376,7 @@ mod tests {
         let src = d.path().join("src");
         std::fs::create_dir_all(src.join("sub")).unwrap();
         std::fs::write(src.join("sub/f"), b"data").unwrap();
-        let t = local_tar(src.to_str().unwrap(), "copy").unwrap();
+        let t = local_tar(src.to_str().unwrap(), "copy", Vec::new()).unwrap();
         let out = d.path().join("out");
         std::fs::create_dir(&out).unwrap();
         extract_local(t.as_slice(), &out, "copy", "renamed").unwrap();
@@ -297,5 +395,34 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[tokio::test]
+    async fn channel_streams_and_a_gone_reader_fails_the_writer() {
+        use std::io::Write;
+        use tokio::io::AsyncReadExt;
+        let (mut w, mut r) = channel();
+        let t = std::thread::spawn(move || {
+            for i in 0..200_000u32 {
+                w.write_all(&i.to_le_bytes()).unwrap();
+            }
+            w.flush().unwrap();
+        });
+        let mut all = Vec::new();
+        r.read_to_end(&mut all).await.unwrap();
+        t.join().unwrap();
+        assert_eq!(all.len(), 800_000);
+        assert_eq!(&all[799_996..], &199_999u32.to_le_bytes());
+        // The reader gone (the daemon answered early): the writer gets an error, no signal.
+        let (mut w, r) = channel();
+        drop(r);
+        let e = std::thread::spawn(move || {
+            w.write_all(&vec![0u8; 1 << 20])
+                .and_then(|_| w.flush())
+                .unwrap_err()
+        })
+        .join()
+        .unwrap();
+        assert!(e.to_string().contains(UPLOAD_ENDED), "{e}");
     }
 }

@@ -21,7 +21,7 @@ use berth_client::{Client, Query};
 use crate::{CmdResult, Failure};
 
 mod local;
-use local::{extract_local, local_dest, local_source, local_tar, ChanReader};
+use local::{extract_local, local_dest, local_source, local_tar, ChanReader, Counting};
 
 /// `berth cp`.
 #[derive(Debug, clap::Args)]
@@ -379,18 +379,40 @@ async fn to_container(c: &Client, a: &CpArgs, src: &str, ctr: &str, dst: &str) -
             exists,
             is_dir,
         )?;
-        let tarball = local_tar(&resolved, &plan.rename_to)?;
-        let n = tarball.len();
-        let body = Client::body_from_reader(std::io::Cursor::new(tarball));
-        (plan.dir, body, Some(n))
+        // The tar is written by a thread and streamed as the request body, never whole in
+        // memory. A daemon that refuses early drops the body: the writes then fail (no
+        // SIGPIPE, which the CLI leaves at its default) and the thread ends.
+        let (w, r) = local::channel();
+        let top = plan.rename_to.clone();
+        let src_c = resolved.clone();
+        let writer = std::thread::spawn(move || {
+            let mut out = local_tar(&src_c, &top, Counting { inner: w, n: 0 })?;
+            out.flush()
+                .map_err(|e| Failure::new(1, format!("archiving {src_c}: {e}")))?;
+            Ok::<u64, Failure>(out.n)
+        });
+        (plan.dir, Client::body_from_reader(r), Some(writer))
     };
-    c.request(
-        "PUT",
-        &format!("/containers/{ctr}/archive{}", q(&dir)),
-        body,
-        Some("application/x-tar"),
-    )
-    .await?;
+    let sent = c
+        .request(
+            "PUT",
+            &format!("/containers/{ctr}/archive{}", q(&dir)),
+            body,
+            Some("application/x-tar"),
+        )
+        .await;
+    let size = match size {
+        Some(w) => match w.join() {
+            Ok(Ok(n)) => Some(n),
+            // A local failure (an unreadable file) explains the daemon's "not a valid tar";
+            // a write cut off by the daemon's answer does not.
+            Ok(Err(e)) if !e.message.contains(local::UPLOAD_ENDED) => return Err(e),
+            Ok(Err(_)) => None,
+            Err(_) => return Err(Failure::new(1, "archiving the source failed")),
+        },
+        None => None,
+    };
+    sent?;
     if let (Some(n), false, true) = (size, a.quiet, stderr_is_tty()) {
         eprintln!(
             "Successfully copied {} to {ctr}:{dst}",
