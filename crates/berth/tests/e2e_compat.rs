@@ -591,6 +591,49 @@ fn attach_and_detach_keys_under_a_pty() {
     }
 }
 
+/// `-t` without `-i`: the docker CLI half-closes at once (it has no stdin to send); the
+/// session must go on until the output ends (only a stdin session ends on the client's EOF).
+#[test]
+fn tty_without_stdin_keeps_the_output() {
+    let Some((d, _reg, img)) = setup("tty_without_stdin_keeps_the_output") else {
+        return;
+    };
+    for cli in [common::DOCKER, common::BERTH] {
+        let run = |args: &[&str]| {
+            if cli == common::DOCKER {
+                d.docker(args)
+            } else {
+                d.berth(args)
+            }
+        };
+        let r = run(&[
+            "run",
+            "--rm",
+            "-t",
+            &img,
+            "sh",
+            "-c",
+            "sleep 0.3; echo late-t",
+        ]);
+        ok(&d, &r);
+        assert!(r.stdout.contains("late-t"), "{cli}: {r:?}");
+    }
+    ok(
+        &d,
+        &d.docker(&["run", "-d", "--name", "tt", &img, "sleep", "300"]),
+    );
+    for cli in [common::DOCKER, common::BERTH] {
+        let args = ["exec", "-t", "tt", "sh", "-c", "sleep 0.3; echo exec-late"];
+        let r = if cli == common::DOCKER {
+            d.docker(&args)
+        } else {
+            d.berth(&args)
+        };
+        ok(&d, &r);
+        assert!(r.stdout.contains("exec-late"), "{cli}: {r:?}");
+    }
+}
+
 /// Without a TTY the daemon finds the detach keys in the stdin bytes and ends the session,
 /// leaving the container (and its stdin) alone; bad keys are a 400.
 #[test]

@@ -8,10 +8,11 @@
 //! daemon close the connection. Old clients without `Upgrade` get `200` and the output as
 //! the body.
 //!
-//! With a TTY, the client's EOF ends the whole session instead (dockerd: "no matter what,
+//! With a TTY and stdin attached, the client's EOF ends the whole session instead (dockerd: "no matter what,
 //! when stdin is closed, close stdout and stderr"): the docker CLI detects the detach keys
 //! itself on a terminal and just goes away, and the container's stdin must stay open for
-//! the next attach. Without a TTY the daemon finds the detach keys in the stdin bytes
+//! the next attach. A session without stdin ignores the client's EOF (`docker run -t`
+//! half-closes at once). Without a TTY the daemon finds the detach keys in the stdin bytes
 //! (`detachKeys`, `ctrl-p,ctrl-q` by default; an exec's `DetachKeys` from its create) and
 //! ends the session the same way.
 
@@ -47,11 +48,11 @@ pub async fn attach(
     };
     let keys = detach_keys(q.str("detachKeys").unwrap_or(""))?;
     let keys = if !opts.stdin {
-        Vec::new()
+        None
     } else if keys.is_empty() {
-        detach_keys(DEFAULT_DETACH_KEYS)?
+        Some(detach_keys(DEFAULT_DETACH_KEYS)?)
     } else {
-        keys
+        Some(keys)
     };
     let stream = state.engine.attach_container(&id, opts).await?;
     Ok(hijack(req, stream, version, keys))
@@ -104,13 +105,13 @@ pub async fn exec_start(
     let keys = match state.engine.exec_inspect(&id).await {
         Ok(rec) if rec.spec.attach_stdin => {
             let k = detach_keys(&rec.spec.detach_keys)?;
-            if k.is_empty() {
+            Some(if k.is_empty() {
                 detach_keys(DEFAULT_DETACH_KEYS)?
             } else {
                 k
-            }
+            })
         }
-        _ => Vec::new(),
+        _ => None,
     };
     let console_size = start.console_size.as_deref().and_then(|s| match s {
         [h, w] => Some((u16::try_from(*h).ok()?, u16::try_from(*w).ok()?)),
@@ -146,7 +147,7 @@ async fn exec_start_hijacked(
     opts: ExecStartOptions,
     version: RequestVersion,
     parts: axum::http::request::Parts,
-    keys: Vec<u8>,
+    keys: Option<Vec<u8>>,
 ) -> ApiResult<Response> {
     let rec = state.engine.exec_inspect(&id).await?;
     if rec.pid != 0 {
@@ -180,12 +181,13 @@ async fn exec_start_hijacked(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
 }
 
-/// Answers 101 and pumps bytes both ways once hyper hands over the connection.
+/// Answers 101 and pumps bytes both ways once hyper hands over the connection. `detach` is
+/// the detach sequence when stdin is attached, `None` when it is not.
 fn hijack(
     req: Request,
     stream: AttachStream,
     version: RequestVersion,
-    detach: Vec<u8>,
+    detach: Option<Vec<u8>>,
 ) -> Response {
     let content_type = stream_content_type(stream.tty, version);
     let wants_upgrade = req.headers().contains_key(header::UPGRADE);
@@ -211,12 +213,14 @@ fn hijack(
 /// Client → stdin until the client half-closes (then stdin is closed); output → client
 /// until the process's output ends (then the connection is closed). The `detach` sequence
 /// in the client's bytes ends the session and leaves the process (and its stdin) alone.
-async fn pump<C>(client: C, stream: AttachStream, detach: Vec<u8>)
+/// `detach` is `None` when the session has no stdin.
+async fn pump<C>(client: C, stream: AttachStream, detach: Option<Vec<u8>>)
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
     let (mut cr, mut cw) = tokio::io::split(client);
-    let tty = stream.tty;
+    let end_on_eof = stream.tty && detach.is_some();
+    let detach = detach.unwrap_or_default();
     let (mut ir, mut iw) = tokio::io::split(stream.io);
     let to_process = async {
         let mut buf = vec![0u8; 16 * 1024];
@@ -234,7 +238,7 @@ where
                 return;
             }
         }
-        if tty {
+        if end_on_eof {
             // The session ends; the process's stdin stays open (see the module doc).
             return;
         }
