@@ -457,6 +457,27 @@ fn archive_api_codes() {
     let (s, _, body) = d.raw("GET", "/containers/cc/changes", None).unwrap();
     assert_eq!(s, 200, "{body}");
     assert_eq!(body.trim(), "[]");
+
+    // A view that fails half-way (a file bound over a directory): an error, and the overlay
+    // mounted for it is gone again.
+    let f = tempfile::NamedTempFile::new().unwrap();
+    let bind = format!("{}:/etc", f.path().display());
+    ok(
+        &d,
+        &d.docker(&["create", "--name", "badbind", "-v", &bind, &img, "true"]),
+    );
+    let (s, _, body) = d
+        .raw("GET", "/containers/badbind/archive?path=/bin", None)
+        .unwrap();
+    assert_eq!(s, 500, "{body}");
+    assert!(body.contains("/etc"), "{body}");
+    assert!(
+        host_mounts_under(d.exec_root.path())
+            .iter()
+            .all(|m| m == &d.exec_root.path().display().to_string()),
+        "{:?}",
+        host_mounts_under(d.exec_root.path())
+    );
 }
 
 /// One raw ustar header + data, any name (a hostile client writes what it likes).
