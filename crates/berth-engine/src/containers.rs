@@ -81,10 +81,10 @@ pub fn status_text(rec: &ContainerRecord, now: DateTime<Utc>) -> String {
                 .started_at
                 .map(|t| human_duration(now - t))
                 .unwrap_or_default();
-            if s.status == ContainerStatus::Paused {
-                format!("Up {up} (Paused)")
-            } else {
-                format!("Up {up}")
+            match (&s.health, s.status) {
+                (_, ContainerStatus::Paused) => format!("Up {up} (Paused)"),
+                (Some(h), _) => format!("Up {up} ({})", h.status.ps_text()),
+                (None, _) => format!("Up {up}"),
             }
         }
         ContainerStatus::Restarting => {
@@ -232,7 +232,21 @@ pub(crate) fn matches_filters(rec: &ContainerRecord, filters: &Filters) -> Resul
                     })
             }),
             // `before`/`since` are resolved by `list_containers` (they name other containers).
-            "before" | "since" | "health" | "isolation" | "is-task" => true,
+            "health" => {
+                for v in values {
+                    if !["starting", "healthy", "unhealthy", "none"].contains(&v.as_str()) {
+                        return Err(EngineError::invalid(format!("invalid filter 'health={v}'")));
+                    }
+                }
+                let h = rec
+                    .state
+                    .health
+                    .as_ref()
+                    .map(|h| h.status.as_str())
+                    .unwrap_or("none");
+                values.iter().any(|v| v == h)
+            }
+            "before" | "since" | "isolation" | "is-task" => true,
             other => return Err(EngineError::invalid(format!("invalid filter '{other}'"))),
         };
         if !ok {

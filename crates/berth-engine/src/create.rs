@@ -84,6 +84,9 @@ impl Engine {
             ));
         }
         spec.host.restart_policy.validate()?;
+        if let Some(h) = &spec.healthcheck {
+            h.validate()?;
+        }
         if spec.host.auto_remove && !spec.host.restart_policy.is_none() {
             return Err(EngineError::invalid(
                 "can't create 'AutoRemove' container with restart policy",
@@ -134,6 +137,10 @@ impl Engine {
         tl.lap("resolve image");
         let img_cfg = image_config_of(&image.config);
         merge_image_defaults(&mut spec, &img_cfg);
+        spec.healthcheck = crate::health::merge(
+            spec.healthcheck.take(),
+            image.config.config.healthcheck.as_ref(),
+        );
         let args = process_args(&spec);
         if args.is_empty() {
             return Err(EngineError::invalid("no command specified"));

@@ -36,6 +36,7 @@
 //! | `volumes.rs`, `images.rs`, `network.rs`, `system.rs`, `events.rs` | the other services |
 //! | `init.rs` | `berth-init`, the `--init` PID 1 |
 //! | `archive/` | `cp` (stat, tar out, extract in), `export`, `diff`: a private mount-ns view of the container's files |
+//! | `health.rs` | healthchecks: the image's merged with the container's, the probe loop, `State.Health` |
 //! | `import.rs` | `import` of an uploaded or fetched (URL) tarball, `--change`, `--message` |
 //!
 //! ## Crash safety
@@ -79,6 +80,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod explain;
+pub mod health;
 pub mod history;
 pub mod images;
 pub mod import;
@@ -109,6 +111,7 @@ pub use engine::Engine;
 pub use error::{EngineError, ErrorKind, Result};
 pub use events::Event;
 pub use exec::{ExecRecord, ExecSpec, ExecStartOptions};
+pub use health::{Health, HealthCheck, HealthResult, HealthStatus};
 pub use images::{
     ImageConfig, ImageDeleteItem, ImageDetails, ImageSummary, ProgressSender, PullProgress,
 };

@@ -180,6 +180,7 @@ impl Engine {
                 self.baseline_sample(c);
                 tracing::info!(container = %rec.id, "re-adopted running container (pid {pid})");
                 self.monitor(c.clone(), None);
+                self.start_health(c, false);
             }
             Verdict::Exited => {
                 let exit = exit_from_state_dir(&state_dir);

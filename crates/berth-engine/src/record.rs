@@ -53,6 +53,8 @@ pub struct ContainerState {
     pub finished_at: Option<DateTime<Utc>>,
     /// PID of the shim holding the container (0 when none).
     pub shim_pid: i32,
+    /// `State.Health`: set once a container with a healthcheck starts (see [`crate::health`]).
+    pub health: Option<crate::health::Health>,
 }
 
 /// A mount as inspect shows it (`Mounts` array).

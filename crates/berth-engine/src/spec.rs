@@ -46,6 +46,9 @@ pub struct ContainerSpec {
     pub host: HostSpec,
     /// `--network-alias`: extra DNS names on the network of the mode (user networks).
     pub network_aliases: Vec<String>,
+    /// `--health-*` / `Config.Healthcheck`; after create, merged with the image's
+    /// (see [`crate::health`]).
+    pub healthcheck: Option<crate::health::HealthCheck>,
 }
 
 /// Host-side settings (Docker's `HostConfig`).

@@ -294,6 +294,7 @@ impl Engine {
             Ok(stream) => self.monitor(c.clone(), Some(stream)),
             Err(_) => self.monitor(c.clone(), None),
         }
+        self.start_health(c, true);
         clock.lap("publish state, start monitor");
         let tl = {
             let mut slot = c.timeline.lock().unwrap_or_else(|p| p.into_inner());

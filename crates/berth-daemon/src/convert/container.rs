@@ -130,7 +130,42 @@ pub fn spec_from_create(req: ContainerCreateRequest, name: Option<String>) -> Co
         stop_timeout: c.stop_timeout,
         host,
         network_aliases,
+        healthcheck: c.healthcheck.map(health_check),
     }
+}
+
+/// `Config.Healthcheck` → the engine's (durations stay nanoseconds).
+fn health_check(h: berth_api::container::HealthConfig) -> berth_engine::HealthCheck {
+    berth_engine::HealthCheck {
+        test: h.test.unwrap_or_default(),
+        interval: h.interval,
+        timeout: h.timeout,
+        start_period: h.start_period,
+        start_interval: h.start_interval,
+        retries: h.retries,
+    }
+}
+
+/// `State.Health` as Docker shows it (swagger `Health`: Status, FailingStreak, Log of
+/// `HealthcheckResult` {Start, End, ExitCode, Output}).
+pub fn health_json(h: &berth_engine::Health) -> serde_json::Value {
+    let log: Vec<serde_json::Value> = h
+        .log
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "Start": rfc3339(Some(r.start)),
+                "End": rfc3339(Some(r.end)),
+                "ExitCode": r.exit_code,
+                "Output": r.output,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "Status": h.status.as_str(),
+        "FailingStreak": h.failing_streak,
+        "Log": log,
+    })
 }
 
 fn mount_spec(m: Mount) -> MountSpec {
@@ -296,6 +331,17 @@ pub fn container_config(s: &ContainerSpec, id: &str) -> ContainerConfig {
         labels: Some(s.labels.clone()),
         stop_signal: s.stop_signal.clone(),
         stop_timeout: s.stop_timeout,
+        healthcheck: s
+            .healthcheck
+            .as_ref()
+            .map(|h| berth_api::container::HealthConfig {
+                test: Some(h.test.clone()),
+                interval: h.interval,
+                timeout: h.timeout,
+                retries: h.retries,
+                start_period: h.start_period,
+                start_interval: h.start_interval,
+            }),
         ..Default::default()
     }
 }
@@ -390,7 +436,7 @@ pub fn inspect(r: &ContainerRecord) -> ContainerInspect {
             error: st.error.clone(),
             started_at: rfc3339(st.started_at),
             finished_at: rfc3339(st.finished_at),
-            health: None,
+            health: st.health.as_ref().map(health_json),
         },
         image: r.image_id.clone(),
         resolv_conf_path: r.resolv_conf_path.clone(),
