@@ -123,6 +123,18 @@ fn scenario(d: &Daemon, img: &str, cli: &str) {
             .contains("Could not find the file /nonexistent in container web"),
         "{r:?}"
     );
+    // No such container, both ways.
+    for args in [
+        ["cp", "nosuchctr:/etc/hostname", &p(&out)],
+        ["cp", &p(&t.join("hello-missing")), "nosuchctr:/tmp"],
+    ] {
+        if args[1].contains("hello-missing") {
+            std::fs::write(t.join("hello-missing"), b"x").unwrap();
+        }
+        let r = run(&args);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(r.stderr.contains("No such container: nosuchctr"), "{r:?}");
+    }
     // `-` out: a tar on stdout
     let r = sh(&format!(
         "DOCKER_HOST={h} BERTH_HOST={h} {bin} cp web:/etc/hostname - | tar -tf -",

@@ -339,12 +339,8 @@ async fn to_container(c: &Client, a: &CpArgs, src: &str, ctr: &str, dst: &str) -
             }
             (true, s.mode & GO_MODE_DIR != 0)
         }
-        // A missing container is an error now; a missing path may still be created.
-        Err(e) if e.status() == Some(404) && e.message().starts_with("No such container") => {
-            return Err(Failure::from(stat(c, ctr, dst).await.err().unwrap_or_else(
-                || berth_client::ClientError::Http("stat failed".into()),
-            )))
-        }
+        // A missing path may still be created (its parent must exist); a missing container
+        // is reported by the upload (a HEAD reply has no message to show).
         Err(_) => (false, false),
     };
     let q = |dir: &str| {
