@@ -14,6 +14,18 @@ pub fn human_size(size: f64) -> String {
     format!("{}{}", g3(s), units[i])
 }
 
+/// `HumanSize`: [`human_size`] with 4 significant digits (`4.261MB`).
+pub fn human_size_4(size: f64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut s = size;
+    let mut i = 0;
+    while s >= 1000.0 && i < units.len() - 1 {
+        s /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", g(s, 4), units[i])
+}
+
 /// `BytesSize`: binary units (`1.5MiB`), as `docker stats` prints memory.
 pub fn bytes_size(size: f64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -28,11 +40,16 @@ pub fn bytes_size(size: f64) -> String {
 
 /// Go's `%.3g`.
 fn g3(v: f64) -> String {
+    g(v, 3)
+}
+
+/// Go's `%.{p}g` for the magnitudes sizes have.
+fn g(v: f64, p: i32) -> String {
     if v == 0.0 {
         return "0".into();
     }
     let digits = v.abs().log10().floor() as i32 + 1;
-    let decimals = (3 - digits).max(0) as usize;
+    let decimals = (p - digits).max(0) as usize;
     let s = format!("{v:.decimals$}");
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -169,6 +186,8 @@ mod tests {
     #[test]
     fn sizes_and_durations() {
         assert_eq!(human_size(4_261_000.0), "4.26MB");
+        assert_eq!(human_size_4(4_261_000.0), "4.261MB");
+        assert_eq!(human_size_4(4_260_000.0), "4.26MB");
         assert_eq!(human_size(999.0), "999B");
         assert_eq!(human_size(1_000.0), "1kB");
         assert_eq!(bytes_size(1536.0 * 1024.0), "1.5MiB");

@@ -92,6 +92,11 @@ fn templates_sub_pipelines_and_table_formats() {
             r#"{{.Names}} {{.Label "c"}} [{{.Label "zz"}}]"#,
         ][..],
         &["images", "--format", "table {{.Repository}}\t{{.Tag}}"][..],
+        &[
+            "images",
+            "--format",
+            "{{.Repository}} {{.Containers}} {{.VirtualSize}} {{.SharedSize}} {{.UniqueSize}}",
+        ][..],
         &["volume", "ls", "--format", "table {{.Name}}"][..],
     ] {
         let dk = d.docker(args);

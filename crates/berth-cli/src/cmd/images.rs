@@ -113,6 +113,11 @@ pub async fn images(c: &Client, a: ImagesArgs) -> CmdResult {
                 "CreatedSince": ago(img.created),
                 "CreatedAt": chrono::DateTime::from_timestamp(img.created, 0).map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string()).unwrap_or_default(),
                 "Size": human_size(img.size as f64),
+                // docker's imageContext: -1 (not computed) reads "N/A".
+                "Containers": if img.containers < 0 { "N/A".to_string() } else { img.containers.to_string() },
+                "VirtualSize": crate::units::human_size_4(img.size as f64),
+                "SharedSize": if img.shared_size < 0 { "N/A".to_string() } else { crate::units::human_size_4(img.shared_size as f64) },
+                "UniqueSize": if img.shared_size < 0 { "N/A".to_string() } else { crate::units::human_size_4((img.size - img.shared_size) as f64) },
             }));
         }
     }
@@ -139,6 +144,10 @@ pub async fn images(c: &Client, a: ImagesArgs) -> CmdResult {
             ("CreatedSince", "CREATED"),
             ("CreatedAt", "CREATED AT"),
             ("Size", "SIZE"),
+            ("Containers", "CONTAINERS"),
+            ("VirtualSize", "VIRTUAL SIZE"),
+            ("SharedSize", "SHARED SIZE"),
+            ("UniqueSize", "UNIQUE SIZE"),
         ];
         print!("{}", crate::listfmt::render(f, &rows_data, TITLES)?);
         return Ok(0);
