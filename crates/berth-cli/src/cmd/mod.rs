@@ -6,6 +6,7 @@ pub mod cp;
 pub mod exec;
 pub mod explain;
 pub mod export;
+pub mod health;
 pub mod history;
 pub mod images;
 pub mod inspect;

@@ -268,6 +268,7 @@ pub fn create_request(a: &RunArgs) -> Result<ContainerCreateRequest, Failure> {
         labels: Some(labels),
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
+        healthcheck: super::health::health_config(a)?,
         ..Default::default()
     };
     let host = HostConfig {
