@@ -276,6 +276,17 @@ fn scenario(d: &Daemon, img: &str, cli: &str) {
     ok(d, &r);
     assert_eq!(r.stdout.trim(), "1234:5678");
 
+    // Without a configured user (and without -a), the tar's own ids are kept.
+    let ids = t.join("ids.txt");
+    std::fs::write(&ids, b"ids\n").unwrap();
+    std::os::unix::fs::chown(&ids, Some(4321), Some(4322)).unwrap();
+    ok(d, &run(&["cp", "-a", &p(&ids), "web:/tmp/ids-a.txt"]));
+    ok(d, &run(&["cp", &p(&ids), "web:/tmp/ids.txt"]));
+    for f in ["/tmp/ids-a.txt", "/tmp/ids.txt"] {
+        let r = run(&["exec", "web", "stat", "-c", "%u:%g", f]);
+        assert_eq!(r.stdout.trim(), "4321:4322", "{f}: {r:?}");
+    }
+
     // Read-only rootfs: Docker's error; a file over a directory: refused.
     ok(
         d,

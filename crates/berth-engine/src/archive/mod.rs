@@ -49,7 +49,8 @@ pub fn archive_channel() -> (ArchiveSender, ArchiveReceiver) {
 pub struct PutOptions {
     /// Refuse to replace a directory with a non-directory and vice versa.
     pub no_overwrite_dir_non_dir: bool,
-    /// Own every extracted entry by the container's user (`docker cp -a`).
+    /// Own every extracted entry by the container's configured user (`docker cp -a`); with
+    /// no user configured, or without this, the tar's own uid/gid are kept (moby).
     pub copy_uid_gid: bool,
 }
 
@@ -318,7 +319,8 @@ impl Engine {
                 }
                 _ => {}
             }
-            let chown = if opts.copy_uid_gid {
+            // moby's tarCopyOptions: no user configured, the tar's own ids are kept.
+            let chown = if opts.copy_uid_gid && !user.is_empty() {
                 let u =
                     crate::oci::user::resolve(&user, &v.rootfs).map_err(EngineError::invalid)?;
                 Some((u.uid, u.gid))
