@@ -273,7 +273,10 @@ pub fn render(v: &Value) -> String {
     );
     for (i, l) in arr(&ov["lower"]).iter().enumerate() {
         let chain = s(&l["chain_id"]);
-        let what = if chain.is_empty() {
+        let what = if s(&l["kind"]) == "init" {
+            "the image's init layer: mount points it lacks (/proc, /etc/hosts, ...), shared by its containers"
+                .to_string()
+        } else if chain.is_empty() {
             "not one of the image's layers".to_string()
         } else {
             format!(

@@ -52,6 +52,9 @@ pub struct LayerFacts {
     pub blob: String,
     /// Bytes of file content.
     pub size: u64,
+    /// `layer` (one of the image's), `init` (the image's shared init layer of mount points,
+    /// `chain_id` then names the image's top layer) or empty (unknown directory).
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,15 +190,29 @@ fn layers_of(engine: &Engine, rec: &ContainerRecord, dirs: &[PathBuf]) -> Vec<La
             let layer = image
                 .as_ref()
                 .and_then(|img| img.layers.iter().find(|l| snaps.fs_dir(&l.chain_id) == *d));
-            match layer {
-                Some(l) => LayerFacts {
+            // The init layer sits in the top layer's snapshot dir, beside its `fs`.
+            let init_of = image.as_ref().and_then(|img| {
+                let top = img.layers.last()?;
+                let is_init = d.parent() == snaps.fs_dir(&top.chain_id).parent()
+                    && d.file_name()?.to_str()?.starts_with("init-");
+                is_init.then_some(top)
+            });
+            match (layer, init_of) {
+                (Some(l), _) => LayerFacts {
                     dir: d.clone(),
                     chain_id: l.chain_id.to_string(),
                     diff_id: l.diff_id.to_string(),
                     blob: l.blob.as_ref().map(|b| b.to_string()).unwrap_or_default(),
                     size: l.size,
+                    kind: "layer".into(),
                 },
-                None => LayerFacts {
+                (None, Some(top)) => LayerFacts {
+                    dir: d.clone(),
+                    chain_id: top.chain_id.to_string(),
+                    kind: "init".into(),
+                    ..Default::default()
+                },
+                (None, None) => LayerFacts {
                     dir: d.clone(),
                     ..Default::default()
                 },
