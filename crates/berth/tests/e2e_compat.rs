@@ -756,4 +756,41 @@ fn daemon_detach_keys_without_a_tty() {
         .expect("exec inspect");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["DetachKeys"], "ctrl-x");
+    // An exec's own DetachKeys end its hijacked session the same way.
+    let (st, _, body) = d
+        .raw(
+            "POST",
+            "/containers/cat/exec",
+            Some(r#"{"Cmd":["cat"],"AttachStdin":true,"AttachStdout":true,"DetachKeys":"ctrl-x"}"#),
+        )
+        .expect("exec create");
+    assert_eq!(st, 201, "{body}");
+    let id: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let start = r#"{"Detach":false,"Tty":false}"#;
+    let mut s = std::os::unix::net::UnixStream::connect(&d.sock).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /exec/{}/start HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: {}\r\n\r\n{start}",
+        id["Id"].as_str().unwrap(),
+        start.len()
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap_or(0) == 1 {
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s.write_all(b"ex\n").unwrap();
+    let mut frame = [0u8; 11];
+    s.read_exact(&mut frame).unwrap();
+    assert_eq!(&frame[8..], b"ex\n");
+    s.write_all(b"\x18").unwrap();
+    let (rest, eof) = read_until_eof(&mut s);
+    assert!(eof, "the exec session ends on its DetachKeys; got {rest:?}");
 }
