@@ -573,6 +573,15 @@ fn attach_and_detach_keys_under_a_pty() {
         assert_eq!(p.wait(), Some(0), "{cli} start -ai detach:\n{}", p.output());
         assert!(running(), "{cli}: running after detaching from start -ai");
     }
+    let (dk, bt) = (
+        d.docker(&["attach", "nosuch"]),
+        d.berth(&["attach", "nosuch"]),
+    );
+    assert_eq!(
+        (bt.code, bt.stderr.as_str()),
+        (dk.code, dk.stderr.as_str()),
+        "attach nosuch"
+    );
     // `detachKeys` in the docker CLI's config.json is the default for both CLIs.
     std::fs::write(
         cfg.path().join("config.json"),
