@@ -212,6 +212,17 @@ fn top_with_ps_options() {
             "{cli}: {t:?}"
         );
     }
+    // Unknown and stopped containers: the same errors from both CLIs.
+    ok(&d, &d.docker(&["run", "--name", "done", &img, "true"]));
+    for args in [["top", "nosuch"], ["top", "done"]] {
+        let (dk, bt) = (d.docker(&args), d.berth(&args));
+        assert_eq!(dk.code, 1, "{dk:?}");
+        assert_eq!(
+            (bt.code, bt.stderr.as_str()),
+            (dk.code, dk.stderr.as_str()),
+            "{args:?}"
+        );
+    }
     // The same table from both CLIs (stable columns only).
     let args = ["top", "toppy", "-o", "pid,user,comm"];
     let (dk, bt) = (d.docker(&args), d.berth(&args));
