@@ -318,6 +318,13 @@ fn image_history() {
         vec![
             "history",
             "--format",
+            "{{.ID}} {{.Size}}",
+            &id["sha256:".len().."sha256:".len() + 12],
+        ],
+        vec!["history", "-q", "--no-trunc", id.as_str()],
+        vec![
+            "history",
+            "--format",
             "table {{.ID}}\t{{.CreatedBy}}\t{{.Size}}",
             hist.as_str(),
         ],
