@@ -369,8 +369,27 @@ pub(crate) fn rootfs_mount_of(rec: &ContainerRecord) -> Result<berth_image::Root
     })
 }
 
-/// Whether `p` is a mount point (its device differs from its parent's, or mountinfo says so).
+/// Whether `p` is a mount point: `statx`'s `STATX_ATTR_MOUNT_ROOT` (Linux ≥ 5.8), else a line
+/// of mountinfo. Why not always mountinfo: it holds every container's overlay (with its long
+/// lowerdir list), so reading it on each start cost more the more containers ran (1.1 ms
+/// per start with 60 running, in `perf`).
 pub(crate) fn is_mountpoint(p: &Path) -> bool {
+    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags, CWD};
+    match rustix::fs::statx(
+        CWD,
+        p,
+        AtFlags::NO_AUTOMOUNT | AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::empty(),
+    ) {
+        Ok(st) if st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) => {
+            st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)
+        }
+        Ok(_) | Err(rustix::io::Errno::NOSYS) => mountinfo_has(p),
+        Err(_) => false,
+    }
+}
+
+fn mountinfo_has(p: &Path) -> bool {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return false;
     };
@@ -502,5 +521,14 @@ mod tests {
     fn proc_is_a_mountpoint() {
         assert!(is_mountpoint(Path::new("/proc")));
         assert!(!is_mountpoint(Path::new("/proc/self")));
+        assert!(!is_mountpoint(Path::new("/no/such/dir")));
+        // Both ways agree where statx answers.
+        for p in ["/proc", "/proc/self", "/", "/sys", "/etc"] {
+            assert_eq!(
+                is_mountpoint(Path::new(p)),
+                mountinfo_has(Path::new(p)),
+                "{p}"
+            );
+        }
     }
 }
