@@ -383,7 +383,7 @@ fn extract(input: &mut dyn Read, dir: &Path) -> Result<HashMap<PathBuf, PathBuf>
         let mut e = e.map_err(|e| bad(e.to_string()))?;
         let raw = e.path().map_err(|e| bad(e.to_string()))?.into_owned();
         let rel: PathBuf = crate::unpack::clean(&raw)
-            .map_err(|_| bad(format!("entry {} escapes the archive", raw.display())))?
+            .ok_or_else(|| bad(format!("entry {} escapes the archive", raw.display())))?
             .iter()
             .collect();
         if rel.as_os_str().is_empty() {
@@ -419,7 +419,7 @@ fn extract(input: &mut dyn Read, dir: &Path) -> Result<HashMap<PathBuf, PathBuf>
                     target
                 };
                 let t: PathBuf = crate::unpack::clean(&base)
-                    .map_err(|_| bad(format!("link {} escapes the archive", raw.display())))?
+                    .ok_or_else(|| bad(format!("link {} escapes the archive", raw.display())))?
                     .iter()
                     .collect();
                 links.insert(rel, t);
@@ -437,7 +437,7 @@ fn resolve(
     rel: &str,
 ) -> Result<PathBuf, ImageError> {
     let mut p: PathBuf = crate::unpack::clean(Path::new(rel))
-        .map_err(|_| bad(format!("{rel} escapes the archive")))?
+        .ok_or_else(|| bad(format!("{rel} escapes the archive")))?
         .iter()
         .collect();
     for _ in 0..8 {

@@ -39,6 +39,7 @@ use crate::digest::{DiffId, Digest};
 
 mod fsops;
 mod zstd;
+pub use fsops::remove_entry;
 use fsops::{chown_at, copy_big, remove_existing, Meta};
 
 /// The xattr that marks an opaque directory for a rootful overlay mount.
@@ -181,22 +182,24 @@ fn classify_read_error(e: io::Error) -> UnpackError {
     }
 }
 
-/// Cleans a tar path lexically; `Err` when `..` climbs out of the root.
-pub(crate) fn clean(path: &Path) -> Result<Vec<OsString>, ()> {
+/// Cleans a tar path lexically; `None` when `..` climbs out of the root. Shared with the
+/// engine's archive upload (`PUT /containers/{id}/archive`), which takes hostile tars too.
+pub fn clean(path: &Path) -> Option<Vec<OsString>> {
     let mut out: Vec<OsString> = Vec::new();
     for c in path.components() {
         match c {
             Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
             Component::ParentDir => {
-                out.pop().ok_or(())?;
+                out.pop()?;
             }
             Component::Normal(n) => out.push(n.to_os_string()),
         }
     }
-    Ok(out)
+    Some(out)
 }
 
-fn join(c: &[OsString]) -> PathBuf {
+/// The relative path of cleaned components (`.` for none).
+pub fn join(c: &[OsString]) -> PathBuf {
     if c.is_empty() {
         return PathBuf::from(".");
     }
@@ -297,7 +300,7 @@ impl Unpacker {
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), UnpackError> {
         let raw_path = entry.path().map_err(UnpackError::Tar)?.into_owned();
         let shown = raw_path.display().to_string();
-        let comps = clean(&raw_path).map_err(|_| UnpackError::Escape {
+        let comps = clean(&raw_path).ok_or_else(|| UnpackError::Escape {
             path: shown.clone(),
         })?;
         let kind = entry.header().entry_type();
@@ -436,7 +439,7 @@ impl Unpacker {
                     path: shown.clone(),
                     target: tshown.clone(),
                 };
-                let tcomps = clean(&target).map_err(|_| UnpackError::Escape {
+                let tcomps = clean(&target).ok_or_else(|| UnpackError::Escape {
                     path: format!("{shown} -> {tshown}"),
                 })?;
                 let (tname, tparent) = tcomps.split_last().ok_or_else(bad)?;
@@ -536,8 +539,8 @@ mod tests {
             join(&clean(Path::new("/a/./b/../c")).unwrap()),
             PathBuf::from("a/c")
         );
-        assert!(clean(Path::new("../x")).is_err());
-        assert!(clean(Path::new("a/../../x")).is_err());
+        assert!(clean(Path::new("../x")).is_none());
+        assert!(clean(Path::new("a/../../x")).is_none());
         assert!(clean(Path::new("./")).unwrap().is_empty());
     }
 }

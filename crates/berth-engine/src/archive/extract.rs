@@ -11,10 +11,11 @@
 //!
 //! Unlike a layer, `.wh.` names are ordinary files here (Docker's `Untar` does the same).
 
+use berth_image::unpack::{clean, join};
 use std::ffi::{OsStr, OsString};
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
@@ -57,29 +58,6 @@ fn io_err<'a>(path: &'a str, op: &'static str) -> impl FnOnce(Errno) -> ExtractE
         path: path.to_string(),
         op,
         source: e.into(),
-    }
-}
-
-/// Cleans an entry path lexically; `Err` when `..` climbs above the root.
-fn clean(path: &Path) -> Result<Vec<OsString>, ()> {
-    let mut out: Vec<OsString> = Vec::new();
-    for c in path.components() {
-        match c {
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-            Component::ParentDir => {
-                out.pop().ok_or(())?;
-            }
-            Component::Normal(n) => out.push(n.to_os_string()),
-        }
-    }
-    Ok(out)
-}
-
-fn join(c: &[OsString]) -> PathBuf {
-    if c.is_empty() {
-        PathBuf::from(".")
-    } else {
-        c.iter().collect()
     }
 }
 
@@ -207,7 +185,7 @@ impl Extractor<'_> {
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), ExtractError> {
         let raw = entry.path().map_err(ExtractError::Tar)?.into_owned();
         let shown = raw.display().to_string();
-        let comps = clean(&raw).map_err(|_| ExtractError::Escape(shown.clone()))?;
+        let comps = clean(&raw).ok_or_else(|| ExtractError::Escape(shown.clone()))?;
         let kind = entry.header().entry_type();
         if matches!(
             kind,
@@ -314,7 +292,7 @@ impl Extractor<'_> {
                     path: shown.clone(),
                     target: tshown.clone(),
                 };
-                let tcomps = clean(&target).map_err(|_| bad())?;
+                let tcomps = clean(&target).ok_or_else(bad)?;
                 let (tname, tparent) = tcomps.split_last().ok_or_else(bad)?;
                 let tdir = rustix::fs::openat2(
                     self.root,
@@ -380,23 +358,17 @@ impl Extractor<'_> {
     }
 }
 
-/// Removes what is in the way (a directory whole; std's `remove_dir_all` opens each level
-/// with `O_NOFOLLOW`, so it stays inside the tree).
+/// Removes what is in the way (a directory whole, staying inside the tree).
 fn remove(dir: &OwnedFd, name: &OsStr, is_dir: bool, shown: &str) -> Result<(), ExtractError> {
-    if is_dir {
-        let p = PathBuf::from(format!(
-            "/proc/self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(dir)
-        ))
-        .join(name);
-        std::fs::remove_dir_all(&p).map_err(|e| ExtractError::Io {
-            path: shown.into(),
-            op: "replace directory",
-            source: e,
-        })
-    } else {
-        rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(io_err(shown, "replace entry"))
-    }
+    berth_image::unpack::remove_entry(dir, name, is_dir).map_err(|e| ExtractError::Io {
+        path: shown.into(),
+        op: if is_dir {
+            "replace directory"
+        } else {
+            "replace entry"
+        },
+        source: e,
+    })
 }
 
 /// chown, then chmod (chown clears set-id bits), then xattrs.

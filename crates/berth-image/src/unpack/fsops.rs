@@ -56,27 +56,33 @@ pub(super) fn remove_existing(
         }
     };
     let ft = FileType::from_raw_mode(st.st_mode);
-    if ft == FileType::Directory {
-        if keep_dir == Some(FileType::Directory) {
-            return Ok(());
-        }
-        // std's remove_dir_all opens each level with O_NOFOLLOW: it never leaves the tree
+    if ft == FileType::Directory && keep_dir == Some(FileType::Directory) {
+        return Ok(());
+    }
+    let is_dir = ft == FileType::Directory;
+    remove_entry(dir, name, is_dir).map_err(|e| UnpackError::Io {
+        path: shown.into(),
+        op: if is_dir {
+            "replace directory"
+        } else {
+            "replace entry"
+        },
+        source: e,
+    })
+}
+
+/// Removes `name` in `dir`: a directory with all it holds, anything else unlinked. Stays in
+/// the tree: std's `remove_dir_all` opens each level with `O_NOFOLLOW`.
+pub fn remove_entry(dir: &OwnedFd, name: &OsStr, is_dir: bool) -> std::io::Result<()> {
+    if is_dir {
         let p = PathBuf::from(format!(
             "/proc/self/fd/{}",
             std::os::fd::AsRawFd::as_raw_fd(dir)
         ))
         .join(name);
-        std::fs::remove_dir_all(&p).map_err(|e| UnpackError::Io {
-            path: shown.into(),
-            op: "replace directory",
-            source: e,
-        })
+        std::fs::remove_dir_all(&p)
     } else {
-        rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(|e| UnpackError::Io {
-            path: shown.into(),
-            op: "replace entry",
-            source: e.into(),
-        })
+        rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(Into::into)
     }
 }
 
