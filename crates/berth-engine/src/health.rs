@@ -388,8 +388,8 @@ impl Engine {
     }
 
     pub(crate) fn start_health_with(&self, c: &Arc<Container>, fresh: bool, probe: Prober) {
-        let rec = c.snapshot();
-        let Some(hc) = rec.config.healthcheck.clone() else {
+        // Only the healthcheck is copied: this runs on every start.
+        let Some(hc) = c.update(|r| r.config.healthcheck.clone()) else {
             return;
         };
         let Some(argv) = hc.probe_command() else {

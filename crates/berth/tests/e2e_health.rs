@@ -298,7 +298,8 @@ fn docker_health_timeout_none_and_image_healthcheck() {
     ]);
     ok(&d, &r);
     assert_eq!(health(&d, "hnone"), Value::Null);
-    assert_eq!(ps_status(&d, "hnone").contains('('), false);
+    let st = ps_status(&d, "hnone");
+    assert!(st.starts_with("Up ") && !st.contains('('), "{st:?}");
     let r = d.docker(&[
         "run",
         "--rm",
@@ -454,4 +455,73 @@ fn api_state_health_matches_the_swagger() {
         rows[0]["Status"].as_str().unwrap().ends_with("(healthy)"),
         "{list:#}"
     );
+}
+
+/// A daemon killed and restarted re-adopts the container and its health: the status read
+/// back from the record, the probes running again. Through berth's own CLI.
+#[test]
+fn health_survives_a_daemon_restart_berth_cli() {
+    if !berth_testkit::require_root("health_survives_a_daemon_restart_berth_cli") {
+        return;
+    }
+    let (_reg, img) = registry();
+    let mut d = Daemon::start();
+    ok(&d, &d.berth(&["pull", &img]));
+    let r = d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "hlive",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "500ms",
+        &img,
+        "sleep",
+        "120",
+    ]);
+    ok(&d, &r);
+    let status = |d: &Daemon| {
+        let r = d.berth(&["inspect", "-f", "{{json .State.Health}}", "hlive"]);
+        ok(d, &r);
+        serde_json::from_str::<Value>(r.stdout.trim()).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status(&d)["Status"] != "healthy" {
+        assert!(Instant::now() < deadline, "never healthy: {:#}", status(&d));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ps = d.berth(&["ps", "--filter", "health=healthy"]);
+    ok(&d, &ps);
+    assert!(
+        ps.stdout
+            .lines()
+            .any(|l| l.contains("hlive") && l.contains("(healthy)")),
+        "{}",
+        ps.stdout
+    );
+    d.restart();
+    let after = status(&d);
+    assert_eq!(after["Status"], "healthy", "{after:#}");
+    let last_start = |h: &Value| {
+        h["Log"]
+            .as_array()
+            .and_then(|l| l.last())
+            .map(|e| e["Start"].clone())
+    };
+    let before = last_start(&after);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let h = status(&d);
+        if last_start(&h) != before {
+            assert_eq!(h["Status"], "healthy", "{h:#}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no probe after the restart: {h:#}\n{}",
+            common::tail(&d.log(), 30)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
