@@ -363,6 +363,20 @@ pub(crate) fn go_duration(d: Duration) -> String {
     }
 }
 
+/// A probe that could not start, in Docker's words (its `Output`): `OCI runtime exec failed:
+/// exec failed: unable to start container process: exec: "x": executable file not found in
+/// $PATH: unknown`. The shim's reply starts with its kind (`not_found: ...`).
+pub(crate) fn exec_failure(shim_message: &str) -> String {
+    let detail = match shim_message.find("exec: ") {
+        Some(i) => &shim_message[i..],
+        None => shim_message
+            .split_once(": ")
+            .filter(|(k, _)| matches!(*k, "not_found" | "permission_denied" | "failed"))
+            .map_or(shim_message, |(_, rest)| rest),
+    };
+    format!("OCI runtime exec failed: exec failed: unable to start container process: {detail}: unknown")
+}
+
 /// The real probe: an exec in the container through its shim (the container's user, env and
 /// working directory, no TTY, no stdin), killed at the timeout.
 pub(crate) fn exec_probe() -> Prober {
@@ -451,9 +465,7 @@ impl Engine {
         let exit_file = state_dir.join(format!("exec-{exec_id}.json"));
         let (pid, mut stream) = crate::shim_client::exec(&state_dir, &req.to_string())
             .await
-            .map_err(|e| {
-                EngineError::internal(format!("OCI runtime exec failed: {}", e.message))
-            })?;
+            .map_err(|e| EngineError::internal(exec_failure(&e.message)))?;
         let mut out = LimitedOutput::default();
         let mut demux = Demux::default();
         let read_all = async {

@@ -440,6 +440,30 @@ fn api_state_health_matches_the_swagger() {
         v["Config"]["Healthcheck"]["Test"],
         serde_json::json!(["CMD", "sh", "-c", "echo probe"])
     );
+    // A probe whose program is missing: a failure with -1 and the runtime's words.
+    let body = serde_json::json!({
+        "Image": img,
+        "Cmd": ["sleep", "60"],
+        "Healthcheck": {"Test": ["CMD", "nosuchprobe"], "Interval": 200_000_000i64, "Retries": 1},
+    });
+    let (s, _, b) = d
+        .raw(
+            "POST",
+            "/v1.47/containers/create?name=hmissing",
+            Some(&body.to_string()),
+        )
+        .expect("reply");
+    assert_eq!(s, 201, "{b}");
+    ok(&d, &d.docker(&["start", "hmissing"]));
+    let h = wait_status(&d, "hmissing", "unhealthy");
+    let last = h["Log"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["ExitCode"], -1, "{h:#}");
+    let out = last["Output"].as_str().unwrap();
+    assert!(
+        out.starts_with("OCI runtime exec failed: exec failed: ")
+            && out.contains(r#"exec: "nosuchprobe": executable file not found in $PATH"#),
+        "{h:#}"
+    );
     // The list's Status carries the health.
     let (_, _, b) = d
         .raw(

@@ -412,3 +412,17 @@ async fn readoption_keeps_the_recorded_status() {
     assert_eq!((h.status, h.failing_streak), (HealthStatus::Starting, 0));
     engine.shutdown();
 }
+
+#[test]
+fn exec_failures_in_dockers_words() {
+    assert_eq!(
+        exec_failure(
+            r#"not_found: executable not found: exec: "nosuch": executable file not found in $PATH"#
+        ),
+        r#"OCI runtime exec failed: exec failed: unable to start container process: exec: "nosuch": executable file not found in $PATH: unknown"#
+    );
+    assert_eq!(
+        exec_failure("failed: container is stopping"),
+        "OCI runtime exec failed: exec failed: unable to start container process: container is stopping: unknown"
+    );
+}
