@@ -17,10 +17,16 @@ pub struct Empty {}
 pub struct HealthConfig {
     #[serde(deserialize_with = "crate::strslice::deserialize")]
     pub test: Option<Vec<String>>,
+    // docker-py sends `null` for the fields it was not given (Go reads 0).
+    #[serde(deserialize_with = "null_default")]
     pub interval: i64,
+    #[serde(deserialize_with = "null_default")]
     pub timeout: i64,
+    #[serde(deserialize_with = "null_default")]
     pub retries: i64,
+    #[serde(deserialize_with = "null_default")]
     pub start_period: i64,
+    #[serde(deserialize_with = "null_default")]
     pub start_interval: i64,
 }
 
@@ -317,6 +323,20 @@ mod tests {
         let old: ContainerCreateRequest =
             serde_json::from_str(r#"{"Image":"x","Cmd":"echo hi"}"#).unwrap();
         assert_eq!(old.config.cmd, Some(vec!["echo hi".to_string()]));
+    }
+
+    #[test]
+    fn healthcheck_with_nulls_from_docker_py() {
+        let r: ContainerCreateRequest = serde_json::from_str(
+            r#"{"Image":"x","Healthcheck":{"Test":["CMD","true"],"Interval":300,"Timeout":null,
+              "Retries":2,"StartPeriod":null}}"#,
+        )
+        .unwrap();
+        let h = r.config.healthcheck.unwrap();
+        assert_eq!(
+            (h.interval, h.timeout, h.retries, h.start_period),
+            (300, 0, 2, 0)
+        );
     }
 
     #[test]

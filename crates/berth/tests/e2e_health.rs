@@ -549,3 +549,53 @@ fn health_survives_a_daemon_restart_berth_cli() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+const PY_SCRIPT: &str = r#"
+import os, sys, time, docker
+img = sys.argv[1]
+c = docker.DockerClient(base_url="unix://" + os.environ["BERTH_SOCK"], version="auto")
+c.images.pull(img)
+ct = c.containers.run(img, "sleep 60", detach=True, name="pyhealth",
+                      healthcheck={"test": ["CMD-SHELL", "exit 0"], "interval": 300_000_000, "retries": 2})
+deadline = time.time() + 30
+while True:
+    ct.reload()
+    if ct.health == "healthy":
+        break
+    assert time.time() < deadline, ct.attrs["State"]
+    time.sleep(0.1)
+h = ct.attrs["State"]["Health"]
+assert set(h) == {"Status", "FailingStreak", "Log"}, h
+assert h["FailingStreak"] == 0 and h["Log"][-1]["ExitCode"] == 0, h
+assert ct.attrs["Config"]["Healthcheck"]["Test"] == ["CMD-SHELL", "exit 0"], ct.attrs["Config"]
+assert [x.name for x in c.containers.list(filters={"health": "healthy"})] == ["pyhealth"]
+ct.remove(force=True)
+print("docker-py health ok")
+"#;
+
+/// docker-py's `healthcheck=` and `Container.health` (another client's view of the shape).
+#[test]
+fn docker_py_health() {
+    if !berth_testkit::require_root("docker_py_health") {
+        return;
+    }
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import docker"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipping docker_py_health: python3 with the docker package is not installed");
+        return;
+    }
+    let (_reg, img) = registry();
+    let d = Daemon::start();
+    let mut c = std::process::Command::new("python3");
+    c.args(["-c", PY_SCRIPT, &img]).env("BERTH_SOCK", &d.sock);
+    let r = common::run_cmd(c, None, Duration::from_secs(120));
+    assert_eq!(
+        r.code,
+        0,
+        "{r:?}\n--- daemon log ---\n{}",
+        common::tail(&d.log(), 30)
+    );
+    assert!(r.stdout.contains("docker-py health ok"), "{r:?}");
+}
