@@ -466,6 +466,13 @@ impl Engine {
         let (pid, mut stream) = crate::shim_client::exec(&state_dir, &req.to_string())
             .await
             .map_err(|e| EngineError::internal(exec_failure(&e.message)))?;
+        // Dropped before the probe ends (the container stopped, the engine shut down): the
+        // probe process is killed, not left running in the container.
+        let mut guard = RunningProbe {
+            pid,
+            exit_file: exit_file.clone(),
+            done: false,
+        };
         let mut out = LimitedOutput::default();
         let mut demux = Demux::default();
         let read_all = async {
@@ -479,14 +486,8 @@ impl Engine {
         };
         let timed_out = tokio::time::timeout(timeout, read_all).await.is_err();
         if timed_out {
-            // Kill the probe so timed-out probes do not pile up; the shim reaps it. Only while
-            // its exit is unrecorded: after that the pid may be someone else's.
-            if !exit_file.exists() && pid > 0 {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+            // Kill the probe so timed-out probes do not pile up; the shim reaps it.
+            guard.kill();
             // Wait (bounded) for the shim to see it die, so its record can be cleaned up.
             let _ = tokio::time::timeout(Duration::from_secs(2), async {
                 let mut sink = vec![0u8; 8192];
@@ -497,6 +498,7 @@ impl Engine {
                 }
             })
             .await;
+            guard.done = true;
             let _ = std::fs::remove_file(&exit_file);
             let text = out.text();
             let msg = if text.is_empty() {
@@ -516,6 +518,7 @@ impl Engine {
         struct ExitFile {
             exit_code: i32,
         }
+        guard.done = true;
         let code = crate::store::read_json::<ExitFile>(&exit_file).map(|x| x.exit_code);
         let _ = std::fs::remove_file(&exit_file);
         match code {
@@ -527,6 +530,34 @@ impl Engine {
                 "healthcheck for container {} has no exit code",
                 rec.id
             ))),
+        }
+    }
+}
+
+/// A probe process in the container, killed on drop unless it finished.
+struct RunningProbe {
+    pid: i32,
+    exit_file: std::path::PathBuf,
+    done: bool,
+}
+
+impl RunningProbe {
+    /// SIGKILL the probe, only while the shim has not recorded its exit: after that the pid
+    /// may be someone else's.
+    fn kill(&self) {
+        if self.pid > 0 && !self.exit_file.exists() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+impl Drop for RunningProbe {
+    fn drop(&mut self) {
+        if !self.done {
+            self.kill();
         }
     }
 }
