@@ -116,6 +116,11 @@ impl Engine {
             if !exit.error.is_empty() {
                 r.state.error = exit.error.clone();
             }
+            // The probes stop with the container (their loop watches the exit count); Docker
+            // then reports the health as unhealthy until the next start.
+            if let Some(h) = &mut r.state.health {
+                h.status = crate::health::HealthStatus::Unhealthy;
+            }
             r.state.started_at
         });
         // A `--rm` container is deleted right away: its exit need not be made durable (after

@@ -426,3 +426,24 @@ fn exec_failures_in_dockers_words() {
         "OCI runtime exec failed: exec failed: unable to start container process: container is stopping: unknown"
     );
 }
+
+#[tokio::test]
+async fn an_exit_leaves_the_health_unhealthy() {
+    let (_d, engine, c) = engine_with_running(hc(&["CMD", "check"])).await;
+    c.update(|r| {
+        r.state.health = Some(Health {
+            status: HealthStatus::Healthy,
+            ..Default::default()
+        })
+    });
+    let exit = crate::monitor::ExitInfo {
+        code: 0,
+        oom: false,
+        finished_at: Utc::now(),
+        error: String::new(),
+    };
+    engine.handle_exit(&c, exit).await;
+    let r = c.snapshot();
+    assert_eq!(r.state.status, ContainerStatus::Exited);
+    assert_eq!(r.state.health.unwrap().status, HealthStatus::Unhealthy);
+}
