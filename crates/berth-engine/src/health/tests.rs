@@ -327,14 +327,13 @@ async fn loop_goes_healthy_then_unhealthy_with_events_and_stops_on_exit() {
         HealthStatus::Starting,
         "starting as soon as the probe loop is set up"
     );
-    let health = || c.snapshot().state.health.unwrap_or_default();
-    wait_until("unhealthy", || health().status == HealthStatus::Unhealthy).await;
-    let h = health();
-    assert!(h.failing_streak >= 2, "{h:?}");
-    assert_eq!(h.log.last().unwrap().output, "/bin/sh -c check -> 1");
-    // The events: healthy, then unhealthy, each once.
+    // The events, healthy then unhealthy, each once (emitted after the record is saved).
     let mut actions = Vec::new();
-    while let Ok(e) = events.try_recv() {
+    while actions.last().map(String::as_str) != Some("health_status: unhealthy") {
+        let e = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("no unhealthy event within 10 s")
+            .unwrap();
         if e.action.starts_with("health_status") {
             assert_eq!(e.attributes.get("name").map(String::as_str), Some("probed"));
             actions.push(e.action);
@@ -344,6 +343,10 @@ async fn loop_goes_healthy_then_unhealthy_with_events_and_stops_on_exit() {
         actions,
         vec!["health_status: healthy", "health_status: unhealthy"]
     );
+    let h = c.snapshot().state.health.unwrap_or_default();
+    assert_eq!(h.status, HealthStatus::Unhealthy);
+    assert!(h.failing_streak >= 2, "{h:?}");
+    assert_eq!(h.log.last().unwrap().output, "/bin/sh -c check -> 1");
     // Persisted with the record.
     let on_disk: ContainerRecord =
         crate::store::read_json(&engine.container_dir(&c.id).join("config.json")).unwrap();
