@@ -446,6 +446,7 @@ impl Engine {
                     opts.stdout,
                     opts.stderr,
                     opts.logs,
+                    rec.config.stdin_once,
                 )
                 .await?;
                 Ok(AttachStream {

@@ -386,22 +386,26 @@ pub async fn resize_exec(state_dir: &Path, exec_id: &str, rows: u16, cols: u16) 
 }
 
 /// `ATTACH` → the stream (frames follow).
+/// `stdin_once`: the container's StdinOnce (close its stdin when the last stdin attacher
+/// leaves); sent only when off, which shims from before the option did not know.
 pub async fn attach(
     state_dir: &Path,
     stdin: bool,
     stdout: bool,
     stderr: bool,
     logs: bool,
+    stdin_once: bool,
 ) -> Result<UnixStream> {
     let b = |x: bool| if x { 1 } else { 0 };
     let r = request(
         state_dir,
         &format!(
-            "ATTACH stdin={} stdout={} stderr={} logs={}",
+            "ATTACH stdin={} stdout={} stderr={} logs={}{}",
             b(stdin),
             b(stdout),
             b(stderr),
-            b(logs)
+            b(logs),
+            if stdin_once { "" } else { " stdin_once=0" }
         ),
     )
     .await?;

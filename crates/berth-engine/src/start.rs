@@ -250,6 +250,7 @@ impl Engine {
         // Early attaches connect before START, so no output is missed.
         let pending =
             std::mem::take(&mut *c.pending_attach.lock().unwrap_or_else(|p| p.into_inner()));
+        let stdin_once = c.snapshot().config.stdin_once;
         for p in pending {
             match shim_client::attach(
                 &state_dir,
@@ -257,6 +258,7 @@ impl Engine {
                 p.opts.stdout,
                 p.opts.stderr,
                 false,
+                stdin_once,
             )
             .await
             {

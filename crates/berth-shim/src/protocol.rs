@@ -52,13 +52,29 @@ pub enum ProtocolError {
 }
 
 /// What an attach client wants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttachOpts {
     pub stdin: bool,
     pub stdout: bool,
     pub stderr: bool,
     /// Replay the log file before live output.
     pub logs: bool,
+    /// Docker's StdinOnce: when the last stdin attacher of the container's init leaves, close
+    /// its stdin. Off for `run -d -i` + `attach`: the next attach still finds stdin open.
+    /// Absent on the wire means on (what shims before this field did); exec stdin always is.
+    pub stdin_once: bool,
+}
+
+impl Default for AttachOpts {
+    fn default() -> Self {
+        AttachOpts {
+            stdin: false,
+            stdout: false,
+            stderr: false,
+            logs: false,
+            stdin_once: true,
+        }
+    }
 }
 
 /// An `EXEC` request's JSON.
@@ -146,6 +162,7 @@ impl Request {
                         "stdout" => o.stdout = v,
                         "stderr" => o.stderr = v,
                         "logs" => o.logs = v,
+                        "stdin_once" => o.stdin_once = v,
                         _ => return Err(bad(line, format!("unknown attach option {k:?}"))),
                     }
                 }
@@ -183,11 +200,13 @@ impl Request {
             Request::Start => "START\n".into(),
             Request::Wait => "WAIT\n".into(),
             Request::Attach(o) => format!(
-                "ATTACH stdin={} stdout={} stderr={} logs={}\n",
+                "ATTACH stdin={} stdout={} stderr={} logs={}{}\n",
                 b(o.stdin),
                 b(o.stdout),
                 b(o.stderr),
-                b(o.logs)
+                b(o.logs),
+                // Only when off: a shim from before the field keeps working.
+                if o.stdin_once { "" } else { " stdin_once=0" }
             ),
             Request::Resize { rows, cols } => format!("RESIZE {rows} {cols}\n"),
             Request::ResizeExec {
@@ -277,6 +296,12 @@ mod tests {
                 stdout: true,
                 stderr: false,
                 logs: true,
+                stdin_once: true,
+            }),
+            Request::Attach(AttachOpts {
+                stdin: true,
+                stdin_once: false,
+                ..Default::default()
             }),
             Request::Resize { rows: 24, cols: 80 },
             Request::ResizeExec {

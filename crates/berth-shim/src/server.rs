@@ -454,18 +454,20 @@ impl<B: Backend> Server<B> {
     }
 
     /// The client shut down its writing side. For an attach with stdin: if no other client
-    /// is attached to that stdin, close the process's stdin (Docker's StdinOnce).
+    /// is attached to that stdin, close the process's stdin (Docker's StdinOnce; an exec's
+    /// always).
     fn client_eof(&mut self, i: usize) {
         self.clients[i].read_eof = true;
-        let (owner, had_stdin) = match &self.clients[i].mode {
+        let (owner, had_stdin, once) = match &self.clients[i].mode {
             Mode::Request => {
                 self.clients[i].dead = true;
                 return;
             }
-            Mode::Attached { owner, opts, .. } => (owner.clone(), opts.stdin),
+            Mode::Attached { owner, opts, .. } => (owner.clone(), opts.stdin, opts.stdin_once),
             _ => return,
         };
-        if !had_stdin {
+        // An exec's stdin always closes with its client; the init's only with StdinOnce.
+        if !had_stdin || (owner == Owner::Init && !once) {
             return;
         }
         let others = self.clients.iter().enumerate().any(|(j, c)| {
@@ -689,6 +691,7 @@ impl<B: Backend> Server<B> {
                 stdout: true,
                 stderr: true,
                 logs: false,
+                stdin_once: true,
             },
             tty,
         };

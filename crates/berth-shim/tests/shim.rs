@@ -37,6 +37,10 @@ fn main() {
         ),
         ("kill_gives_128_plus_signal", kill_gives_128_plus_signal),
         (
+            "stdin_stays_open_without_stdin_once",
+            stdin_stays_open_without_stdin_once,
+        ),
+        (
             "shim_outlives_launcher_and_is_small",
             shim_outlives_launcher_and_is_small,
         ),
@@ -182,6 +186,7 @@ fn all_opts() -> AttachOpts {
         stdout: true,
         stderr: true,
         logs: false,
+        stdin_once: true,
     }
 }
 
@@ -261,6 +266,41 @@ fn stdin_reaches_cat_and_half_close_ends_it() {
     let (out, _) = read_framed(&mut a);
     assert_eq!(out, "hello\nworld\n");
     assert_eq!(c.wait().unwrap(), (0, false));
+}
+
+/// Without StdinOnce (`run -d -i`, then `attach`): a stdin attacher leaving does not close
+/// the container's stdin; the next attacher still reaches it.
+fn stdin_stays_open_without_stdin_once() {
+    let ctx = Ctx::new(&["/bin/cat"], |c| c.stdin = true);
+    ctx.launch().unwrap();
+    let c = ctx.client();
+    c.start().unwrap();
+    let opts = AttachOpts {
+        stdin: true,
+        stdin_once: false,
+        ..all_opts()
+    };
+    let mut first = c.attach(opts).unwrap();
+    first.write_all(b"one\n").unwrap();
+    first.shutdown(Shutdown::Write).unwrap();
+    drop(first);
+    let mut second = c.attach(opts).unwrap();
+    second.write_all(b"two\n").unwrap();
+    // cat is still running and echoes the second attacher's line.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !ctx.entries().iter().any(|e| e.log == "two\n") {
+        assert!(
+            Instant::now() < deadline,
+            "stdin was closed: {:?}",
+            ctx.entries()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // cat still reads: stop it. (The engine gives every attach of a container the same
+    // StdinOnce; the half-close that ends it is `stdin_reaches_cat_and_half_close_ends_it`.)
+    drop(second);
+    c.kill(nix::sys::signal::Signal::SIGKILL as i32).unwrap();
+    assert_eq!(c.wait().unwrap(), (137, false));
 }
 
 fn exec_streams_and_records_exit_before_close() {
@@ -640,6 +680,7 @@ fn attach_logs_replays_history() {
             stdout: false,
             stderr: false,
             logs: false,
+            stdin_once: true,
         })
         .unwrap();
     c.start().unwrap();
