@@ -157,6 +157,16 @@ pub(crate) fn summary(rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSum
     }
 }
 
+/// Docker's `name` filter: a regular expression searched in the name, with its leading `/`
+/// or without (`name=web` is a substring, `name=^web$` exact, `name=^/web` too). A value
+/// that is not a valid expression matches nothing, as in moby.
+fn name_matches(bare: &str, pattern: &str) -> bool {
+    match regex::Regex::new(pattern) {
+        Ok(re) => re.is_match(bare) || re.is_match(&format!("/{bare}")),
+        Err(_) => false,
+    }
+}
+
 /// Whether a record passes Docker's container filters.
 pub(crate) fn matches_filters(rec: &ContainerRecord, filters: &Filters) -> Result<bool> {
     for (key, values) in filters {
@@ -165,9 +175,7 @@ pub(crate) fn matches_filters(rec: &ContainerRecord, filters: &Filters) -> Resul
         }
         let ok = match key.as_str() {
             "id" => values.iter().any(|v| rec.id.starts_with(v.as_str())),
-            "name" => values
-                .iter()
-                .any(|v| rec.bare_name().contains(v.trim_start_matches('/'))),
+            "name" => values.iter().any(|v| name_matches(rec.bare_name(), v)),
             "status" => {
                 for v in values {
                     if ![
@@ -479,6 +487,18 @@ impl Engine {
 mod tests {
     use super::*;
     use chrono::Duration;
+
+    #[test]
+    fn name_filter_is_a_regex_with_or_without_the_slash() {
+        assert!(name_matches("web", "web"));
+        assert!(name_matches("my-web-1", "web"));
+        assert!(name_matches("web", "^web$"));
+        assert!(!name_matches("web2", "^web$"));
+        assert!(name_matches("web", "^/web$"));
+        assert!(name_matches("web", "/web"));
+        assert!(name_matches("api", "web|api"));
+        assert!(!name_matches("web", "(unclosed"));
+    }
 
     #[test]
     fn human_durations_match_go_units() {
