@@ -149,6 +149,9 @@ pub async fn serve(listener: UnixListener, state: AppState) -> std::io::Result<(
     };
     // Removed `--rm` containers whose files are still being deleted.
     engine.settle().await;
+    // Monitors and health probes end here (a probe in flight is killed by its guard); the
+    // containers keep running in their shims for the next daemon.
+    engine.shutdown();
     r
 }
 

@@ -231,7 +231,6 @@ impl Engine {
         w.upgrade().map(|inner| Engine { inner })
     }
 
-    /// Run a background task that ends with the engine's shutdown.
     /// Run a blocking cleanup off the request path; [`Engine::settle`] waits for it.
     pub(crate) fn spawn_cleanup(&self, f: impl FnOnce() + Send + 'static) {
         let h = tokio::task::spawn_blocking(f);
