@@ -256,6 +256,16 @@ impl ShimClient {
         let mut s = match self.wait_stream() {
             Ok(s) => s,
             Err(ClientError::Connect { .. }) => return self.exit_from_disk(),
+            // Connected while the shim was closing (its container had exited): the pending
+            // connection is dropped with its listener, and the request's write fails.
+            Err(ClientError::Io(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                return self.exit_from_disk()
+            }
             Err(e) => return Err(e),
         };
         match read_line(&mut s) {

@@ -239,7 +239,9 @@ fn exec_and_tty(berth: bool) {
     let (_, mut s) = c
         .exec(&ExecRequest {
             exec_id: "x1".into(),
-            process: serde_json::json!({"args": ["/bin/sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; exit 4"], "env": env, "cwd": "/", "user": {"uid": 0, "gid": 0}}),
+            // pid 1 is still the shell for a moment after its last output ("exec sleep 30"):
+            // look until it is sleep (5 s at most).
+            process: serde_json::json!({"args": ["/bin/sh", "-c", "i=0; while [ $i -lt 50 ]; do c=$(tr '\\0' ' ' < /proc/1/cmdline); case \"$c\" in sleep*) break;; esac; i=$((i+1)); sleep 0.1; done; echo \"$c\"; exit 4"], "env": env, "cwd": "/", "user": {"uid": 0, "gid": 0}}),
             tty: false,
             stdin: false,
         })
