@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod container;
+pub mod detach;
 pub mod error;
 pub mod events;
 pub mod exec;

@@ -59,35 +59,12 @@ pub async fn attach(
 }
 
 /// Docker's default detach sequence.
-pub const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
+pub const DEFAULT_DETACH_KEYS: &str = berth_api::detach::DEFAULT_SPEC;
 
-/// `ctrl-p,ctrl-q` → `[0x10, 0x11]` (moby's `term.ToBytes`): `ctrl-a`…`ctrl-z`, `ctrl-@`,
-/// `ctrl-[`, `ctrl-\\`, `ctrl-]`, `ctrl-^`, `ctrl-_`, `DEL`, or single characters.
+/// `ctrl-p,ctrl-q` → `[0x10, 0x11]` (moby's `term.ToBytes`); a bad spelling is Docker's 400.
 pub fn detach_keys(spec: &str) -> ApiResult<Vec<u8>> {
-    let bad = || ApiError::bad_request(format!("Invalid detach keys ({spec}) provided"));
-    let mut out = Vec::new();
-    for k in spec.split(',').map(str::trim).filter(|k| !k.is_empty()) {
-        if let Some(c) = k.strip_prefix("ctrl-") {
-            let b = match c.as_bytes() {
-                [b @ b'a'..=b'z'] => b - b'a' + 1,
-                [b'@'] => 0,
-                [b'['] => 27,
-                [b'\\'] => 28,
-                [b']'] => 29,
-                [b'^'] => 30,
-                [b'_'] => 31,
-                _ => return Err(bad()),
-            };
-            out.push(b);
-        } else if k == "DEL" {
-            out.push(127);
-        } else if k.len() == 1 {
-            out.push(k.as_bytes()[0]);
-        } else {
-            return Err(bad());
-        }
-    }
-    Ok(out)
+    berth_api::detach::parse_keys(spec)
+        .map_err(|_| ApiError::bad_request(format!("Invalid detach keys ({spec}) provided")))
 }
 
 pub async fn exec_start(
@@ -224,7 +201,7 @@ where
     let (mut ir, mut iw) = tokio::io::split(stream.io);
     let to_process = async {
         let mut buf = vec![0u8; 16 * 1024];
-        let mut scan = DetachScanner::new(detach);
+        let mut scan = berth_api::detach::EscapeScanner::new(detach);
         loop {
             let n = match cr.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
@@ -265,46 +242,6 @@ where
     let _ = cw.shutdown().await;
 }
 
-/// Finds the detach sequence in a byte stream split across reads; bytes of a partial
-/// match are held back and released if the match fails.
-struct DetachScanner {
-    keys: Vec<u8>,
-    matched: usize,
-}
-
-impl DetachScanner {
-    fn new(keys: Vec<u8>) -> Self {
-        DetachScanner { keys, matched: 0 }
-    }
-
-    /// (bytes to forward, whether the sequence completed).
-    fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
-        if self.keys.is_empty() {
-            return (input.to_vec(), false);
-        }
-        let mut out = Vec::with_capacity(input.len());
-        for &b in input {
-            if b == self.keys[self.matched] {
-                self.matched += 1;
-                if self.matched == self.keys.len() {
-                    return (out, true);
-                }
-                continue;
-            }
-            if self.matched > 0 {
-                out.extend_from_slice(&self.keys[..self.matched]);
-                self.matched = 0;
-                if b == self.keys[0] {
-                    self.matched = 1;
-                    continue;
-                }
-            }
-            out.push(b);
-        }
-        (out, false)
-    }
-}
-
 /// `200` with the output as the body (clients that did not ask for an upgrade).
 fn raw_output(stream: AttachStream, content_type: &'static str) -> Response {
     let (rd, _wr) = tokio::io::split(stream.io);
@@ -330,19 +267,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn detach_keys_parse_and_match_across_reads() {
+    fn bad_detach_keys_are_a_400_with_dockers_words() {
         assert_eq!(detach_keys(DEFAULT_DETACH_KEYS).unwrap(), vec![0x10, 0x11]);
-        assert_eq!(detach_keys("ctrl-a,x").unwrap(), vec![1, b'x']);
-        assert!(detach_keys("ctrl-1").is_err());
-        assert!(detach_keys("abc").is_err());
-        assert_eq!(detach_keys("DEL,ctrl-@").unwrap(), vec![127, 0]);
-        assert_eq!(detach_keys("").unwrap(), Vec::<u8>::new());
-        let mut s = DetachScanner::new(vec![0x10, 0x11]);
-        assert_eq!(s.feed(b"ab\x10"), (b"ab".to_vec(), false));
-        assert_eq!(s.feed(b"c"), (b"\x10c".to_vec(), false));
-        assert_eq!(s.feed(b"\x10\x10"), (b"\x10".to_vec(), false));
-        assert_eq!(s.feed(b"\x11rest"), (Vec::new(), true));
-        let mut none = DetachScanner::new(Vec::new());
-        assert_eq!(none.feed(b"\x10\x11"), (b"\x10\x11".to_vec(), false));
+        let e = detach_keys("ctrl-1").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("Invalid detach keys (ctrl-1) provided"),
+            "{e}"
+        );
     }
 }
