@@ -78,8 +78,14 @@ pub fn main(args: &[String]) -> i32 {
 }
 
 fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    use nix::sys::stat::{umask, Mode};
     let _ = std::fs::remove_file(path);
-    let l = UnixListener::bind(path)?;
+    // Born 0600: with a chmod after bind, the socket was briefly 0755 and a connect could
+    // race in (the peer uid check still refused it). The zygote is single-threaded here.
+    let old = umask(Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(path);
+    umask(old);
+    let l = bound?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(l)
 }
