@@ -6,21 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ok, registry, Daemon};
+use common::{ok, Daemon};
 
 fn setup(test: &str) -> Option<(Daemon, berth_testkit::registry::RegistryGuard, String)> {
-    if !berth_testkit::require_root(test) {
-        return None;
-    }
-    if !std::path::Path::new(common::DOCKER).exists() {
-        eprintln!("skipping {test}: {} is not installed", common::DOCKER);
-        return None;
-    }
-    let (reg, img) = registry();
-    let d = Daemon::start();
-    let p = d.docker(&["pull", "-q", &img]);
-    ok(&d, &p);
-    Some((d, reg, img))
+    common::docker_setup(test, true)
 }
 
 /// The same template through both CLIs gives the same output.

@@ -5,23 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ok, registry, Daemon};
-
-fn docker_present() -> bool {
-    std::path::Path::new(common::DOCKER).exists()
-}
+use common::{ok, Daemon};
 
 fn setup(test: &str) -> Option<(Daemon, berth_testkit::registry::RegistryGuard, String)> {
-    if !berth_testkit::require_root(test) {
-        return None;
-    }
-    if !docker_present() {
-        eprintln!("skipping {test}: {} is not installed", common::DOCKER);
-        return None;
-    }
-    let (reg, img) = registry();
-    let d = Daemon::start();
-    Some((d, reg, img))
+    common::docker_setup(test, false)
 }
 
 #[test]

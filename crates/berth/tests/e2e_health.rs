@@ -11,17 +11,7 @@ use common::{ok, registry, Daemon};
 use serde_json::Value;
 
 fn setup(test: &str) -> Option<(Daemon, berth_testkit::registry::RegistryGuard, String)> {
-    if !berth_testkit::require_root(test) {
-        return None;
-    }
-    if !std::path::Path::new(common::DOCKER).exists() {
-        eprintln!("skipping {test}: {} is not installed", common::DOCKER);
-        return None;
-    }
-    let (reg, img) = registry();
-    let d = Daemon::start();
-    ok(&d, &d.docker(&["pull", "-q", &img]));
-    Some((d, reg, img))
+    common::docker_setup(test, true)
 }
 
 /// `State.Health` of `name` as JSON (`null` without a healthcheck).

@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::{eventually, ok, registry, Daemon, Run};
+use common::{eventually, ok, Daemon, Run};
 
 /// Names of this daemon's kernel objects, read from its command line.
 struct Owned {
@@ -185,16 +185,7 @@ fn subnet() -> (String, String) {
 }
 
 fn setup(test: &str) -> Option<(Daemon, berth_testkit::registry::RegistryGuard, String)> {
-    if !berth_testkit::require_root(test) {
-        return None;
-    }
-    if !std::path::Path::new(common::DOCKER).exists() {
-        eprintln!("skipping {test}: {} is not installed", common::DOCKER);
-        return None;
-    }
-    let (reg, img) = registry();
-    let d = Daemon::start();
-    Some((d, reg, img))
+    common::docker_setup(test, false)
 }
 
 /// `sh -c` that writes a page and serves it with busybox httpd on port 80.

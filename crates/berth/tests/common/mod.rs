@@ -460,6 +460,28 @@ pub fn registry() -> (berth_testkit::registry::RegistryGuard, String) {
     berth_testkit::images::busybox_in_registry().expect("loopback registry with busybox")
 }
 
+/// The set-up of the docker CLI suites: root, the docker CLI, a loopback registry with
+/// busybox and a daemon; with `pull`, the image pulled through the docker CLI. `None` (the
+/// test is skipped, with a message) without root or the CLI.
+pub fn docker_setup(
+    test: &str,
+    pull: bool,
+) -> Option<(Daemon, berth_testkit::registry::RegistryGuard, String)> {
+    if !berth_testkit::require_root(test) {
+        return None;
+    }
+    if !std::path::Path::new(DOCKER).exists() {
+        eprintln!("skipping {test}: {DOCKER} is not installed");
+        return None;
+    }
+    let (reg, img) = registry();
+    let d = Daemon::start();
+    if pull {
+        ok(&d, &d.docker(&["pull", "-q", &img]));
+    }
+    Some((d, reg, img))
+}
+
 /// Asserts a command succeeded, showing its output and the daemon log otherwise.
 #[track_caller]
 pub fn ok(d: &Daemon, r: &Run) {
