@@ -46,4 +46,6 @@ fn main() {
         walk(Path::new(s), &mut h);
     }
     println!("cargo:rustc-env=BERTH_SHIM_BUILD_ID={h:016x}");
+    // See crates/berth/build.rs: relative relocations packed as RELR.
+    println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
 }
