@@ -16,6 +16,7 @@ RUNS=${RUNS:-20}
 # BERTH=/path/to/berth skips the build (a berth-shim beside it is used when its build id matches)
 if [ -z "${BERTH:-}" ]; then
   cargo build --release -q -p berth -p berth-shim
+  scripts/build-static-shim.sh   # the shim statically linked: less RSS per shim and zygote
   BERTH=$PWD/target/release/berth
 fi
 B_SOCK=$BENCH_TMP/berth.sock
