@@ -83,12 +83,23 @@ impl Drop for CgroupParent {
             .to_string_lossy()
             .trim_start_matches('/')
             .to_string();
-        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
-            for h in rd.flatten() {
-                let leaf = h.path().join(self.0.trim_start_matches('/'));
-                let _ = std::fs::remove_dir(&leaf);
-                let _ = std::fs::remove_dir(h.path().join(&parent));
+        let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") else {
+            return;
+        };
+        let hierarchies: Vec<_> = rd.flatten().map(|h| h.path()).collect();
+        // The shim deletes the container's cgroup after the test has its answer: give it
+        // up to 2 s, or the parent (still holding the leaf) would be left behind.
+        for _ in 0..100 {
+            let mut left = false;
+            for h in &hierarchies {
+                let _ = std::fs::remove_dir(h.join(self.0.trim_start_matches('/')));
+                let p = h.join(&parent);
+                left |= std::fs::remove_dir(&p).is_err() && p.exists();
             }
+            if !left {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
 }
