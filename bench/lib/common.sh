@@ -79,6 +79,7 @@ start_dockerd() {
   DOCKER_DATA=/var/lib/berth-bench-docker-$$
   DOCKER_NET=10.$((200 + RANDOM % 50)).$((RANDOM % 250))
   DOCKER0_BEFORE=0; ip link show docker0 >/dev/null 2>&1 && DOCKER0_BEFORE=1
+  DOCKER_CG_BEFORE=0; [ -d /sys/fs/cgroup/memory/docker ] || [ -d /sys/fs/cgroup/docker ] && DOCKER_CG_BEFORE=1
   DOCKER_CHAINS_BEFORE=$( (iptables -S; iptables -t nat -S) 2>/dev/null | awk '$1=="-N" && $2 ~ /^DOCKER/ {print $2}' | sort -u | tr '\n' ' ')
   # dockerd's exec root on a tmpfs, as /run is on most distributions and as berth's daemon
   # makes its own exec root when /run is a disk filesystem (here it is ext4): same footing.
@@ -102,6 +103,10 @@ stop_dockerd() {
   for _ in $(seq 300); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.1; done
   DOCKERD_PID=
   if [ "$DOCKER0_BEFORE" = 0 ] && ip link show docker0 >/dev/null 2>&1; then ip link del docker0 || true; fi
+  # dockerd's cgroup parent, /docker, when it made it (empty once its containers are gone)
+  if [ "$DOCKER_CG_BEFORE" = 0 ]; then
+    for d in /sys/fs/cgroup/*/docker /sys/fs/cgroup/docker; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
+  fi
   local t c r
   for t in filter nat; do
     for c in $(iptables -t $t -S 2>/dev/null | awk '$1=="-N" && $2 ~ /^DOCKER/ {print $2}'); do
