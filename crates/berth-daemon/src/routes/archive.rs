@@ -79,25 +79,47 @@ pub async fn put(
         copy_uid_gid: q.bool("copyUIDGID"),
     };
     let (tx, rx) = archive::archive_channel();
-    // The body is pumped into the extraction as it arrives; when the extraction stops early
-    // (an error), its receiver is gone and the pump stops too.
+    // The body is pumped into the extraction as it arrives. When the extraction stops early
+    // (an error: no such container, a bad path), the rest of a small body is still read and
+    // dropped before the answer, as Go's net/http does for dockerd: a client still writing
+    // its tar would otherwise get a broken pipe instead of the error (`docker cp - x:/`).
     let mut stream = req.into_body().into_data_stream();
     let pump = tokio::spawn(async move {
+        let mut drained = 0usize;
+        let mut sending = true;
         while let Some(chunk) = stream.next().await {
+            if !sending {
+                match chunk {
+                    Ok(b) if drained + b.len() <= DRAIN_LIMIT => drained += b.len(),
+                    _ => break,
+                }
+                continue;
+            }
             let item = chunk
                 .map(|b| b.to_vec())
                 .map_err(|e| std::io::Error::other(format!("reading the request body: {e}")));
             let stop = item.is_err();
-            if tx.send(item).await.is_err() || stop {
+            if stop {
+                let _ = tx.send(item).await;
                 break;
             }
+            sending = tx.send(item).await.is_ok();
         }
     });
     let res = state.engine.archive_put(&id, &path, opts, rx).await;
-    pump.abort();
+    if res.is_err() {
+        let _ = tokio::time::timeout(DRAIN_TIME, pump).await;
+    } else {
+        pump.abort();
+    }
     res?;
     Ok(StatusCode::OK.into_response())
 }
+
+/// How much of a refused upload's body is read and dropped before the error goes out, and
+/// for how long at most (Go's net/http drains 256 KiB).
+const DRAIN_LIMIT: usize = 1 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub async fn export(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let rx = state.engine.export_container(&id).await?;
