@@ -79,10 +79,11 @@ pub async fn put(
         copy_uid_gid: q.bool("copyUIDGID"),
     };
     let (tx, rx) = archive::archive_channel();
-    // The body is pumped into the extraction as it arrives. When the extraction stops early
-    // (an error: no such container, a bad path), the rest of a small body is still read and
-    // dropped before the answer, as Go's net/http does for dockerd: a client still writing
-    // its tar would otherwise get a broken pipe instead of the error (`docker cp - x:/`).
+    // The body is pumped into the extraction as it arrives. When the extraction stops before
+    // the body's end (an error: no such container, a bad path; or the tar's end marker before
+    // its padding), the rest of a small body is still read and dropped before the answer, as
+    // Go's net/http does for dockerd: a client still writing would otherwise get a broken
+    // pipe instead of the answer (`docker cp - x:/`).
     let mut stream = req.into_body().into_data_stream();
     let pump = tokio::spawn(async move {
         let mut drained = 0usize;
@@ -107,11 +108,9 @@ pub async fn put(
         }
     });
     let res = state.engine.archive_put(&id, &path, opts, rx).await;
-    if res.is_err() {
-        let _ = tokio::time::timeout(DRAIN_TIME, pump).await;
-    } else {
-        pump.abort();
-    }
+    // Also after a success: the extraction stops at the tar's end marker, and the client may
+    // still be sending the padding after it.
+    let _ = tokio::time::timeout(DRAIN_TIME, pump).await;
     res?;
     Ok(StatusCode::OK.into_response())
 }
