@@ -261,18 +261,26 @@ fn leaf_code(leaf: &Leaf, default: u32) -> Result<Vec<sock_filter>, String> {
     Ok(out)
 }
 
+/// Load the 32-bit word at `off` of `seccomp_data` into A.
+fn ld(off: u32) -> Insn {
+    Insn {
+        code: BPF_LD_W_ABS,
+        k: off,
+        jt: To::Next,
+        jf: To::Next,
+    }
+}
+
+/// A conditional jump (or an ALU step, with both targets `Next`).
+fn j(code: u16, k: u32, jt: To, jf: To) -> Insn {
+    Insn { code, k, jt, jf }
+}
+
 /// The code of one condition on the 64-bit argument as two 32-bit halves (little endian:
 /// low word first in `seccomp_data`). The syscall number in A is not needed afterwards.
 fn cond_code(c: &Cond) -> Vec<Insn> {
     let lo_off = OFF_ARGS + 8 * c.index as u32;
     let hi_off = lo_off + 4;
-    let ld = |off| Insn {
-        code: BPF_LD_W_ABS,
-        k: off,
-        jt: To::Next,
-        jf: To::Next,
-    };
-    let j = |code, k, jt, jf| Insn { code, k, jt, jf };
     let hi = |v: u64| (v >> 32) as u32;
     let lo = |v: u64| v as u32;
     use To::*;
@@ -310,13 +318,6 @@ fn cond_code(c: &Cond) -> Vec<Insn> {
 /// `lo_off`; `yes` and `no` say where each outcome goes (Pass: the condition holds, Fail:
 /// the rule does not match).
 fn above(v: u64, low_op: u16, lo_off: u32, yes: To, no: To) -> Vec<Insn> {
-    let ld = |off| Insn {
-        code: BPF_LD_W_ABS,
-        k: off,
-        jt: To::Next,
-        jf: To::Next,
-    };
-    let j = |code, k, jt, jf| Insn { code, k, jt, jf };
     let (hi, lo) = ((v >> 32) as u32, v as u32);
     vec![
         ld(lo_off + 4),
