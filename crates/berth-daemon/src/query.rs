@@ -1,7 +1,5 @@
 //! Query-string helpers with Docker's parsing rules.
 
-use std::collections::HashMap;
-
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use berth_api::filters::Filters;
@@ -9,17 +7,19 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use crate::error::ApiError;
 
-/// The query as a map (later keys win). Never rejects: a bad query is a missing value.
+/// The query's pairs, every value in order. Single-valued reads take the FIRST value of a
+/// key, as Go's `url.Values.Get` (moby's `r.Form.Get`) does; [`Q::all`] gives every value of
+/// a repeated key (`changes=CMD+sh&changes=ENV+A=1`, `names=a&names=b`). Never rejects: a
+/// bad query is a missing value.
 #[derive(Debug, Clone, Default)]
-pub struct Q(pub HashMap<String, String>);
+pub struct Q(pub Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Q {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
-        let map: HashMap<String, String> = form_pairs(q).into_iter().collect();
-        Ok(Q(map))
+        Ok(Q::parse(q))
     }
 }
 
@@ -61,13 +61,36 @@ fn pct_decode(s: &str) -> String {
 }
 
 impl Q {
+    /// Parses a raw query string (`a=1&b=x%20y&a=2`).
+    pub fn parse(q: &str) -> Q {
+        Q(form_pairs(q))
+    }
+
+    /// The first value of `k`, like Go's `url.Values.Get` (None when absent).
     pub fn str(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(String::as_str)
+        self.0
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `k`, in the order the client sent them (empty when absent).
+    pub fn all(&self, k: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// Whether `k` is present at all, even with an empty value (`_, ok := r.Form[k]`).
+    pub fn has(&self, k: &str) -> bool {
+        self.0.iter().any(|(key, _)| key == k)
     }
 
     /// moby's `BoolValue`: anything but "", 0, no, false, none is true.
     pub fn bool(&self, k: &str) -> bool {
-        self.0.get(k).is_some_and(|v| {
+        self.str(k).is_some_and(|v| {
             !matches!(
                 v.trim().to_lowercase().as_str(),
                 "" | "0" | "no" | "false" | "none"
@@ -77,7 +100,7 @@ impl Q {
 
     /// Like [`Q::bool`] but with a default when the key is absent.
     pub fn bool_or(&self, k: &str, default: bool) -> bool {
-        if self.0.contains_key(k) {
+        if self.has(k) {
             self.bool(k)
         } else {
             default
@@ -85,7 +108,7 @@ impl Q {
     }
 
     pub fn int(&self, k: &str) -> Result<Option<i64>, ApiError> {
-        match self.0.get(k).map(|s| s.trim()) {
+        match self.str(k).map(|s| s.trim()) {
             None | Some("") => Ok(None),
             Some(v) => v.parse().map(Some).map_err(|_| {
                 ApiError::bad_request(format!("invalid value for {k}: {v:?} is not an integer"))
@@ -100,7 +123,7 @@ impl Q {
 
     /// A Unix timestamp with optional fraction (`1700000000.123456789`), or RFC 3339.
     pub fn time(&self, k: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
-        match self.0.get(k).map(|s| s.trim()) {
+        match self.str(k).map(|s| s.trim()) {
             None | Some("") | Some("0") => Ok(None),
             Some(v) => parse_time(v).map(Some).ok_or_else(|| {
                 ApiError::bad_request(format!("invalid value for {k}: {v:?} is not a timestamp"))
@@ -130,11 +153,7 @@ mod tests {
 
     #[test]
     fn parses_docker_query_values() {
-        let q = Q(
-            form_pairs("force=1&v=False&filters=%7B%22a%22%3A%5B%22b%22%5D%7D&t=5&x=%zz")
-                .into_iter()
-                .collect(),
-        );
+        let q = Q::parse("force=1&v=False&filters=%7B%22a%22%3A%5B%22b%22%5D%7D&t=5&x=%zz");
         assert!(q.bool("force"));
         assert!(!q.bool("v"));
         assert!(!q.bool("missing"));
@@ -146,5 +165,37 @@ mod tests {
             500_000_000
         );
         assert!(parse_time("nope").is_none());
+    }
+
+    #[test]
+    fn repeated_keys_keep_every_value_and_get_takes_the_first() {
+        let q = Q::parse("changes=CMD+sh&t=1&changes=ENV%20A%3D1&t=2&changes=&names=a&names=b");
+        // Go's url.Values.Get: the first value.
+        assert_eq!(q.str("t"), Some("1"));
+        assert_eq!(q.int("t").unwrap(), Some(1));
+        assert_eq!(q.all("changes"), ["CMD sh", "ENV A=1", ""]);
+        assert_eq!(q.all("names"), ["a", "b"]);
+        assert!(q.all("missing").is_empty());
+        assert!(q.str("missing").is_none());
+    }
+
+    #[test]
+    fn presence_counts_even_with_an_empty_value() {
+        let q = Q::parse("stream&follow=&tail=all");
+        assert!(q.has("stream"));
+        assert!(q.has("follow"));
+        assert!(!q.has("since"));
+        // An empty value is false for BoolValue but present for bool_or.
+        assert!(!q.bool("follow"));
+        assert!(!q.bool_or("follow", true));
+        assert!(q.bool_or("since", true));
+        assert_eq!(q.str("tail"), Some("all"));
+    }
+
+    #[test]
+    fn first_value_wins_for_bools_and_times() {
+        let q = Q::parse("force=0&force=1&since=10&since=20");
+        assert!(!q.bool("force"));
+        assert_eq!(q.time("since").unwrap().unwrap().timestamp(), 10);
     }
 }

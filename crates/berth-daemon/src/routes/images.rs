@@ -69,14 +69,11 @@ fn progress_message(p: &PullProgress) -> ProgressMessage {
 pub async fn create(State(state): State<AppState>, q: Q, req: Request) -> ApiResult<Response> {
     if let Some(src) = q.str("fromSrc") {
         // `changes` repeats (`changes=CMD+sh&changes=ENV+A=1`): every value, in order.
-        let changes: Vec<String> = req
-            .uri()
-            .query()
-            .map(crate::query::form_pairs)
-            .unwrap_or_default()
+        let changes: Vec<String> = q
+            .all("changes")
             .into_iter()
-            .filter(|(k, v)| k == "changes" && !v.is_empty())
-            .map(|(_, v)| v)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
             .collect();
         return import(state, &q, src.to_string(), changes, req.into_body()).await;
     }
@@ -366,12 +363,8 @@ pub async fn load(State(state): State<AppState>, req: Request) -> ApiResult<Resp
 }
 
 /// `GET /images/get?names=a&names=b`: one archive of several images.
-pub async fn get_many(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
-    let names: Vec<String> = crate::query::form_pairs(req.uri().query().unwrap_or(""))
-        .into_iter()
-        .filter(|(k, _)| k == "names")
-        .map(|(_, v)| v)
-        .collect();
+pub async fn get_many(State(state): State<AppState>, q: Q) -> ApiResult<Response> {
+    let names: Vec<String> = q.all("names").into_iter().map(str::to_string).collect();
     if names.is_empty() {
         return Err(ApiError::bad_request("no images given: use names=IMAGE"));
     }
