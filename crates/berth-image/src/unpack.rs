@@ -30,7 +30,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 use sha2::{Digest as _, Sha256};
 use tar::EntryType;
@@ -39,8 +39,8 @@ use crate::digest::{DiffId, Digest};
 
 mod fsops;
 mod zstd;
-pub use fsops::remove_entry;
-use fsops::{chown_at, copy_big, remove_existing, Meta};
+pub use fsops::{chown_at, remove_entry, set_mtime, special_file, EntryError, Meta, MetaPolicy};
+use fsops::{copy_big, remove_existing};
 
 /// The xattr that marks an opaque directory for a rootful overlay mount.
 pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
@@ -307,7 +307,7 @@ impl Unpacker {
         let Some((name, parent)) = comps.split_last() else {
             // the root itself (`./`): apply its metadata only
             if kind == EntryType::Directory {
-                let meta = Meta::read(entry)?;
+                let meta = Meta::read(entry, MetaPolicy::Strict)?;
                 let fd = self.dir(&[], OFlags::RDONLY, false, &shown)?;
                 meta.apply_fd(&fd, &shown)?;
                 self.dir_times.push((Vec::new(), meta.mtime));
@@ -333,7 +333,7 @@ impl Unpacker {
             if wh.is_empty() || wh == b"." || wh == b".." || wh.contains(&b'/') {
                 return Err(UnpackError::BadWhiteout { path: shown });
             }
-            let meta = Meta::read(entry)?;
+            let meta = Meta::read(entry, MetaPolicy::Strict)?;
             let dir = self.dir(parent, OFlags::PATH, true, &shown)?;
             let target = OsStr::from_bytes(wh);
             remove_existing(&dir, target, None, &shown)?;
@@ -355,7 +355,7 @@ impl Unpacker {
             return Ok(());
         }
 
-        let meta = Meta::read(entry)?;
+        let meta = Meta::read(entry, MetaPolicy::Strict)?;
         let dir = self.dir(parent, OFlags::PATH, true, &shown)?;
         let io = |op, e: Errno| UnpackError::Io {
             path: shown.clone(),
@@ -415,7 +415,7 @@ impl Unpacker {
                 })?;
                 self.size += n;
                 meta.apply_fd(&file, &shown)?;
-                meta.set_mtime_fd(&file, &shown)?;
+                set_mtime(&file, None, meta.mtime, &shown)?;
             }
             EntryType::Symlink => {
                 let target = entry
@@ -427,7 +427,7 @@ impl Unpacker {
                     .map_err(|e| io("symlink", e))?;
                 chown_at(&dir, name, meta.uid, meta.gid, &shown)?;
                 meta.set_xattrs_path(&dir, name, &shown)?;
-                meta.set_mtime(&dir, name, &shown)?;
+                set_mtime(&dir, Some(name.as_os_str()), meta.mtime, &shown)?;
             }
             EntryType::Link => {
                 let target = entry
@@ -464,33 +464,9 @@ impl Unpacker {
                 }
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let ft = match kind {
-                    EntryType::Char => FileType::CharacterDevice,
-                    EntryType::Block => FileType::BlockDevice,
-                    _ => FileType::Fifo,
-                };
-                let h = entry.header();
-                let major = h.device_major().ok().flatten().unwrap_or(0);
-                let minor = h.device_minor().ok().flatten().unwrap_or(0);
                 remove_existing(&dir, name, None, &shown)?;
-                rustix::fs::mknodat(
-                    &dir,
-                    name.as_os_str(),
-                    ft,
-                    Mode::empty(),
-                    rustix::fs::makedev(major, minor),
-                )
-                .map_err(|e| io("mknod", e))?;
-                chown_at(&dir, name, meta.uid, meta.gid, &shown)?;
-                rustix::fs::chmodat(
-                    &dir,
-                    name.as_os_str(),
-                    Mode::from_raw_mode(meta.mode),
-                    AtFlags::empty(),
-                )
-                .map_err(|e| io("chmod", e))?;
+                special_file(&dir, name, entry.header(), &meta, &shown)?;
                 meta.set_xattrs_path(&dir, name, &shown)?;
-                meta.set_mtime(&dir, name, &shown)?;
             }
             EntryType::XGlobalHeader => {}
             other => {
@@ -507,22 +483,7 @@ impl Unpacker {
         for (comps, mtime) in std::mem::take(&mut self.dir_times).into_iter().rev() {
             let shown = join(&comps).display().to_string();
             if let Ok(fd) = self.dir(&comps, OFlags::RDONLY, false, &shown) {
-                let t = Timespec {
-                    tv_sec: mtime,
-                    tv_nsec: 0,
-                };
-                rustix::fs::futimens(
-                    &fd,
-                    &Timestamps {
-                        last_access: t,
-                        last_modification: t,
-                    },
-                )
-                .map_err(|e| UnpackError::Io {
-                    path: shown,
-                    op: "set directory mtime",
-                    source: e.into(),
-                })?;
+                set_mtime(&fd, None, mtime, &shown)?;
             }
         }
         Ok(())

@@ -11,13 +11,15 @@
 //!
 //! Unlike a layer, `.wh.` names are ordinary files here (Docker's `Untar` does the same).
 
-use berth_image::unpack::{clean, join};
+use berth_image::unpack::{
+    chown_at, clean, join, set_mtime, special_file, EntryError, Meta, MetaPolicy,
+};
 use std::ffi::{OsStr, OsString};
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use tar::EntryType;
 
@@ -61,6 +63,15 @@ fn io_err<'a>(path: &'a str, op: &'static str) -> impl FnOnce(Errno) -> ExtractE
     }
 }
 
+impl From<EntryError> for ExtractError {
+    fn from(e: EntryError) -> Self {
+        match e {
+            EntryError::Tar(e) => ExtractError::Tar(e),
+            EntryError::Io { path, op, source } => ExtractError::Io { path, op, source },
+        }
+    }
+}
+
 /// Wraps gzip input in a decoder (Docker accepts compressed archives); plain otherwise.
 fn decompress<'a, R: Read + 'a>(input: R) -> io::Result<Box<dyn Read + 'a>> {
     let mut br = BufReader::with_capacity(128 << 10, input);
@@ -101,53 +112,18 @@ struct Extractor<'a> {
     dir_times: Vec<(Vec<OsString>, i64)>,
 }
 
-struct Meta {
-    uid: u32,
-    gid: u32,
-    mode: u32,
-    mtime: i64,
-    xattrs: Vec<(String, Vec<u8>)>,
-}
-
-fn meta<R: Read>(entry: &mut tar::Entry<'_, R>, chown: Option<(u32, u32)>) -> Meta {
-    let h = entry.header();
-    let mut m = Meta {
-        uid: h.uid().unwrap_or(0) as u32,
-        gid: h.gid().unwrap_or(0) as u32,
-        mode: h.mode().unwrap_or(0o644) & 0o7777,
-        mtime: h.mtime().unwrap_or(0) as i64,
-        xattrs: Vec::new(),
-    };
-    if let Ok(Some(pax)) = entry.pax_extensions() {
-        for ext in pax.flatten() {
-            let Ok(key) = ext.key() else { continue };
-            let num = || {
-                std::str::from_utf8(ext.value_bytes())
-                    .ok()
-                    .and_then(|v| v.split('.').next()?.parse::<i64>().ok())
-            };
-            match key {
-                "uid" => m.uid = num().unwrap_or(m.uid as i64) as u32,
-                "gid" => m.gid = num().unwrap_or(m.gid as i64) as u32,
-                "mtime" => m.mtime = num().unwrap_or(m.mtime),
-                k => {
-                    if let Some(name) = k.strip_prefix("SCHILY.xattr.") {
-                        if !name.starts_with("trusted.overlay.")
-                            && !name.starts_with("user.overlay.")
-                        {
-                            m.xattrs
-                                .push((name.to_string(), ext.value_bytes().to_vec()));
-                        }
-                    }
-                }
-            }
-        }
-    }
+/// An entry's owner, mode, mtime and xattrs: a bad PAX header is ignored and xattrs the
+/// filesystem refuses are skipped (Docker's `Untar`); `copyUIDGID` overrides the owner.
+fn meta<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    chown: Option<(u32, u32)>,
+) -> Result<Meta, ExtractError> {
+    let mut m = Meta::read(entry, MetaPolicy::Lenient)?;
     if let Some((u, g)) = chown {
         m.uid = u;
         m.gid = g;
     }
-    m
+    Ok(m)
 }
 
 impl Extractor<'_> {
@@ -200,7 +176,7 @@ impl Extractor<'_> {
         let Some((name, parent)) = comps.split_last() else {
             return Ok(());
         };
-        let m = meta(entry, self.opts.chown);
+        let m = meta(entry, self.opts.chown)?;
         let dir = self.dir(parent, &shown)?;
         let is_dir = kind == EntryType::Directory;
         // What is there now.
@@ -239,7 +215,7 @@ impl Extractor<'_> {
                     Mode::empty(),
                 )
                 .map_err(io_err(&shown, "open directory"))?;
-                apply_fd(&fd, &m, &shown)?;
+                m.apply_fd(&fd, &shown)?;
                 self.dir_times.push((comps.clone(), m.mtime));
             }
             EntryType::Regular | EntryType::Continuous => {
@@ -265,8 +241,8 @@ impl Extractor<'_> {
                         source: e,
                     },
                 })?;
-                apply_fd(&file, &m, &shown)?;
-                set_times(&file, None, m.mtime, &shown)?;
+                m.apply_fd(&file, &shown)?;
+                set_mtime(&file, None, m.mtime, &shown)?;
             }
             EntryType::Symlink => {
                 let target = entry
@@ -277,8 +253,8 @@ impl Extractor<'_> {
                     })?;
                 rustix::fs::symlinkat(target.as_os_str(), &dir, name)
                     .map_err(io_err(&shown, "symlink"))?;
-                chown_at(&dir, name, &m, &shown)?;
-                set_times(&dir, Some(name), m.mtime, &shown)?;
+                chown_at(&dir, name, m.uid, m.gid, &shown)?;
+                set_mtime(&dir, Some(name), m.mtime, &shown)?;
             }
             EntryType::Link => {
                 let target = entry
@@ -311,26 +287,7 @@ impl Extractor<'_> {
                     .map_err(io_err(&shown, "hardlink"))?;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let ft = match kind {
-                    EntryType::Char => FileType::CharacterDevice,
-                    EntryType::Block => FileType::BlockDevice,
-                    _ => FileType::Fifo,
-                };
-                let h = entry.header();
-                let major = h.device_major().ok().flatten().unwrap_or(0);
-                let minor = h.device_minor().ok().flatten().unwrap_or(0);
-                rustix::fs::mknodat(
-                    &dir,
-                    name,
-                    ft,
-                    Mode::empty(),
-                    rustix::fs::makedev(major, minor),
-                )
-                .map_err(io_err(&shown, "mknod"))?;
-                chown_at(&dir, name, &m, &shown)?;
-                rustix::fs::chmodat(&dir, name, Mode::from_raw_mode(m.mode), AtFlags::empty())
-                    .map_err(io_err(&shown, "chmod"))?;
-                set_times(&dir, Some(name), m.mtime, &shown)?;
+                special_file(&dir, name, entry.header(), &m, &shown)?;
             }
             other => {
                 return Err(ExtractError::Unsupported {
@@ -352,7 +309,7 @@ impl Extractor<'_> {
                 Mode::empty(),
                 IN_ROOT,
             ) {
-                let _ = set_times(&fd, None, mtime, "");
+                let _ = set_mtime(&fd, None, mtime, "");
             }
         }
     }
@@ -369,57 +326,6 @@ fn remove(dir: &OwnedFd, name: &OsStr, is_dir: bool, shown: &str) -> Result<(), 
         },
         source: e,
     })
-}
-
-/// chown, then chmod (chown clears set-id bits), then xattrs.
-fn apply_fd(fd: &impl AsFd, m: &Meta, shown: &str) -> Result<(), ExtractError> {
-    rustix::fs::fchown(
-        fd,
-        Some(rustix::fs::Uid::from_raw_unchecked(m.uid)),
-        Some(rustix::fs::Gid::from_raw_unchecked(m.gid)),
-    )
-    .map_err(io_err(shown, "chown"))?;
-    rustix::fs::fchmod(fd, Mode::from_raw_mode(m.mode)).map_err(io_err(shown, "chmod"))?;
-    for (k, v) in &m.xattrs {
-        match rustix::fs::fsetxattr(fd, k.as_str(), v, rustix::fs::XattrFlags::empty()) {
-            // Docker skips xattrs the filesystem or the caller cannot have.
-            Ok(()) | Err(Errno::NOTSUP) | Err(Errno::PERM) => {}
-            Err(e) => return Err(io_err(shown, "set xattr")(e)),
-        }
-    }
-    Ok(())
-}
-
-fn chown_at(dir: &OwnedFd, name: &OsStr, m: &Meta, shown: &str) -> Result<(), ExtractError> {
-    rustix::fs::chownat(
-        dir,
-        name,
-        Some(rustix::fs::Uid::from_raw_unchecked(m.uid)),
-        Some(rustix::fs::Gid::from_raw_unchecked(m.gid)),
-        AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .map_err(io_err(shown, "chown"))
-}
-
-fn set_times(
-    fd: &impl AsFd,
-    name: Option<&OsStr>,
-    mtime: i64,
-    shown: &str,
-) -> Result<(), ExtractError> {
-    let t = Timespec {
-        tv_sec: mtime,
-        tv_nsec: 0,
-    };
-    let ts = Timestamps {
-        last_access: t,
-        last_modification: t,
-    };
-    match name {
-        Some(n) => rustix::fs::utimensat(fd, n, &ts, AtFlags::SYMLINK_NOFOLLOW),
-        None => rustix::fs::futimens(fd, &ts),
-    }
-    .map_err(io_err(shown, "set mtime"))
 }
 
 #[cfg(test)]
@@ -533,6 +439,32 @@ mod tests {
             assert_eq!((md.uid(), md.gid()), (1234, 5678));
         }
         assert_eq!(md.mtime(), 1_000_000);
+    }
+
+    #[test]
+    fn special_files_and_xattrs_the_filesystem_refuses() {
+        let d = tempfile::tempdir().unwrap();
+        let mut b = builder();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(EntryType::Fifo);
+        h.set_path("pipe").unwrap();
+        h.set_mode(0o640);
+        h.set_mtime(2_000_000);
+        h.set_size(0);
+        h.set_cksum();
+        b.append(&h, io::empty()).unwrap();
+        // An xattr no filesystem has: skipped, as Docker's Untar skips it (a layer fails).
+        b.append_pax_extensions([("SCHILY.xattr.nosuchns.x", b"1".as_slice())])
+            .unwrap();
+        file(&mut b, "withxattr", b"data");
+        let t = b.into_inner().unwrap();
+        let n = extract(&root(d.path()), t.as_slice(), &ExtractOptions::default()).unwrap();
+        assert_eq!(n, 2);
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let md = std::fs::symlink_metadata(d.path().join("pipe")).unwrap();
+        assert!(md.file_type().is_fifo());
+        assert_eq!((md.mode() & 0o7777, md.mtime()), (0o640, 2_000_000));
+        assert_eq!(std::fs::read(d.path().join("withxattr")).unwrap(), b"data");
     }
 
     #[test]
