@@ -12,15 +12,15 @@
 //! `/etc/hostname`, `/etc/resolv.conf`) are left out: Docker keeps them in a hidden init layer.
 
 use std::collections::HashSet;
-use std::ffi::OsStr;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat};
+use rustix::fs::{FileType, Mode, OFlags, Stat};
 
 use super::resolve::{self, IN_ROOT};
+use super::walk::{walk, Node};
 
 /// One change (`GET /containers/{id}/changes`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -73,22 +73,24 @@ pub(crate) fn changes(upper: &Path, lowers: &[PathBuf]) -> io::Result<Vec<Change
     };
     let root = open(upper)?;
     let lower_fds: Vec<OwnedFd> = lowers.iter().filter_map(|l| open(l).ok()).collect();
-    let mut w = Walker {
+    let mut w = Diff {
         lowers: lower_fds,
         out: Vec::new(),
         reported: HashSet::new(),
     };
-    w.walk(&root, "")?;
+    walk(&root, &String::new(), &mut |node, prefix: &String| {
+        Ok(w.visit(node, prefix))
+    })?;
     Ok(w.out)
 }
 
-struct Walker {
+struct Diff {
     lowers: Vec<OwnedFd>,
     out: Vec<Change>,
     reported: HashSet<String>,
 }
 
-impl Walker {
+impl Diff {
     fn lower_stat(&self, path: &str) -> Option<Stat> {
         let rel = resolve::rel(path);
         self.lowers.iter().find_map(|l| {
@@ -119,62 +121,36 @@ impl Walker {
         }
     }
 
-    fn walk(&mut self, dir: &OwnedFd, prefix: &str) -> io::Result<()> {
-        let mut names: Vec<std::ffi::OsString> = Vec::new();
-        for e in Dir::read_from(dir)? {
-            let e = e?;
-            let n = OsStr::from_bytes(e.file_name().to_bytes());
-            if !resolve::is_dot(n) {
-                names.push(n.to_os_string());
-            }
+    /// Records the change `node` is, if any; its path to descend with when a directory.
+    fn visit(&mut self, node: Node<'_>, prefix: &str) -> Option<String> {
+        let path = format!("{prefix}/{}", String::from_utf8_lossy(node.name.as_bytes()));
+        if is_init_path(&path) {
+            return None;
         }
-        names.sort();
-        for n in names {
-            let path = format!("{prefix}/{}", String::from_utf8_lossy(n.as_bytes()));
-            let Ok(st) = rustix::fs::statat(dir, n.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) else {
-                continue;
-            };
-            let ft = FileType::from_raw_mode(st.st_mode);
-            let is_dir = ft == FileType::Directory;
-            let child = if is_dir {
-                rustix::fs::openat(
-                    dir,
-                    n.as_os_str(),
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .ok()
-            } else {
-                None
-            };
-            if is_init_path(&path) {
-                continue;
-            }
-            let whiteout = ft == FileType::CharacterDevice && st.st_rdev == 0;
-            let opaque = child.as_ref().is_some_and(|fd| {
-                let mut b = [0u8; 2];
-                matches!(rustix::fs::fgetxattr(fd, "trusted.overlay.opaque", &mut b), Ok(1) if b[0] == b'y')
-            });
-            if whiteout || opaque {
-                self.record(path.clone(), ChangeKind::Deleted);
-            } else {
-                match self.lower_stat(&path) {
-                    None => self.record(path.clone(), ChangeKind::Added),
-                    Some(l) => {
-                        let same_dir = is_dir
-                            && FileType::from_raw_mode(l.st_mode) == FileType::Directory
-                            && l.st_mode == st.st_mode;
-                        if !same_dir {
-                            self.record(path.clone(), ChangeKind::Modified);
-                        }
+        let st = node.st;
+        let ft = FileType::from_raw_mode(st.st_mode);
+        let is_dir = ft == FileType::Directory;
+        let whiteout = ft == FileType::CharacterDevice && st.st_rdev == 0;
+        let opaque = node.dir.is_some_and(|fd| {
+            let mut b = [0u8; 2];
+            matches!(rustix::fs::fgetxattr(fd, "trusted.overlay.opaque", &mut b), Ok(1) if b[0] == b'y')
+        });
+        if whiteout || opaque {
+            self.record(path.clone(), ChangeKind::Deleted);
+        } else {
+            match self.lower_stat(&path) {
+                None => self.record(path.clone(), ChangeKind::Added),
+                Some(l) => {
+                    let same_dir = is_dir
+                        && FileType::from_raw_mode(l.st_mode) == FileType::Directory
+                        && l.st_mode == st.st_mode;
+                    if !same_dir {
+                        self.record(path.clone(), ChangeKind::Modified);
                     }
                 }
             }
-            if let Some(fd) = child {
-                self.walk(&fd, &path)?;
-            }
         }
-        Ok(())
+        is_dir.then_some(path)
     }
 }
 

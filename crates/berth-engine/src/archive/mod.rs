@@ -18,6 +18,7 @@ mod extract;
 mod pack;
 mod resolve;
 mod view;
+mod walk;
 
 pub use changes::{Change, ChangeKind};
 pub use extract::{ExtractError, ExtractOptions};

@@ -1,8 +1,9 @@
 //! Writing a tar of a path inside a container root (`docker cp` out, `docker export`).
 //!
-//! The walk goes through directory file descriptors only: each entry is `fstatat`'d with
-//! `AT_SYMLINK_NOFOLLOW` and opened with `O_NOFOLLOW` relative to its already-open parent,
-//! so a symlink the container swaps in mid-walk is archived as a symlink, never followed.
+//! The walk ([`super::walk`]) goes through directory file descriptors only: each entry is
+//! `fstatat`'d with `AT_SYMLINK_NOFOLLOW` and opened with `O_NOFOLLOW` relative to its
+//! already-open parent, so a symlink the container swaps in mid-walk is archived as a
+//! symlink, never followed.
 //!
 //! Names are written as Docker writes them (`etc/`, `etc/passwd`; `./x` for `dir/.`): a
 //! name the tar header cannot hold verbatim (long, or starting with `./`, which the `tar`
@@ -14,9 +15,10 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 
 use super::resolve;
+use super::walk::{open_dir, walk, Node};
 
 /// What to archive and how.
 #[derive(Debug, Clone, Default)]
@@ -59,16 +61,36 @@ pub(crate) fn pack<W: Write>(
         top_dev: top.st_dev,
         links: HashMap::new(),
     };
-    match &name {
-        Some(n) => p.entry(&dir, n.as_os_str(), rebase.to_string(), true)?,
-        None => p.dir_entry(dir, &top, rebase.to_string(), true)?,
+    // The top entry, then (a directory) what is under it.
+    let under = match &name {
+        Some(n) => {
+            let sub = match FileType::from_raw_mode(top.st_mode) {
+                FileType::Directory => Some(open_dir(&dir, n)?),
+                _ => None,
+            };
+            let node = Node {
+                parent: &dir,
+                name: n,
+                st: &top,
+                dir: sub.as_ref(),
+            };
+            p.entry(node, rebase.to_string(), true)?.zip(sub)
+        }
+        None => p.dir_header(&top, rebase.to_string(), true)?.zip(Some(dir)),
+    };
+    if let Some((tarname, fd)) = under {
+        walk(&fd, &tarname, &mut |node, parent: &String| {
+            let name = child_name(parent, node.name);
+            p.entry(node, name, false)
+        })?;
     }
     p.tar.into_inner()
 }
 
-fn child_name(parent: &str, name: &OsStr, skip_top: bool) -> String {
+/// The tar name of `name` in the directory named `parent` (`""`: the top left out).
+fn child_name(parent: &str, name: &OsStr) -> String {
     let n = String::from_utf8_lossy(name.as_bytes());
-    if skip_top {
+    if parent.is_empty() {
         n.into_owned()
     } else if parent.ends_with('/') {
         format!("{parent}{n}")
@@ -78,33 +100,29 @@ fn child_name(parent: &str, name: &OsStr, skip_top: bool) -> String {
 }
 
 impl<W: Write> Packer<W> {
-    /// One entry `name` in the open directory `dir`, recursing into directories.
-    fn entry(&mut self, dir: &OwnedFd, name: &OsStr, tarname: String, top: bool) -> io::Result<()> {
-        let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => st,
-            // Gone since the directory was listed (a running container).
-            Err(rustix::io::Errno::NOENT) if !top => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
+    /// Writes the entry `node` named `tarname`; for a directory, returns the name its
+    /// entries go under, or `None` when they are left out.
+    fn entry(&mut self, node: Node<'_>, tarname: String, top: bool) -> io::Result<Option<String>> {
+        if FileType::from_raw_mode(node.st.st_mode) == FileType::Directory {
+            return self.dir_header(node.st, tarname, top);
+        }
+        self.non_dir(node, &tarname)?;
+        Ok(None)
+    }
+
+    /// Writes an entry that is not a directory (sockets are left out).
+    fn non_dir(&mut self, node: Node<'_>, tarname: &str) -> io::Result<()> {
+        let (dir, name, st) = (node.parent, node.name, node.st);
         match FileType::from_raw_mode(st.st_mode) {
-            FileType::Directory => {
-                let fd = rustix::fs::openat(
-                    dir,
-                    name,
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )?;
-                self.dir_entry(fd, &st, tarname, top)
-            }
             FileType::RegularFile => {
                 let key = (st.st_dev, st.st_ino);
                 if st.st_nlink > 1 {
                     if let Some(first) = self.links.get(&key).cloned() {
-                        let mut h = header(&st, tar::EntryType::Link);
+                        let mut h = header(st, tar::EntryType::Link);
                         h.set_size(0);
-                        return self.append(h, &tarname, Some(first.as_bytes()), &[], io::empty());
+                        return self.append(h, tarname, Some(first.as_bytes()), &[], io::empty());
                     }
-                    self.links.insert(key, tarname.clone());
+                    self.links.insert(key, tarname.to_string());
                 }
                 let fd = rustix::fs::openat(
                     dir,
@@ -117,19 +135,19 @@ impl<W: Write> Packer<W> {
                     pax.push(("SCHILY.xattr.security.capability".to_string(), cap));
                 }
                 let file = std::fs::File::from(fd);
-                let mut h = header(&st, tar::EntryType::Regular);
+                let mut h = header(st, tar::EntryType::Regular);
                 h.set_size(st.st_size as u64);
                 // Exactly the size in the header, even if the file changes while read.
                 let data = file
                     .take(st.st_size as u64)
                     .chain(io::repeat(0))
                     .take(st.st_size as u64);
-                self.append(h, &tarname, None, &pax, data)
+                self.append(h, tarname, None, &pax, data)
             }
             FileType::Symlink => {
                 let target = rustix::fs::readlinkat(dir, name, Vec::new())?;
-                let h = header(&st, tar::EntryType::Symlink);
-                self.append(h, &tarname, Some(target.as_bytes()), &[], io::empty())
+                let h = header(st, tar::EntryType::Symlink);
+                self.append(h, tarname, Some(target.as_bytes()), &[], io::empty())
             }
             t @ (FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo) => {
                 let kind = match t {
@@ -137,50 +155,41 @@ impl<W: Write> Packer<W> {
                     FileType::BlockDevice => tar::EntryType::Block,
                     _ => tar::EntryType::Fifo,
                 };
-                let mut h = header(&st, kind);
+                let mut h = header(st, kind);
                 if kind != tar::EntryType::Fifo {
                     h.set_device_major(rustix::fs::major(st.st_rdev))?;
                     h.set_device_minor(rustix::fs::minor(st.st_rdev))?;
                 }
-                self.append(h, &tarname, None, &[], io::empty())
+                self.append(h, tarname, None, &[], io::empty())
             }
-            // Sockets have no tar form (Go's archive/tar refuses them too).
+            // Sockets have no tar form (Go's archive/tar refuses them too); directories are
+            // `dir_header`'s.
             _ => Ok(()),
         }
     }
 
-    fn dir_entry(&mut self, fd: OwnedFd, st: &Stat, tarname: String, top: bool) -> io::Result<()> {
-        let skip = top && self.opts.skip_top;
-        if !skip {
-            let mut name = tarname.clone();
-            if !name.ends_with('/') {
-                name.push('/');
-            }
-            self.append(
-                header(st, tar::EntryType::Directory),
-                &name,
-                None,
-                &[],
-                io::empty(),
-            )?;
+    /// Writes a directory's own entry (unless it is the top and `skip_top`); returns the
+    /// name its entries go under (`""`: bare names), or `None` for a mount point that
+    /// `one_filesystem` leaves out.
+    fn dir_header(&mut self, st: &Stat, tarname: String, top: bool) -> io::Result<Option<String>> {
+        if top && self.opts.skip_top {
+            return Ok(Some(String::new()));
         }
+        let mut name = tarname.clone();
+        if !name.ends_with('/') {
+            name.push('/');
+        }
+        self.append(
+            header(st, tar::EntryType::Directory),
+            &name,
+            None,
+            &[],
+            io::empty(),
+        )?;
         if self.opts.one_filesystem && !top && st.st_dev != self.top_dev {
-            return Ok(());
+            return Ok(None);
         }
-        let mut names: Vec<std::ffi::OsString> = Vec::new();
-        for e in Dir::read_from(&fd)? {
-            let e = e?;
-            let n = OsStr::from_bytes(e.file_name().to_bytes());
-            if !resolve::is_dot(n) {
-                names.push(n.to_os_string());
-            }
-        }
-        names.sort();
-        for n in names {
-            let child = child_name(&tarname, &n, skip);
-            self.entry(&fd, &n, child, false)?;
-        }
-        Ok(())
+        Ok(Some(tarname))
     }
 
     fn append(
