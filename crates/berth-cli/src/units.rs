@@ -2,45 +2,36 @@
 
 use chrono::{DateTime, Utc};
 
-/// `HumanSizeWithPrecision(size, 3)`: decimal units, 3 significant digits (`4.26MB`).
-pub fn human_size(size: f64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
+/// Decimal units of go-units' `HumanSize*`.
+const DECIMAL: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+/// Binary units of go-units' `BytesSize`.
+const BINARY: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+
+/// go-units' `CustomSize`: `size` divided by `base` until under it (or the last unit), then
+/// printed with `digits` significant digits.
+fn custom_size(size: f64, base: f64, units: &[&str], digits: i32) -> String {
     let mut s = size;
     let mut i = 0;
-    while s >= 1000.0 && i < units.len() - 1 {
-        s /= 1000.0;
+    while s >= base && i < units.len() - 1 {
+        s /= base;
         i += 1;
     }
-    format!("{}{}", g3(s), units[i])
+    format!("{}{}", g(s, digits), units[i])
+}
+
+/// `HumanSizeWithPrecision(size, 3)`: decimal units, 3 significant digits (`4.26MB`).
+pub fn human_size(size: f64) -> String {
+    custom_size(size, 1000.0, &DECIMAL, 3)
 }
 
 /// `HumanSize`: [`human_size`] with 4 significant digits (`4.261MB`).
 pub fn human_size_4(size: f64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut s = size;
-    let mut i = 0;
-    while s >= 1000.0 && i < units.len() - 1 {
-        s /= 1000.0;
-        i += 1;
-    }
-    format!("{}{}", g(s, 4), units[i])
+    custom_size(size, 1000.0, &DECIMAL, 4)
 }
 
 /// `BytesSize`: binary units (`1.5MiB`), as `docker stats` prints memory.
 pub fn bytes_size(size: f64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut s = size;
-    let mut i = 0;
-    while s >= 1024.0 && i < units.len() - 1 {
-        s /= 1024.0;
-        i += 1;
-    }
-    format!("{}{}", g3(s), units[i])
-}
-
-/// Go's `%.3g`.
-fn g3(v: f64) -> String {
-    g(v, 3)
+    custom_size(size, 1024.0, &BINARY, 3)
 }
 
 /// Go's `%.{p}g` for the magnitudes sizes have.
