@@ -17,7 +17,8 @@
 //!
 //! Streams: `wait`, `logs`, `stats`, `events`, pull progress are bodies fed from channels,
 //! so their headers go out at once. `attach` and `exec start` answer `101` and then pump raw
-//! bytes both ways ([`routes::hijack`]).
+//! bytes both ways ([`routes::hijack`]). Uploads extracted under a container's lock are read
+//! to their end first ([`spool`]), so a stalled client never holds `stop` or `rm`.
 
 #![forbid(unsafe_code)]
 
@@ -30,6 +31,7 @@ pub mod prefix;
 pub mod query;
 pub mod routes;
 pub mod server;
+pub mod spool;
 pub mod state;
 
 use std::sync::Arc;

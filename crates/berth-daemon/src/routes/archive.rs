@@ -7,11 +7,13 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use berth_engine::archive::{self, ArchiveReceiver, PathStat, PutOptions};
+use berth_engine::ErrorKind;
 use futures_util::StreamExt;
 
 use super::ok;
 use crate::error::{ApiError, ApiResult};
 use crate::query::Q;
+use crate::spool::{Spool, SpoolError};
 use crate::state::AppState;
 
 /// The header the docker CLI reads a path's stat from.
@@ -73,50 +75,66 @@ pub async fn put(
     q: Q,
     req: Request,
 ) -> ApiResult<Response> {
-    let path = path_of(&q)?;
+    let body = req.into_body();
+    // Errors that need no body come at once (a missing path, no such container), after the
+    // rest of a small body is read and dropped, as Go's net/http does for dockerd: a client
+    // still writing would otherwise get a broken pipe instead of the answer (`docker cp - x:/`).
+    let early = match path_of(&q) {
+        Ok(path) => state
+            .engine
+            .inspect_container(&id)
+            .await
+            .map(|rec| (path, rec.id))
+            .map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    let (path, full_id) = match early {
+        Ok(v) => v,
+        Err(e) => {
+            drain(body).await;
+            return Err(e);
+        }
+    };
     let opts = PutOptions {
         no_overwrite_dir_non_dir: q.bool("noOverwriteDirNonDir"),
         copy_uid_gid: q.bool("copyUIDGID"),
     };
+    // The whole body before the extraction: the engine extracts under the container's
+    // lifecycle lock, and a client stalling mid-upload must not hold `stop`/`rm` (see
+    // [`crate::spool`]).
+    let spool = Spool::read(body, &state.inner.data_root)
+        .await
+        .map_err(|e| match e {
+            SpoolError::Body(_) => ApiError::bad_request(e.to_string()),
+            SpoolError::File { .. } => ApiError::new(ErrorKind::Internal, e.to_string()),
+        })?;
     let (tx, rx) = archive::archive_channel();
-    // The body is pumped into the extraction as it arrives. When the extraction stops before
-    // the body's end (an error: no such container, a bad path; or the tar's end marker before
-    // its padding), the rest of a small body is still read and dropped before the answer, as
-    // Go's net/http does for dockerd: a client still writing would otherwise get a broken
-    // pipe instead of the answer (`docker cp - x:/`).
-    let mut stream = req.into_body().into_data_stream();
-    let pump = tokio::spawn(async move {
-        let mut drained = 0usize;
-        let mut sending = true;
-        while let Some(chunk) = stream.next().await {
-            if !sending {
-                match chunk {
-                    Ok(b) if drained + b.len() <= DRAIN_LIMIT => drained += b.len(),
-                    _ => break,
-                }
-                continue;
-            }
-            let item = chunk
-                .map(|b| b.to_vec())
-                .map_err(|e| std::io::Error::other(format!("reading the request body: {e}")));
-            let stop = item.is_err();
-            if stop {
-                let _ = tx.send(item).await;
-                break;
-            }
-            sending = tx.send(item).await.is_ok();
-        }
-    });
-    let res = state.engine.archive_put(&id, &path, opts, rx).await;
-    // Also after a success: the extraction stops at the tar's end marker, and the client may
-    // still be sending the padding after it.
-    let _ = tokio::time::timeout(DRAIN_TIME, pump).await;
+    let feed = tokio::spawn(spool.feed(tx));
+    let res = state.engine.archive_put(&full_id, &path, opts, rx).await;
+    // The feed ends by itself once the extraction drops its receiver.
+    let _ = feed.await;
     res?;
     Ok(StatusCode::OK.into_response())
 }
 
+/// Reads and drops up to [`DRAIN_LIMIT`] bytes of a refused upload's body, for at most
+/// [`DRAIN_TIME`] (Go's net/http drains 256 KiB).
+async fn drain(body: Body) {
+    let mut stream = body.into_data_stream();
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        let mut drained = 0usize;
+        while let Some(Ok(b)) = stream.next().await {
+            drained += b.len();
+            if drained > DRAIN_LIMIT {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// How much of a refused upload's body is read and dropped before the error goes out, and
-/// for how long at most (Go's net/http drains 256 KiB).
+/// for how long at most.
 const DRAIN_LIMIT: usize = 1 << 20;
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
