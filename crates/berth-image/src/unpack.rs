@@ -39,7 +39,9 @@ use crate::digest::{DiffId, Digest};
 
 mod fsops;
 mod zstd;
-pub use fsops::{chown_at, remove_entry, set_mtime, special_file, EntryError, Meta, MetaPolicy};
+pub use fsops::{
+    chown_at, link_target, remove_entry, set_mtime, special_file, EntryError, Meta, MetaPolicy,
+};
 use fsops::{copy_big, remove_existing};
 
 /// The xattr that marks an opaque directory for a rootful overlay mount.
@@ -418,10 +420,7 @@ impl Unpacker {
                 set_mtime(&file, None, meta.mtime, &shown)?;
             }
             EntryType::Symlink => {
-                let target = entry
-                    .link_name()
-                    .map_err(UnpackError::Tar)?
-                    .ok_or_else(|| UnpackError::Tar(io::Error::other("symlink without target")))?;
+                let target = link_target(entry, "symlink")?;
                 remove_existing(&dir, name, None, &shown)?;
                 rustix::fs::symlinkat(target.as_os_str(), &dir, name.as_os_str())
                     .map_err(|e| io("symlink", e))?;
@@ -430,10 +429,7 @@ impl Unpacker {
                 set_mtime(&dir, Some(name.as_os_str()), meta.mtime, &shown)?;
             }
             EntryType::Link => {
-                let target = entry
-                    .link_name()
-                    .map_err(UnpackError::Tar)?
-                    .ok_or_else(|| UnpackError::Tar(io::Error::other("hardlink without target")))?;
+                let target = link_target(entry, "hardlink")?;
                 let tshown = target.display().to_string();
                 let bad = || UnpackError::LinkTarget {
                     path: shown.clone(),

@@ -12,9 +12,10 @@
 //! Unlike a layer, `.wh.` names are ordinary files here (Docker's `Untar` does the same).
 
 use berth_image::unpack::{
-    chown_at, clean, join, set_mtime, special_file, EntryError, Meta, MetaPolicy,
+    chown_at, clean, join, link_target, remove_entry, set_mtime, special_file, EntryError, Meta,
+    MetaPolicy,
 };
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -195,7 +196,7 @@ impl Extractor<'_> {
                     )));
                 }
                 if !(there_dir && is_dir) {
-                    remove(&dir, name, there_dir, &shown)?;
+                    remove_entry(&dir, name, there_dir, &shown)?;
                 }
             }
             Err(Errno::NOENT) => {}
@@ -245,24 +246,14 @@ impl Extractor<'_> {
                 set_mtime(&file, None, m.mtime, &shown)?;
             }
             EntryType::Symlink => {
-                let target = entry
-                    .link_name()
-                    .map_err(ExtractError::Tar)?
-                    .ok_or_else(|| {
-                        ExtractError::Tar(io::Error::other("symlink without a target"))
-                    })?;
+                let target = link_target(entry, "symlink")?;
                 rustix::fs::symlinkat(target.as_os_str(), &dir, name)
                     .map_err(io_err(&shown, "symlink"))?;
                 chown_at(&dir, name, m.uid, m.gid, &shown)?;
                 set_mtime(&dir, Some(name), m.mtime, &shown)?;
             }
             EntryType::Link => {
-                let target = entry
-                    .link_name()
-                    .map_err(ExtractError::Tar)?
-                    .ok_or_else(|| {
-                        ExtractError::Tar(io::Error::other("hardlink without a target"))
-                    })?;
+                let target = link_target(entry, "hardlink")?;
                 let tshown = target.display().to_string();
                 let bad = || ExtractError::LinkTarget {
                     path: shown.clone(),
@@ -313,19 +304,6 @@ impl Extractor<'_> {
             }
         }
     }
-}
-
-/// Removes what is in the way (a directory whole, staying inside the tree).
-fn remove(dir: &OwnedFd, name: &OsStr, is_dir: bool, shown: &str) -> Result<(), ExtractError> {
-    berth_image::unpack::remove_entry(dir, name, is_dir).map_err(|e| ExtractError::Io {
-        path: shown.into(),
-        op: if is_dir {
-            "replace directory"
-        } else {
-            "replace entry"
-        },
-        source: e,
-    })
 }
 
 #[cfg(test)]

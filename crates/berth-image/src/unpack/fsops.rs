@@ -95,22 +95,20 @@ pub(super) fn remove_existing(
     if ft == FileType::Directory && keep_dir == Some(FileType::Directory) {
         return Ok(());
     }
-    let is_dir = ft == FileType::Directory;
-    remove_entry(dir, name, is_dir).map_err(|e| UnpackError::Io {
-        path: shown.into(),
-        op: if is_dir {
-            "replace directory"
-        } else {
-            "replace entry"
-        },
-        source: e,
-    })
+    remove_entry(dir, name, ft == FileType::Directory, shown)?;
+    Ok(())
 }
 
-/// Removes `name` in `dir`: a directory with all it holds, anything else unlinked. Stays in
-/// the tree: std's `remove_dir_all` opens each level with `O_NOFOLLOW`.
-pub fn remove_entry(dir: &OwnedFd, name: &OsStr, is_dir: bool) -> std::io::Result<()> {
-    if is_dir {
+/// Removes `name` in `dir`, what is in the way of an entry: a directory with all it holds,
+/// anything else unlinked. Stays in the tree: std's `remove_dir_all` opens each level with
+/// `O_NOFOLLOW`.
+pub fn remove_entry(
+    dir: &OwnedFd,
+    name: &OsStr,
+    is_dir: bool,
+    shown: &str,
+) -> Result<(), EntryError> {
+    let r = if is_dir {
         let p = PathBuf::from(format!(
             "/proc/self/fd/{}",
             std::os::fd::AsRawFd::as_raw_fd(dir)
@@ -119,7 +117,25 @@ pub fn remove_entry(dir: &OwnedFd, name: &OsStr, is_dir: bool) -> std::io::Resul
         std::fs::remove_dir_all(&p)
     } else {
         rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(Into::into)
-    }
+    };
+    r.map_err(|source| EntryError::Io {
+        path: shown.into(),
+        op: if is_dir {
+            "replace directory"
+        } else {
+            "replace entry"
+        },
+        source,
+    })
+}
+
+/// The target of a symlink or hardlink entry (`what` it is, for the error).
+pub fn link_target<R: Read>(entry: &tar::Entry<'_, R>, what: &str) -> Result<PathBuf, EntryError> {
+    entry
+        .link_name()
+        .map_err(EntryError::Tar)?
+        .map(std::borrow::Cow::into_owned)
+        .ok_or_else(|| EntryError::Tar(io::Error::other(format!("{what} without a target"))))
 }
 
 /// chown without following a symlink.
