@@ -64,6 +64,9 @@ pub(crate) fn merge_image_defaults(spec: &mut ContainerSpec, img: &crate::images
     if spec.stop_signal.as_deref().unwrap_or("").is_empty() {
         spec.stop_signal = img.stop_signal.clone();
     }
+    if spec.shell.is_empty() {
+        spec.shell = img.shell.clone();
+    }
 }
 
 /// argv of the container's process.
@@ -387,6 +390,7 @@ mod tests {
             volumes: vec!["/data".into()],
             stop_signal: Some("SIGQUIT".into()),
             labels: [("a".to_string(), "img".to_string())].into(),
+            ..Default::default()
         }
     }
 

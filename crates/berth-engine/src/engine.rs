@@ -78,6 +78,8 @@ pub(crate) struct WatchState {
     pub exit_code: i64,
     pub running: bool,
     pub removed: bool,
+    /// Frozen by `pause` (the healthcheck loop stops probing while set).
+    pub paused: bool,
 }
 
 impl std::fmt::Debug for Container {
@@ -97,6 +99,7 @@ impl Container {
             exit_code: record.state.exit_code as i64,
             running,
             removed: false,
+            paused: record.state.status == ContainerStatus::Paused,
         });
         Arc::new(Container {
             id: record.id.clone(),

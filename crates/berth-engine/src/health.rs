@@ -3,7 +3,8 @@
 //!
 //! Vocabulary (Docker's):
 //! - a [`HealthCheck`] is the configuration: `Test` (`["NONE"]` disables, `["CMD", argv...]`
-//!   runs argv, `["CMD-SHELL", "cmd"]` runs `/bin/sh -c cmd`), and the interval, timeout,
+//!   runs argv, `["CMD-SHELL", "cmd"]` runs `cmd` with the container's `Config.Shell`, else
+//!   `/bin/sh -c cmd`), and the interval, timeout,
 //!   start period, start interval (nanoseconds, 0 = default) and retries (0 = 3). The
 //!   image's is merged with the container's at create ([`merge`]): each field the container
 //!   leaves at zero is the image's;
@@ -16,10 +17,17 @@
 //! restart, re-adoption after a daemon restart). One task per running container sleeps an
 //! interval, runs the probe (an exec through the container's shim, output capped at 4096
 //! bytes, exit code from the shim's `exec-<id>.json`), applies the result and emits
-//! `health_status: <status>` on a change. The task ends when the container exits (the
-//! monitor bumps the exit counter it watches) or is removed, and with the engine's
-//! shutdown; a probe that outlives its timeout is killed and counts as failed (exit -1).
-//! Probes are skipped while the container is paused.
+//! `health_status: <status>` on a change. Each probe is an exec in Docker's event stream
+//! too: `exec_create: /bin/sh -c cmd`, `exec_start: /bin/sh -c cmd` (with `execID`), and
+//! `exec_die` (with `execID` and `exitCode`) once it ends. The task ends when the container
+//! exits (the monitor bumps the exit counter it watches) or is removed, and with the
+//! engine's shutdown; a probe that outlives its timeout is killed and counts as failed
+//! (exit -1).
+//!
+//! Pause (moby's `updateHealthMonitor`, which stops the monitor of a paused container and
+//! starts a new one at unpause): no probe runs while the container is paused; a probe
+//! running when it is paused is killed and its result dropped (no log entry, no change of
+//! status); after the unpause the next probe comes one full delay later, the status kept.
 
 use crate::engine::Container;
 use crate::error::{EngineError, Result};
@@ -86,12 +94,18 @@ impl HealthCheck {
     }
 
     /// The probe's argv; `None` when there is no probe (`NONE`, empty, an unknown kind).
-    pub fn probe_command(&self) -> Option<Vec<String>> {
+    /// `shell` is the container's `Config.Shell` (moby's `getShell`): a `CMD-SHELL` probe
+    /// runs with it, or with `/bin/sh -c` when it is empty.
+    pub fn probe_command(&self, shell: &[String]) -> Option<Vec<String>> {
         let (kind, rest) = self.test.split_first()?;
         match kind.as_str() {
             "CMD" => Some(rest.to_vec()),
             "CMD-SHELL" => {
-                let mut argv = vec!["/bin/sh".to_string(), "-c".to_string()];
+                let mut argv = if shell.is_empty() {
+                    vec!["/bin/sh".to_string(), "-c".to_string()]
+                } else {
+                    shell.to_vec()
+                };
                 argv.extend(rest.iter().cloned());
                 Some(argv)
             }
@@ -363,6 +377,14 @@ pub(crate) fn go_duration(d: Duration) -> String {
     }
 }
 
+/// The action of a probe's `exec_create` / `exec_start` event, as moby writes it:
+/// `<kind>: <entrypoint> <args joined by spaces>` (so a probe without arguments keeps a
+/// trailing space: `exec_start: true `).
+pub(crate) fn probe_action(kind: &str, argv: &[String]) -> String {
+    let (entrypoint, args) = argv.split_first().map_or(("", &[][..]), |(e, a)| (e, a));
+    format!("{kind}: {entrypoint} {}", args.join(" "))
+}
+
 /// A probe that could not start, in Docker's words (its `Output`): `OCI runtime exec failed:
 /// exec failed: unable to start container process: exec: "x": executable file not found in
 /// $PATH: unknown`. The shim's reply starts with its kind (`not_found: ...`).
@@ -402,11 +424,14 @@ impl Engine {
     }
 
     pub(crate) fn start_health_with(&self, c: &Arc<Container>, fresh: bool, probe: Prober) {
-        // Only the healthcheck is copied: this runs on every start.
-        let Some(hc) = c.update(|r| r.config.healthcheck.clone()) else {
+        // Only the healthcheck and the shell are copied: this runs on every start.
+        let Some((hc, shell)) = c.update(|r| {
+            let hc = r.config.healthcheck.clone()?;
+            Some((hc, r.config.shell.clone()))
+        }) else {
             return;
         };
-        let Some(argv) = hc.probe_command() else {
+        let Some(argv) = hc.probe_command(&shell) else {
             if !hc.test.is_empty() && hc.test[0] != "NONE" {
                 tracing::warn!(container = %c.id, "unknown healthcheck type {:?} (expected CMD or CMD-SHELL): no probe", hc.test[0]);
             }
@@ -419,6 +444,11 @@ impl Engine {
                 h.failing_streak = 0;
             }
         });
+        // The watch's pause flag follows the record from here on (pause and unpause send it);
+        // set it now for a container re-adopted paused, or stopped while paused.
+        let paused = c.status() == ContainerStatus::Paused;
+        c.state_tx
+            .send_if_modified(|s| std::mem::replace(&mut s.paused, paused) != paused);
         let generation = c.state_tx.borrow().exits;
         let weak = self.weak();
         let c = c.clone();
@@ -437,6 +467,9 @@ impl Engine {
         use tokio::io::AsyncReadExt;
         let rec = c.snapshot();
         let exec_id = crate::names::new_id();
+        let exec_attr = [("execID", exec_id.clone())];
+        self.emit_container(c, &probe_action("exec_create", &argv), &exec_attr);
+        let start_action = probe_action("exec_start", &argv);
         let bundle_cfg: serde_json::Value =
             crate::store::read_json(&self.bundle_dir(&rec.id).join("config.json"))
                 .map_err(|e| EngineError::io("read the container's bundle config", e))?;
@@ -463,6 +496,11 @@ impl Engine {
         });
         let state_dir = self.state_dir(&rec.id);
         let exit_file = state_dir.join(format!("exec-{exec_id}.json"));
+        self.emit_container(c, &start_action, &exec_attr);
+        #[derive(Deserialize)]
+        struct ExitFile {
+            exit_code: i32,
+        }
         let (pid, mut stream) = crate::shim_client::exec(&state_dir, &req.to_string())
             .await
             .map_err(|e| EngineError::internal(exec_failure(&e.message)))?;
@@ -472,6 +510,13 @@ impl Engine {
             pid,
             exit_file: exit_file.clone(),
             done: false,
+        };
+        let exec_die = |code: i32| {
+            self.emit_container(
+                c,
+                "exec_die",
+                &[("execID", exec_id.clone()), ("exitCode", code.to_string())],
+            );
         };
         let mut out = LimitedOutput::default();
         let mut demux = Demux::default();
@@ -499,6 +544,10 @@ impl Engine {
             })
             .await;
             guard.done = true;
+            // The killed probe's end (137), when the shim saw it within the wait.
+            if let Ok(x) = crate::store::read_json::<ExitFile>(&exit_file) {
+                exec_die(x.exit_code);
+            }
             let _ = std::fs::remove_file(&exit_file);
             let text = out.text();
             let msg = if text.is_empty() {
@@ -514,13 +563,12 @@ impl Engine {
                 output: msg,
             });
         }
-        #[derive(Deserialize)]
-        struct ExitFile {
-            exit_code: i32,
-        }
         guard.done = true;
         let code = crate::store::read_json::<ExitFile>(&exit_file).map(|x| x.exit_code);
         let _ = std::fs::remove_file(&exit_file);
+        if let Ok(code) = code {
+            exec_die(code);
+        }
         match code {
             Ok(code) => Ok(ProbeOutcome {
                 exit_code: i64::from(code),
@@ -556,17 +604,41 @@ impl RunningProbe {
 
 impl Drop for RunningProbe {
     fn drop(&mut self) {
-        if !self.done {
-            self.kill();
+        if self.done {
+            return;
+        }
+        self.kill();
+        // The shim writes the exit file once the probe is reaped, which for a probe killed
+        // in a frozen container waits for the thaw: remove it when it comes (bounded), so
+        // dropped probes leave no files behind in the state directory.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let f = self.exit_file.clone();
+            rt.spawn(async move {
+                for _ in 0..ABANDONED_EXIT_POLLS {
+                    if std::fs::remove_file(&f).is_ok() || !f.parent().is_some_and(|d| d.exists()) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            });
         }
     }
 }
+
+/// How many times (every 500 ms) a dropped probe's exit file is looked for: 5 minutes.
+const ABANDONED_EXIT_POLLS: u32 = 600;
 
 /// Whether the loop started at `generation` is still the container's: it is running and has
 /// not exited (or been removed) since.
 fn current(c: &Container, generation: u64) -> bool {
     let s = c.state_tx.borrow();
     s.running && !s.removed && s.exits == generation
+}
+
+/// Whether the loop has nothing more to do for this container: it stopped, was removed or
+/// exited since the loop started.
+fn gone(s: &crate::engine::WatchState, generation: u64) -> bool {
+    !s.running || s.removed || s.exits != generation
 }
 
 async fn probe_loop(
@@ -582,6 +654,17 @@ async fn probe_loop(
     let retries = hc.retries();
     let start_period = hc.start_period();
     loop {
+        // Paused: no probe until the unpause (moby stops the monitor), then a fresh delay.
+        if rx.borrow().paused {
+            match rx
+                .wait_for(|s| gone(s, generation) || !s.paused)
+                .await
+                .map(|s| gone(&s, generation))
+            {
+                Ok(false) => {}
+                _ => return,
+            }
+        }
         let (status, started_at) = c.update(|r| {
             (
                 r.state
@@ -596,26 +679,35 @@ async fn probe_loop(
             .and_then(|s| (Utc::now() - s).to_std().ok())
             .unwrap_or(Duration::ZERO);
         let delay = next_delay(&hc, status, since_start);
-        let gone = rx.wait_for(|s| !s.running || s.removed || s.exits != generation);
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = gone => return,
+        let interrupted = rx.wait_for(|s| gone(s, generation) || s.paused);
+        let ended = tokio::select! {
+            _ = tokio::time::sleep(delay) => false,
+            r = interrupted => r.map_or(true, |s| gone(&s, generation)),
+        };
+        if ended {
+            return;
+        }
+        if rx.borrow().paused {
+            continue;
         }
         if !current(&c, generation) {
             return;
-        }
-        if c.status() == ContainerStatus::Paused {
-            continue;
         }
         let Some(engine) = Engine::from_weak(&weak) else {
             return;
         };
         let start = Utc::now();
         let run = probe(engine.clone(), c.clone(), argv.clone(), timeout);
-        let gone = rx.wait_for(|s| !s.running || s.removed || s.exits != generation);
+        // A stop, exit or pause while the probe runs drops it (its process is killed).
+        let interrupted = rx.wait_for(|s| gone(s, generation) || s.paused);
         let outcome = tokio::select! {
             o = run => o,
-            _ = gone => return,
+            r = interrupted => {
+                if r.map_or(true, |s| gone(&s, generation)) {
+                    return;
+                }
+                continue;
+            }
         };
         let result = HealthResult {
             start,

@@ -18,6 +18,8 @@ pub struct ImageConfig {
     pub volumes: Vec<String>,
     pub stop_signal: Option<String>,
     pub labels: BTreeMap<String, String>,
+    /// `SHELL`: what a container's `CMD-SHELL` healthcheck runs with (empty: `/bin/sh -c`).
+    pub shell: Vec<String>,
 }
 
 /// One row of the image list.
@@ -157,6 +159,7 @@ pub(crate) fn image_config_of(c: &berth_image::ImageConfig) -> ImageConfig {
             .unwrap_or_default(),
         stop_signal: cc.stop_signal.clone(),
         labels: cc.labels.clone().unwrap_or_default(),
+        shell: cc.shell.clone().unwrap_or_default(),
     }
 }
 

@@ -355,6 +355,7 @@ impl Engine {
             r.state.status = ContainerStatus::Paused;
             r.state.paused = true;
         });
+        c.state_tx.send_modify(|s| s.paused = true);
         self.save(&c)?;
         self.emit_container(&c, "pause", &[]);
         Ok(())
@@ -378,6 +379,7 @@ impl Engine {
             r.state.status = ContainerStatus::Running;
             r.state.paused = false;
         });
+        c.state_tx.send_modify(|s| s.paused = false);
         self.save(&c)?;
         self.emit_container(&c, "unpause", &[]);
         Ok(())

@@ -49,6 +49,9 @@ pub struct ContainerSpec {
     /// `--health-*` / `Config.Healthcheck`; after create, merged with the image's
     /// (see [`crate::health`]).
     pub healthcheck: Option<crate::health::HealthCheck>,
+    /// `Config.Shell`: the argv a `CMD-SHELL` healthcheck runs its command with (Docker's
+    /// `SHELL`); empty takes the image's, and without one `/bin/sh -c`.
+    pub shell: Vec<String>,
 }
 
 /// Host-side settings (Docker's `HostConfig`).

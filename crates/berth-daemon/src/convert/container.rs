@@ -131,6 +131,7 @@ pub fn spec_from_create(req: ContainerCreateRequest, name: Option<String>) -> Co
         host,
         network_aliases,
         healthcheck: c.healthcheck.map(health_check),
+        shell: c.shell.unwrap_or_default(),
     }
 }
 
@@ -342,6 +343,8 @@ pub fn container_config(s: &ContainerSpec, id: &str) -> ContainerConfig {
                 start_period: h.start_period,
                 start_interval: h.start_interval,
             }),
+        // omitempty, as moby's `Shell strslice.StrSlice`.
+        shell: (!s.shell.is_empty()).then(|| s.shell.clone()),
         ..Default::default()
     }
 }
@@ -578,5 +581,24 @@ mod tests {
         let clear: ContainerCreateRequest =
             serde_json::from_str(r#"{"Image":"x","Entrypoint":[""]}"#).unwrap();
         assert_eq!(spec_from_create(clear, None).entrypoint, Some(vec![]));
+    }
+
+    #[test]
+    fn shell_round_trips_and_is_omitted_when_empty() {
+        let req: ContainerCreateRequest = serde_json::from_str(
+            r#"{"Image":"x","Shell":["/bin/ash","-c"],"Healthcheck":{"Test":["CMD-SHELL","true"]}}"#,
+        )
+        .unwrap();
+        let s = spec_from_create(req, None);
+        assert_eq!(s.shell, vec!["/bin/ash", "-c"]);
+        let v = serde_json::to_value(container_config(&s, "abc")).unwrap();
+        assert_eq!(v["Shell"], serde_json::json!(["/bin/ash", "-c"]));
+        // A string is one element (strslice), null or absent is none.
+        let req: ContainerCreateRequest =
+            serde_json::from_str(r#"{"Image":"x","Shell":null}"#).unwrap();
+        let s = spec_from_create(req, None);
+        assert!(s.shell.is_empty());
+        let v = serde_json::to_value(container_config(&s, "abc")).unwrap();
+        assert!(v.get("Shell").is_none(), "{v}");
     }
 }

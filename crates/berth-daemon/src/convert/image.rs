@@ -52,6 +52,7 @@ pub fn inspect(d: &ImageDetails) -> ImageInspect {
             labels: Some(c.labels.clone()),
             stop_signal: c.stop_signal.clone(),
             user: c.user.clone(),
+            shell: (!c.shell.is_empty()).then(|| c.shell.clone()),
             ..Default::default()
         },
         architecture: d.architecture.clone(),

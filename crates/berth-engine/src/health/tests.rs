@@ -49,7 +49,7 @@ fn merge_takes_the_images_where_the_container_is_silent() {
     let m = merge(Some(c), Some(&image_hc())).unwrap();
     assert_eq!((m.test[1].as_str(), m.retries), ("mine", 1));
     let m = merge(Some(hc(&["NONE"])), Some(&image_hc())).unwrap();
-    assert_eq!(m.probe_command(), None);
+    assert_eq!(m.probe_command(&[]), None);
 }
 
 #[test]
@@ -77,22 +77,84 @@ fn validation_uses_dockers_words() {
 #[test]
 fn probe_commands_and_defaults() {
     assert_eq!(
-        hc(&["CMD", "curl", "-f", "x"]).probe_command().unwrap(),
+        hc(&["CMD", "curl", "-f", "x"]).probe_command(&[]).unwrap(),
         vec!["curl", "-f", "x"]
     );
     assert_eq!(
-        hc(&["CMD-SHELL", "exit 1"]).probe_command().unwrap(),
+        hc(&["CMD-SHELL", "exit 1"]).probe_command(&[]).unwrap(),
         vec!["/bin/sh", "-c", "exit 1"]
     );
-    assert_eq!(hc(&["NONE"]).probe_command(), None);
-    assert_eq!(hc(&[]).probe_command(), None);
-    assert_eq!(hc(&["HTTP", "x"]).probe_command(), None);
+    assert_eq!(hc(&["NONE"]).probe_command(&[]), None);
+    assert_eq!(hc(&[]).probe_command(&[]), None);
+    assert_eq!(hc(&["HTTP", "x"]).probe_command(&[]), None);
     let d = HealthCheck::default();
     assert_eq!(d.interval(), Duration::from_secs(30));
     assert_eq!(d.timeout(), Duration::from_secs(30));
     assert_eq!(d.start_period(), Duration::ZERO);
     assert_eq!(d.start_interval(), Duration::from_secs(5));
     assert_eq!(d.retries(), 3);
+}
+
+#[test]
+fn cmd_shell_runs_with_the_containers_shell() {
+    let shell: Vec<String> = vec![
+        "/bin/ash".into(),
+        "-eo".into(),
+        "pipefail".into(),
+        "-c".into(),
+    ];
+    assert_eq!(
+        hc(&["CMD-SHELL", "check | grep ok"])
+            .probe_command(&shell)
+            .unwrap(),
+        vec!["/bin/ash", "-eo", "pipefail", "-c", "check | grep ok"]
+    );
+    // CMD is exec'd as given, whatever the shell.
+    assert_eq!(
+        hc(&["CMD", "true"]).probe_command(&shell).unwrap(),
+        vec!["true"]
+    );
+}
+
+#[test]
+fn the_images_shell_is_the_containers_unless_it_sets_one() {
+    let img = crate::images::ImageConfig {
+        shell: vec!["/bin/ash".into(), "-c".into()],
+        ..Default::default()
+    };
+    let mut spec = crate::ContainerSpec::default();
+    crate::create::merge_image_defaults(&mut spec, &img);
+    assert_eq!(spec.shell, vec!["/bin/ash", "-c"]);
+    let mut spec = crate::ContainerSpec {
+        shell: vec!["/bin/bash".into(), "-c".into()],
+        ..Default::default()
+    };
+    crate::create::merge_image_defaults(&mut spec, &img);
+    assert_eq!(spec.shell, vec!["/bin/bash", "-c"]);
+    // From the image config as stored (`"Shell"` in the OCI config's `config`).
+    let cfg: berth_image::ImageConfig = serde_json::from_str(
+        r#"{"architecture":"amd64","os":"linux","config":{"Shell":["/bin/zsh","-c"]},"rootfs":{"type":"layers","diff_ids":[]}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        crate::images::image_config_of(&cfg).shell,
+        vec!["/bin/zsh", "-c"]
+    );
+}
+
+#[test]
+fn probe_event_actions_in_mobys_form() {
+    let argv = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        probe_action("exec_create", &argv(&["/bin/sh", "-c", "curl -f x"])),
+        "exec_create: /bin/sh -c curl -f x"
+    );
+    // Entrypoint + " " + args: a probe without arguments keeps the space.
+    assert_eq!(
+        probe_action("exec_start", &argv(&["true"])),
+        "exec_start: true "
+    );
+    assert_eq!(probe_action("exec_start", &[]), "exec_start:  ");
 }
 
 fn result(at: DateTime<Utc>, code: i64) -> HealthResult {
@@ -370,12 +432,14 @@ async fn no_probe_while_paused_and_none_without_a_test() {
     let mut h = hc(&["CMD", "check"]);
     h.interval = 5 * MS;
     let (_d, engine, c) = engine_with_running(h).await;
+    // Paused in the record only (a container re-adopted paused): the loop's start reads it.
     c.update(|r| r.state.status = ContainerStatus::Paused);
     let runs = Arc::new(AtomicUsize::new(0));
     engine.start_health_with(&c, true, scripted(vec![0], runs.clone()));
+    assert!(c.state_tx.borrow().paused, "the watch follows the record");
     tokio::time::sleep(Duration::from_millis(60)).await;
     assert_eq!(runs.load(Ordering::SeqCst), 0, "probed a paused container");
-    c.update(|r| r.state.status = ContainerStatus::Running);
+    set_paused(&c, false);
     wait_until("healthy after unpause", || {
         c.snapshot().state.health.unwrap_or_default().status == HealthStatus::Healthy
     })
@@ -389,6 +453,99 @@ async fn no_probe_while_paused_and_none_without_a_test() {
     tokio::time::sleep(Duration::from_millis(30)).await;
     assert_eq!(runs.load(Ordering::SeqCst), 0);
     assert_eq!(c.snapshot().state.health, None);
+}
+
+/// What pause and unpause do to the record and the watch.
+fn set_paused(c: &Container, paused: bool) {
+    c.update(|r| {
+        r.state.status = if paused {
+            ContainerStatus::Paused
+        } else {
+            ContainerStatus::Running
+        };
+        r.state.paused = paused;
+    });
+    c.state_tx.send_modify(|s| s.paused = paused);
+}
+
+/// A fake probe that takes `secs` seconds, counting starts and the ones dropped unfinished.
+fn slow(secs: u64, started: Arc<AtomicUsize>, dropped: Arc<AtomicUsize>) -> Prober {
+    Arc::new(move |_e, _c, _argv, _t| {
+        started.fetch_add(1, Ordering::SeqCst);
+        let dropped = dropped.clone();
+        Box::pin(async move {
+            struct OnDrop(Arc<AtomicUsize>, bool);
+            impl Drop for OnDrop {
+                fn drop(&mut self) {
+                    if !self.1 {
+                        self.0.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+            let mut guard = OnDrop(dropped, false);
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            guard.1 = true;
+            ProbeOutcome {
+                exit_code: 1,
+                output: "slow".into(),
+            }
+        })
+    })
+}
+
+#[tokio::test]
+async fn a_pause_drops_the_running_probe_and_the_unpause_restarts_the_delay() {
+    let mut h = hc(&["CMD", "check"]);
+    h.interval = 300 * MS;
+    let (_d, engine, c) = engine_with_running(h).await;
+    c.update(|r| {
+        r.state.health = Some(Health {
+            status: HealthStatus::Healthy,
+            ..Default::default()
+        })
+    });
+    let (started, dropped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    engine.start_health_with(&c, false, slow(3600, started.clone(), dropped.clone()));
+    wait_until("a probe running", || started.load(Ordering::SeqCst) == 1).await;
+    // moby closes the monitor at pause: the probe is cancelled, its result never recorded.
+    set_paused(&c, true);
+    wait_until("the probe dropped", || dropped.load(Ordering::SeqCst) == 1).await;
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(started.load(Ordering::SeqCst), 1, "probed while paused");
+    let h = c.snapshot().state.health.unwrap();
+    assert_eq!(h.status, HealthStatus::Healthy, "{h:?}");
+    assert!(h.log.is_empty(), "a cancelled probe left a result: {h:?}");
+    // Unpaused: probing again one full interval later (a fresh monitor in moby), the
+    // status kept until a result says otherwise.
+    set_paused(&c, false);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        started.load(Ordering::SeqCst),
+        1,
+        "probed right at the unpause"
+    );
+    wait_until("a probe after the unpause", || {
+        started.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    assert_eq!(
+        c.snapshot().state.health.unwrap().status,
+        HealthStatus::Healthy
+    );
+    // The container stops while paused: the loop ends without probing again.
+    set_paused(&c, true);
+    wait_until("the second probe dropped", || {
+        dropped.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    c.state_tx.send_modify(|s| {
+        s.exits += 1;
+        s.running = false;
+        s.paused = false;
+    });
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(started.load(Ordering::SeqCst), 2);
+    engine.shutdown();
 }
 
 #[tokio::test]
