@@ -4,15 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ok, registry, Daemon};
-
-fn setup(test: &str) -> Option<(Daemon, berth_testkit::registry::RegistryGuard, String)> {
-    if !berth_testkit::require_root(test) {
-        return None;
-    }
-    let (reg, img) = registry();
-    Some((Daemon::start(), reg, img))
-}
+use common::{berth_setup, ok, Daemon};
 
 #[test]
 fn berth_cli_daemon_not_running_says_how_to_start_it() {
@@ -56,26 +48,20 @@ fn berth_cli_output_into_a_closed_pipe_exits_quietly() {
 
 #[test]
 fn berth_cli_scenario() {
-    let Some((d, _reg, img)) = setup("berth_cli_scenario") else {
+    let Some((d, _reg, img)) = berth_setup("berth_cli_scenario", false) else {
         return;
     };
-    let v = d.berth(&["version"]);
-    ok(&d, &v);
-    assert!(v.stdout.contains("Server: berth"), "{}", v.stdout);
-    ok(&d, &d.berth(&["info"]));
-    let p = d.berth(&["pull", &img]);
-    ok(&d, &p);
-    assert_eq!(p.stdout.lines().last(), Some(img.as_str()), "{}", p.stdout);
-    let images = d.berth(&["images"]);
-    ok(&d, &images);
-    assert!(
-        images.stdout.contains(img.trim_end_matches(":latest")),
-        "{}",
-        images.stdout
+    let v = d.berth_ok(&["version"]);
+    assert!(v.contains("Server: berth"), "{v}");
+    d.berth_ok(&["info"]);
+    let p = d.berth_ok(&["pull", &img]);
+    assert_eq!(p.lines().last(), Some(img.as_str()), "{p}");
+    let images = d.berth_ok(&["images"]);
+    assert!(images.contains(img.trim_end_matches(":latest")), "{images}");
+    assert_eq!(
+        d.berth_ok(&["run", "--rm", &img, "echo", "hello"]),
+        "hello\n"
     );
-    let r = d.berth(&["run", "--rm", &img, "echo", "hello"]);
-    ok(&d, &r);
-    assert_eq!(r.stdout, "hello\n");
     assert_eq!(
         d.berth(&["run", "--rm", &img, "sh", "-c", "exit 3"]).code,
         3

@@ -82,6 +82,29 @@ fn ps_status(d: &Daemon, name: &str) -> String {
         .to_string()
 }
 
+/// `docker run -d --name NAME FLAGS... IMG sleep 60`; the container id.
+#[track_caller]
+fn run_sleeper(d: &Daemon, name: &str, flags: &[&str], img: &str) -> String {
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend_from_slice(flags);
+    args.extend([img, "sleep", "60"]);
+    d.docker_ok(&args).trim().to_string()
+}
+
+/// `Config.Healthcheck` of `name` is `CMD-SHELL true` every second (`--health-cmd true`
+/// or the shell form `HEALTHCHECK CMD true`, with `--health-interval 1s`).
+#[track_caller]
+fn assert_true_every_second(d: &Daemon, name: &str) {
+    let out = d.docker_ok(&["inspect", "-f", "{{json .Config.Healthcheck}}", name]);
+    let cfg: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        cfg["Test"],
+        serde_json::json!(["CMD-SHELL", "true"]),
+        "{cfg}"
+    );
+    assert_eq!(cfg["Interval"], 1_000_000_000i64, "{cfg}");
+}
+
 #[test]
 fn docker_health_flags_status_ps_and_events() {
     let Some((d, _reg, img)) = setup("docker_health_flags_status_ps_and_events") else {
@@ -89,21 +112,12 @@ fn docker_health_flags_status_ps_and_events() {
     };
     let since = unix_now().to_string();
     // Passing probe: healthy, shown by ps and its filter.
-    let r = d.docker(&[
-        "run",
-        "-d",
-        "--name",
+    let ok_id = run_sleeper(
+        &d,
         "hok",
-        "--health-cmd",
-        "true",
-        "--health-interval",
-        "1s",
+        &["--health-cmd", "true", "--health-interval", "1s"],
         &img,
-        "sleep",
-        "60",
-    ]);
-    ok(&d, &r);
-    let ok_id = r.stdout.trim().to_string();
+    );
     let h = health(&d, "hok");
     assert!(
         h["Status"] == "starting" || h["Status"] == "healthy",
@@ -133,33 +147,22 @@ fn docker_health_flags_status_ps_and_events() {
         table.stdout
     );
     // Config.Healthcheck as sent by the CLI.
-    let r = d.docker(&["inspect", "-f", "{{json .Config.Healthcheck}}", "hok"]);
-    ok(&d, &r);
-    let cfg: Value = serde_json::from_str(r.stdout.trim()).unwrap();
-    assert_eq!(
-        cfg["Test"],
-        serde_json::json!(["CMD-SHELL", "true"]),
-        "{cfg}"
-    );
-    assert_eq!(cfg["Interval"], 1_000_000_000i64, "{cfg}");
+    assert_true_every_second(&d, "hok");
 
     // Failing probe with output: unhealthy after 2 failures, the output in the log.
-    let r = d.docker(&[
-        "run",
-        "-d",
-        "--name",
+    run_sleeper(
+        &d,
         "hbad",
-        "--health-cmd",
-        "echo sick; exit 1",
-        "--health-interval",
-        "1s",
-        "--health-retries",
-        "2",
+        &[
+            "--health-cmd",
+            "echo sick; exit 1",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "2",
+        ],
         &img,
-        "sleep",
-        "60",
-    ]);
-    ok(&d, &r);
+    );
     let h = wait_status(&d, "hbad", "unhealthy");
     assert!(h["FailingStreak"].as_i64().unwrap() >= 2, "{h:#}");
     let log = h["Log"].as_array().expect("Log");
@@ -234,24 +237,21 @@ fn docker_health_timeout_none_and_image_healthcheck() {
         return;
     };
     // A probe that outlives its timeout fails with -1 and is killed.
-    let r = d.docker(&[
-        "run",
-        "-d",
-        "--name",
+    run_sleeper(
+        &d,
         "hslow",
-        "--health-cmd",
-        "sleep 30",
-        "--health-interval",
-        "1s",
-        "--health-timeout",
-        "300ms",
-        "--health-retries",
-        "1",
+        &[
+            "--health-cmd",
+            "sleep 30",
+            "--health-interval",
+            "1s",
+            "--health-timeout",
+            "300ms",
+            "--health-retries",
+            "1",
+        ],
         &img,
-        "sleep",
-        "60",
-    ]);
-    ok(&d, &r);
+    );
     let h = wait_status(&d, "hslow", "unhealthy");
     let last = h["Log"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["ExitCode"], -1, "{h:#}");
@@ -276,17 +276,7 @@ fn docker_health_timeout_none_and_image_healthcheck() {
     assert!(probes <= 1, "{}", top.stdout);
 
     // --no-healthcheck: no State.Health at all.
-    let r = d.docker(&[
-        "run",
-        "-d",
-        "--name",
-        "hnone",
-        "--no-healthcheck",
-        &img,
-        "sleep",
-        "60",
-    ]);
-    ok(&d, &r);
+    run_sleeper(&d, "hnone", &["--no-healthcheck"], &img);
     assert_eq!(health(&d, "hnone"), Value::Null);
     let st = ps_status(&d, "hnone");
     assert!(st.starts_with("Up ") && !st.contains('('), "{st:?}");
@@ -326,41 +316,12 @@ fn docker_health_timeout_none_and_image_healthcheck() {
         Duration::from_secs(120),
     );
     ok(&d, &r);
-    let r = d.docker(&[
-        "run",
-        "-d",
-        "--name",
-        "himg",
-        "--health-interval",
-        "1s",
-        "withhc:1",
-        "sleep",
-        "60",
-    ]);
-    ok(&d, &r);
+    run_sleeper(&d, "himg", &["--health-interval", "1s"], "withhc:1");
     wait_status(&d, "himg", "healthy");
-    let r = d.docker(&["inspect", "-f", "{{json .Config.Healthcheck}}", "himg"]);
-    ok(&d, &r);
-    let cfg: Value = serde_json::from_str(r.stdout.trim()).unwrap();
     // Dockerfile shell form: `HEALTHCHECK CMD true` is `["CMD-SHELL", "true"]`.
-    assert_eq!(
-        cfg["Test"],
-        serde_json::json!(["CMD-SHELL", "true"]),
-        "{cfg}"
-    );
-    assert_eq!(cfg["Interval"], 1_000_000_000i64, "{cfg}");
+    assert_true_every_second(&d, "himg");
     // ... and disabled by --no-healthcheck.
-    let r = d.docker(&[
-        "run",
-        "-d",
-        "--name",
-        "himgoff",
-        "--no-healthcheck",
-        "withhc:1",
-        "sleep",
-        "60",
-    ]);
-    ok(&d, &r);
+    run_sleeper(&d, "himgoff", &["--no-healthcheck"], "withhc:1");
     assert_eq!(health(&d, "himgoff"), Value::Null);
 }
 
@@ -475,12 +436,11 @@ fn api_state_health_matches_the_swagger() {
 /// back from the record, the probes running again. Through berth's own CLI.
 #[test]
 fn health_survives_a_daemon_restart_berth_cli() {
-    if !berth_testkit::require_root("health_survives_a_daemon_restart_berth_cli") {
+    let Some((mut d, _reg, img)) =
+        common::berth_setup("health_survives_a_daemon_restart_berth_cli", true)
+    else {
         return;
-    }
-    let (_reg, img) = registry();
-    let mut d = Daemon::start();
-    ok(&d, &d.berth(&["pull", &img]));
+    };
     let r = d.berth(&[
         "run",
         "-d",

@@ -124,12 +124,13 @@ fn import_from_url_and_stdin() {
             .starts_with("sha256:"),
         "{r:?}"
     );
-    let r = d.docker(&["run", "--rm", "fromurl:1", "echo", "imported"]);
-    ok(&d, &r);
-    assert_eq!(r.stdout, "imported\n");
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "fromurl:1", "echo", "imported"]),
+        "imported\n"
+    );
 
     // --change and --message: the config and the history comment.
-    let r = d.docker(&[
+    d.docker_ok(&[
         "import",
         "-c",
         r#"CMD ["sh", "-c", "echo $GREETING from change"]"#,
@@ -142,46 +143,40 @@ fn import_from_url_and_stdin() {
         &url,
         "changed:1",
     ]);
-    ok(&d, &r);
-    let r = d.docker(&["run", "--rm", "changed:1"]);
-    ok(&d, &r);
-    assert_eq!(r.stdout, "hello from change\n");
-    let r = d.docker(&[
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "changed:1"]),
+        "hello from change\n"
+    );
+    let r = d.docker_ok(&[
         "image",
         "inspect",
         "-f",
         "{{.Comment}}|{{.Config.WorkingDir}}",
         "changed:1",
     ]);
-    ok(&d, &r);
-    assert_eq!(r.stdout.trim(), "imported for a test|/tmp");
+    assert_eq!(r.trim(), "imported for a test|/tmp");
     let r = d.docker(&["import", "-c", "RUN rm -rf /", &url, "bad:1"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
         r.stderr.contains("RUN is not a valid change command"),
         "{r:?}"
     );
-    let r = d.berth(&[
+    d.berth_ok(&[
         "import",
         "-c",
         "CMD [\"echo\", \"berth change\"]",
         &url,
         "changed:2",
     ]);
-    ok(&d, &r);
-    let r = d.berth(&["run", "--rm", "changed:2"]);
-    ok(&d, &r);
-    assert_eq!(r.stdout, "berth change\n");
+    assert_eq!(d.berth_ok(&["run", "--rm", "changed:2"]), "berth change\n");
 
     // berth import URL (gzip), printed as the id only.
     let url = format!("http://{}/busybox.tar.gz", srv.addr);
-    let r = d.berth(&["import", &url, "fromurl:gz"]);
-    ok(&d, &r);
-    assert_eq!(r.stdout.lines().count(), 1, "{r:?}");
-    assert!(r.stdout.starts_with("sha256:"), "{r:?}");
-    let r = d.berth(&["run", "--rm", "fromurl:gz", "cat", "/etc/group"]);
-    ok(&d, &r);
-    assert!(r.stdout.starts_with("root:x:0:"), "{r:?}");
+    let id = d.berth_ok(&["import", &url, "fromurl:gz"]);
+    assert_eq!(id.lines().count(), 1, "{id:?}");
+    assert!(id.starts_with("sha256:"), "{id:?}");
+    let group = d.berth_ok(&["run", "--rm", "fromurl:gz", "cat", "/etc/group"]);
+    assert!(group.starts_with("root:x:0:"), "{group:?}");
     assert!(srv
         .hits
         .lock()
@@ -219,9 +214,10 @@ fn import_from_url_and_stdin() {
         Duration::from_secs(120),
     );
     ok(&d, &r);
-    let r = d.docker(&["run", "--rm", "fromstdin:1", "echo", "stdin"]);
-    ok(&d, &r);
-    assert_eq!(r.stdout, "stdin\n");
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "fromstdin:1", "echo", "stdin"]),
+        "stdin\n"
+    );
     // No download left behind in the data root.
     let leftovers: Vec<_> = std::fs::read_dir(d.dir.path().join("data"))
         .unwrap()

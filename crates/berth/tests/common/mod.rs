@@ -252,6 +252,14 @@ impl Daemon {
         run_cmd(c, stdin, timeout)
     }
 
+    /// The docker CLI, which must succeed (else the daemon log is shown); its stdout.
+    #[track_caller]
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let r = self.docker(args);
+        ok(self, &r);
+        r.stdout
+    }
+
     /// berth's own CLI against this daemon.
     pub fn berth(&self, args: &[&str]) -> Run {
         self.berth_in(args, None, Duration::from_secs(120))
@@ -261,6 +269,14 @@ impl Daemon {
         let mut c = Command::new(BERTH);
         c.env("BERTH_HOST", &self.host).args(args);
         run_cmd(c, stdin, timeout)
+    }
+
+    /// berth's CLI, which must succeed (else the daemon log is shown); its stdout.
+    #[track_caller]
+    pub fn berth_ok(&self, args: &[&str]) -> String {
+        let r = self.berth(args);
+        ok(self, &r);
+        r.stdout
     }
 
     /// One raw HTTP/1.1 request over the socket: (status, headers, body).
@@ -460,24 +476,37 @@ pub fn registry() -> (berth_testkit::registry::RegistryGuard, String) {
     berth_testkit::images::busybox_in_registry().expect("loopback registry with busybox")
 }
 
-/// The set-up of the docker CLI suites: root, the docker CLI, a loopback registry with
-/// busybox and a daemon; with `pull`, the image pulled through the docker CLI. `None` (the
-/// test is skipped, with a message) without root or the CLI.
-pub fn docker_setup(
+/// The set-up of the berth CLI suites: root, a loopback registry with busybox and a
+/// daemon; with `pull`, the image pulled through berth's CLI. `None` (the test is skipped,
+/// with a message) without root.
+pub fn berth_setup(
     test: &str,
     pull: bool,
 ) -> Option<(Daemon, berth_testkit::registry::RegistryGuard, String)> {
     if !berth_testkit::require_root(test) {
         return None;
     }
+    let (reg, img) = registry();
+    let d = Daemon::start();
+    if pull {
+        d.berth_ok(&["pull", &img]);
+    }
+    Some((d, reg, img))
+}
+
+/// The set-up of the docker CLI suites: [`berth_setup`] when the docker CLI is installed
+/// (else `None`, with a message); with `pull`, the image pulled through the docker CLI.
+pub fn docker_setup(
+    test: &str,
+    pull: bool,
+) -> Option<(Daemon, berth_testkit::registry::RegistryGuard, String)> {
     if !std::path::Path::new(DOCKER).exists() {
         eprintln!("skipping {test}: {DOCKER} is not installed");
         return None;
     }
-    let (reg, img) = registry();
-    let d = Daemon::start();
+    let (d, reg, img) = berth_setup(test, false)?;
     if pull {
-        ok(&d, &d.docker(&["pull", "-q", &img]));
+        d.docker_ok(&["pull", "-q", &img]);
     }
     Some((d, reg, img))
 }
