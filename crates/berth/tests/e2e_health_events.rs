@@ -1,0 +1,301 @@
+//! E2E, root tier: what a healthcheck shows besides `State.Health`, with the real docker
+//! CLI: each probe is an exec in `docker events` (`exec_create` / `exec_start` with the
+//! probe's command, `exec_die` with its exit code, 137 for one killed at its timeout);
+//! `CMD-SHELL` runs with the container's `Config.Shell`; and a paused container is not
+//! probed (moby's health monitor stops at pause and starts again at unpause).
+//! Every wait polls with a deadline; no sleep is an assertion of something happening.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{ok, Daemon};
+use serde_json::Value;
+
+fn setup(test: &str) -> Option<(Daemon, berth_testkit::registry::RegistryGuard, String)> {
+    common::docker_setup(test, true)
+}
+
+fn health(d: &Daemon, name: &str) -> Value {
+    let r = d.docker(&["inspect", "-f", "{{json .State.Health}}", name]);
+    ok(d, &r);
+    serde_json::from_str(r.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {r:?}"))
+}
+
+/// Polls `State.Health` until `f` holds (deadline 30 s).
+#[track_caller]
+fn wait_health(d: &Daemon, name: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let h = health(d, name);
+        if f(&h) {
+            return h;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: never {what}: {h:#}\n--- daemon log ---\n{}",
+            common::tail(&d.log(), 30)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Now as `secs.nanos`, the precision `docker events --since` accepts.
+fn unix_now_precise() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+}
+
+/// `docker events` of one container from `since` to now + 1 s, one
+/// `action|execID|exitCode` line each.
+fn events(d: &Daemon, name: &str, since: &str) -> Vec<String> {
+    let until = (unix_now() + 1).to_string();
+    let r = d.docker(&[
+        "events",
+        "--since",
+        since,
+        "--until",
+        &until,
+        "--filter",
+        &format!("container={name}"),
+        "--format",
+        // `index` gives "" for a missing attribute (a field path prints `<no value>`).
+        r#"{{.Action}}|{{index .Actor.Attributes "execID"}}|{{index .Actor.Attributes "exitCode"}}"#,
+    ]);
+    ok(d, &r);
+    r.stdout.lines().map(str::to_string).collect()
+}
+
+fn last_start(h: &Value) -> String {
+    h["Log"]
+        .as_array()
+        .and_then(|l| l.last())
+        .map(|e| e["Start"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn probes_are_execs_in_docker_events() {
+    let Some((d, _reg, img)) = setup("probes_are_execs_in_docker_events") else {
+        return;
+    };
+    let since = unix_now_precise();
+    ok(
+        &d,
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "hev",
+            "--health-cmd",
+            "exit 0",
+            "--health-interval",
+            "1s",
+            &img,
+            "sleep",
+            "60",
+        ]),
+    );
+    wait_health(&d, "hev", "healthy", |h| h["Status"] == "healthy");
+    let lines = events(&d, "hev", &since);
+    // The first probe's three events, in order, with one exec id.
+    let create = lines
+        .iter()
+        .position(|l| l.starts_with("exec_create: /bin/sh -c exit 0|"))
+        .unwrap_or_else(|| panic!("no exec_create: {lines:#?}"));
+    let id = lines[create].split('|').nth(1).unwrap().to_string();
+    assert_eq!(id.len(), 64, "execID: {lines:#?}");
+    let start = lines
+        .iter()
+        .position(|l| *l == format!("exec_start: /bin/sh -c exit 0|{id}|"))
+        .unwrap_or_else(|| panic!("no exec_start for {id}: {lines:#?}"));
+    let die = lines
+        .iter()
+        .position(|l| *l == format!("exec_die|{id}|0"))
+        .unwrap_or_else(|| panic!("no exec_die for {id}: {lines:#?}"));
+    assert!(create < start && start < die, "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l == "health_status: healthy||"),
+        "{lines:#?}"
+    );
+    // `--filter event=exec_start` matches the action with its command (moby's fuzzy match).
+    let until = (unix_now() + 1).to_string();
+    let r = d.docker(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "container=hev",
+        "--filter",
+        "event=exec_start",
+        "--format",
+        "{{.Action}}",
+    ]);
+    ok(&d, &r);
+    assert!(
+        !r.stdout.is_empty()
+            && r.stdout
+                .lines()
+                .all(|l| l == "exec_start: /bin/sh -c exit 0"),
+        "{r:?}"
+    );
+
+    // A probe killed at its timeout dies with 137 (SIGKILL), as dockerd's.
+    let since = unix_now_precise();
+    ok(
+        &d,
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "hkill",
+            "--health-cmd",
+            "sleep 30",
+            "--health-interval",
+            "1s",
+            "--health-timeout",
+            "300ms",
+            &img,
+            "sleep",
+            "60",
+        ]),
+    );
+    wait_health(&d, "hkill", "a timed-out probe", |h| {
+        h["Log"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|e| e["ExitCode"] == -1))
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines = events(&d, "hkill", &since);
+        if lines
+            .iter()
+            .any(|l| l.starts_with("exec_die|") && l.ends_with("|137"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exec_die with exitCode 137: {lines:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn cmd_shell_runs_with_config_shell() {
+    let Some((d, _reg, img)) = setup("cmd_shell_runs_with_config_shell") else {
+        return;
+    };
+    // The docker CLI has no flag for Config.Shell: the raw API, as an SDK would send it.
+    // `/bin/echo via-shell` as the shell makes the probe print what it was run with.
+    let body = serde_json::json!({
+        "Image": img,
+        "Cmd": ["sleep", "60"],
+        "Shell": ["/bin/echo", "via-shell"],
+        "Healthcheck": {"Test": ["CMD-SHELL", "probe arg"], "Interval": 500_000_000i64},
+    })
+    .to_string();
+    let (st, _, reply) = d
+        .raw("POST", "/v1.47/containers/create?name=hshell", Some(&body))
+        .expect("create over the socket");
+    assert_eq!(st, 201, "{reply}");
+    ok(&d, &d.docker(&["start", "hshell"]));
+    let h = wait_health(&d, "hshell", "probed", |h| {
+        h["Log"].as_array().is_some_and(|l| !l.is_empty())
+    });
+    let first = &h["Log"][0];
+    assert_eq!(first["Output"], "via-shell probe arg\n", "{h:#}");
+    assert_eq!(first["ExitCode"], 0, "{h:#}");
+    let r = d.docker(&["inspect", "-f", "{{json .Config.Shell}}", "hshell"]);
+    ok(&d, &r);
+    assert_eq!(r.stdout.trim(), r#"["/bin/echo","via-shell"]"#);
+    // Without one, Shell is omitted and CMD-SHELL runs with /bin/sh -c.
+    ok(
+        &d,
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "hsh",
+            "--health-cmd",
+            "echo $0",
+            "--health-interval",
+            "500ms",
+            &img,
+            "sleep",
+            "60",
+        ]),
+    );
+    let h = wait_health(&d, "hsh", "probed", |h| {
+        h["Log"].as_array().is_some_and(|l| !l.is_empty())
+    });
+    assert_eq!(h["Log"][0]["Output"], "/bin/sh\n", "{h:#}");
+    let r = d.docker(&["inspect", "-f", "{{json .Config.Shell}}", "hsh"]);
+    ok(&d, &r);
+    assert_eq!(r.stdout.trim(), "null");
+}
+
+#[test]
+fn a_paused_container_is_not_probed() {
+    let Some((d, _reg, img)) = setup("a_paused_container_is_not_probed") else {
+        return;
+    };
+    ok(
+        &d,
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "hpause",
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "500ms",
+            &img,
+            "sleep",
+            "60",
+        ]),
+    );
+    wait_health(&d, "hpause", "healthy", |h| h["Status"] == "healthy");
+    ok(&d, &d.docker(&["pause", "hpause"]));
+    // A probe finishing as the pause lands may still be recorded: settle first.
+    std::thread::sleep(Duration::from_millis(300));
+    let paused_at = unix_now_precise();
+    let before = health(&d, "hpause");
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(2500) {
+        let h = health(&d, "hpause");
+        assert_eq!(
+            h["Status"], "healthy",
+            "the status changed while paused: {h:#}"
+        );
+        assert_eq!(
+            last_start(&h),
+            last_start(&before),
+            "a probe ran while paused: {h:#}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let lines = events(&d, "hpause", &paused_at);
+    assert!(
+        !lines.iter().any(|l| l.starts_with("exec_create")),
+        "{lines:#?}"
+    );
+    ok(&d, &d.docker(&["unpause", "hpause"]));
+    let h = wait_health(&d, "hpause", "probed after the unpause", |h| {
+        last_start(h) != last_start(&before)
+    });
+    assert_eq!(h["Status"], "healthy", "{h:#}");
+    assert_eq!(h["FailingStreak"], 0, "{h:#}");
+}
