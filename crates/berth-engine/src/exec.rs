@@ -136,6 +136,21 @@ impl Engine {
         }
     }
 
+    /// The exec's stream ended: pick up its exit code and, when the shim recorded one,
+    /// emit `exec_die` (moby's, with `execID` and `exitCode`).
+    fn exec_ended(&self, e: &ExecEntry) {
+        self.refresh_exec(e);
+        let r = e.snapshot();
+        let (Some(code), Ok(c)) = (r.exit_code, self.lookup(&r.container_id)) else {
+            return;
+        };
+        self.emit_container(
+            &c,
+            "exec_die",
+            &[("execID", r.id.clone()), ("exitCode", code.to_string())],
+        );
+    }
+
     /// Mark a stopped container's execs finished.
     pub(crate) fn finish_execs(&self, container_id: &str) {
         let execs: Vec<Arc<ExecEntry>> = self
@@ -185,7 +200,7 @@ impl Engine {
             return Err(EngineError::invalid("No exec command specified"));
         }
         let id = crate::names::new_id();
-        let cmd = spec.cmd.join(" ");
+        let action = crate::exec_events::exec_action("exec_create", &spec.cmd);
         let entry = Arc::new(ExecEntry {
             record: Mutex::new(ExecRecord {
                 id: id.clone(),
@@ -202,11 +217,7 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.clone(), entry);
         c.update(|r| r.exec_ids.push(id.clone()));
-        self.emit_container(
-            &c,
-            &format!("exec_create: {cmd}"),
-            &[("execID", id.clone())],
-        );
+        self.emit_container(&c, &action, &[("execID", id.clone())]);
         Ok(id)
     }
 
@@ -253,6 +264,12 @@ impl Engine {
             "tty": r.spec.tty,
             "stdin": r.spec.attach_stdin && !opts.detach,
         });
+        // Before the process starts, as dockerd (a start that fails has its exec_start too).
+        self.emit_container(
+            &c,
+            &crate::exec_events::exec_action("exec_start", &r.spec.cmd),
+            &[("execID", id.to_string())],
+        );
         let (pid, stream) = crate::shim_client::exec(&self.state_dir(&rec.id), &req.to_string())
             .await
             .map_err(|err| crate::shim_client::start_error(&err.message))?;
@@ -260,21 +277,17 @@ impl Engine {
             x.pid = pid;
             x.running = true;
         });
-        let cmd = r.spec.cmd.join(" ");
-        self.emit_container(
-            &c,
-            &format!("exec_start: {cmd}"),
-            &[("execID", id.to_string())],
-        );
         if opts.detach {
             let engine = self.clone();
             tokio::spawn(async move {
                 let mut s = stream;
                 let _ = tokio::io::copy(&mut s, &mut tokio::io::sink()).await;
-                engine.refresh_exec(&e);
+                engine.exec_ended(&e);
             });
             return Ok(None);
         }
+        let engine = self.clone();
+        let stream = crate::exec_events::ExitWatch::new(stream, move || engine.exec_ended(&e));
         Ok(Some(AttachStream {
             io: Box::new(stream),
             tty: r.spec.tty,

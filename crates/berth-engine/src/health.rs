@@ -31,6 +31,7 @@
 
 use crate::engine::Container;
 use crate::error::{EngineError, Result};
+use crate::exec_events::exec_action;
 use crate::record::ContainerStatus;
 use crate::Engine;
 use chrono::{DateTime, Utc};
@@ -377,14 +378,6 @@ pub(crate) fn go_duration(d: Duration) -> String {
     }
 }
 
-/// The action of a probe's `exec_create` / `exec_start` event, as moby writes it:
-/// `<kind>: <entrypoint> <args joined by spaces>` (so a probe without arguments keeps a
-/// trailing space: `exec_start: true `).
-pub(crate) fn probe_action(kind: &str, argv: &[String]) -> String {
-    let (entrypoint, args) = argv.split_first().map_or(("", &[][..]), |(e, a)| (e, a));
-    format!("{kind}: {entrypoint} {}", args.join(" "))
-}
-
 /// A probe that could not start, in Docker's words (its `Output`): `OCI runtime exec failed:
 /// exec failed: unable to start container process: exec: "x": executable file not found in
 /// $PATH: unknown`. The shim's reply starts with its kind (`not_found: ...`).
@@ -468,8 +461,8 @@ impl Engine {
         let rec = c.snapshot();
         let exec_id = crate::names::new_id();
         let exec_attr = [("execID", exec_id.clone())];
-        self.emit_container(c, &probe_action("exec_create", &argv), &exec_attr);
-        let start_action = probe_action("exec_start", &argv);
+        self.emit_container(c, &exec_action("exec_create", &argv), &exec_attr);
+        let start_action = exec_action("exec_start", &argv);
         let bundle_cfg: serde_json::Value =
             crate::store::read_json(&self.bundle_dir(&rec.id).join("config.json"))
                 .map_err(|e| EngineError::io("read the container's bundle config", e))?;

@@ -33,6 +33,7 @@
 //! | `reconcile.rs` | open: records vs live shims (re-adopt) vs `exit.json` (repair) |
 //! | `oci/` | container config → OCI spec: caps, Docker's seccomp profile, mounts, user, limits |
 //! | `logs.rs`, `stats.rs`, `exec.rs`, `attach.rs` | streams |
+//! | `exec_events.rs` | an exec's `exec_create`/`exec_start`/`exec_die` events, the end of its stream |
 //! | `volumes.rs`, `images.rs`, `network.rs`, `system.rs`, `events.rs` | the other services |
 //! | `init.rs` | `berth-init`, the `--init` PID 1 |
 //! | `archive/` | `cp` (stat, tar out, extract in), `export`, `diff`: a private mount-ns view of the container's files |
@@ -79,6 +80,7 @@ mod engine;
 pub mod error;
 pub mod events;
 pub mod exec;
+mod exec_events;
 pub mod explain;
 pub mod health;
 pub mod history;

@@ -299,3 +299,48 @@ fn a_paused_container_is_not_probed() {
     assert_eq!(h["Status"], "healthy", "{h:#}");
     assert_eq!(h["FailingStreak"], 0, "{h:#}");
 }
+
+#[test]
+fn docker_exec_has_exec_die_too() {
+    let Some((d, _reg, img)) = setup("docker_exec_has_exec_die_too") else {
+        return;
+    };
+    ok(
+        &d,
+        &d.docker(&["run", "-d", "--name", "hexec", &img, "sleep", "60"]),
+    );
+    let since = unix_now_precise();
+    ok(&d, &d.docker(&["exec", "hexec", "true"]));
+    let r = d.docker(&["exec", "hexec", "sh", "-c", "exit 3"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    ok(
+        &d,
+        &d.docker(&["exec", "-d", "hexec", "sh", "-c", "exit 4"]),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let lines = events(&d, "hexec", &since);
+        if lines.iter().filter(|l| l.starts_with("exec_die|")).count() >= 3 {
+            break lines;
+        }
+        assert!(Instant::now() < deadline, "{lines:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // Per exec: create, start, die with its code; moby's `<entrypoint> <args>` (so `true `).
+    for (cmd, code) in [("true ", "0"), ("sh -c exit 3", "3"), ("sh -c exit 4", "4")] {
+        let create = lines
+            .iter()
+            .position(|l| l.starts_with(&format!("exec_create: {cmd}|")))
+            .unwrap_or_else(|| panic!("no exec_create: {cmd}: {lines:#?}"));
+        let id = lines[create].split('|').nth(1).unwrap();
+        let start = lines
+            .iter()
+            .position(|l| *l == format!("exec_start: {cmd}|{id}|"))
+            .unwrap_or_else(|| panic!("no exec_start for {cmd}: {lines:#?}"));
+        let die = lines
+            .iter()
+            .position(|l| *l == format!("exec_die|{id}|{code}"))
+            .unwrap_or_else(|| panic!("no exec_die {code} for {cmd}: {lines:#?}"));
+        assert!(create < start && start < die, "{lines:#?}");
+    }
+}

@@ -142,21 +142,6 @@ fn the_images_shell_is_the_containers_unless_it_sets_one() {
     );
 }
 
-#[test]
-fn probe_event_actions_in_mobys_form() {
-    let argv = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    assert_eq!(
-        probe_action("exec_create", &argv(&["/bin/sh", "-c", "curl -f x"])),
-        "exec_create: /bin/sh -c curl -f x"
-    );
-    // Entrypoint + " " + args: a probe without arguments keeps the space.
-    assert_eq!(
-        probe_action("exec_start", &argv(&["true"])),
-        "exec_start: true "
-    );
-    assert_eq!(probe_action("exec_start", &[]), "exec_start:  ");
-}
-
 fn result(at: DateTime<Utc>, code: i64) -> HealthResult {
     HealthResult {
         start: at,
