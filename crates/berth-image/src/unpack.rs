@@ -40,7 +40,8 @@ use crate::digest::{DiffId, Digest};
 mod fsops;
 mod zstd;
 pub use fsops::{
-    chown_at, link_target, remove_entry, set_mtime, special_file, EntryError, Meta, MetaPolicy,
+    chown_at, create_file, link_target, make_dir, remove_entry, set_mtime, special_file, symlink,
+    EntryError, Meta, MetaPolicy,
 };
 use fsops::{copy_big, remove_existing};
 
@@ -367,35 +368,14 @@ impl Unpacker {
         match kind {
             EntryType::Directory => {
                 remove_existing(&dir, name, Some(FileType::Directory), &shown)?;
-                match rustix::fs::mkdirat(&dir, name.as_os_str(), Mode::from_raw_mode(0o700)) {
-                    Ok(()) | Err(Errno::EXIST) => {}
-                    Err(e) => return Err(io("mkdir", e)),
-                }
-                let fd = rustix::fs::openat(
-                    &dir,
-                    name.as_os_str(),
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| io("open directory", e))?;
+                let fd = make_dir(&dir, name, &shown)?;
                 meta.apply_fd(&fd, &shown)?;
                 self.dir_times.push((comps.clone(), meta.mtime));
             }
             EntryType::Regular | EntryType::Continuous => {
                 // O_EXCL|O_NOFOLLOW never opens what is there (a planted symlink included);
                 // only when something is there, it is removed and the create retried
-                let create = || {
-                    rustix::fs::openat(
-                        &dir,
-                        name.as_os_str(),
-                        OFlags::WRONLY
-                            | OFlags::CREATE
-                            | OFlags::EXCL
-                            | OFlags::NOFOLLOW
-                            | OFlags::CLOEXEC,
-                        Mode::from_raw_mode(0o600),
-                    )
-                };
+                let create = || create_file(&dir, name);
                 let fd = match create() {
                     Err(Errno::EXIST) => {
                         remove_existing(&dir, name, None, &shown)?;
@@ -422,11 +402,8 @@ impl Unpacker {
             EntryType::Symlink => {
                 let target = link_target(entry, "symlink")?;
                 remove_existing(&dir, name, None, &shown)?;
-                rustix::fs::symlinkat(target.as_os_str(), &dir, name.as_os_str())
-                    .map_err(|e| io("symlink", e))?;
-                chown_at(&dir, name, meta.uid, meta.gid, &shown)?;
+                symlink(&dir, name, &target, &meta, &shown)?;
                 meta.set_xattrs_path(&dir, name, &shown)?;
-                set_mtime(&dir, Some(name.as_os_str()), meta.mtime, &shown)?;
             }
             EntryType::Link => {
                 let target = link_target(entry, "hardlink")?;

@@ -12,8 +12,8 @@
 //! Unlike a layer, `.wh.` names are ordinary files here (Docker's `Untar` does the same).
 
 use berth_image::unpack::{
-    chown_at, clean, join, link_target, remove_entry, set_mtime, special_file, EntryError, Meta,
-    MetaPolicy,
+    clean, create_file, join, link_target, make_dir, remove_entry, set_mtime, special_file,
+    symlink, EntryError, Meta, MetaPolicy,
 };
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, Read};
@@ -205,32 +205,12 @@ impl Extractor<'_> {
         let name = name.as_os_str();
         match kind {
             EntryType::Directory => {
-                match rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o700)) {
-                    Ok(()) | Err(Errno::EXIST) => {}
-                    Err(e) => return Err(io_err(&shown, "mkdir")(e)),
-                }
-                let fd = rustix::fs::openat(
-                    &dir,
-                    name,
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(io_err(&shown, "open directory"))?;
+                let fd = make_dir(&dir, name, &shown)?;
                 m.apply_fd(&fd, &shown)?;
                 self.dir_times.push((comps.clone(), m.mtime));
             }
             EntryType::Regular | EntryType::Continuous => {
-                let fd = rustix::fs::openat(
-                    &dir,
-                    name,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(io_err(&shown, "create file"))?;
+                let fd = create_file(&dir, name).map_err(io_err(&shown, "create file"))?;
                 let mut file = std::fs::File::from(fd);
                 io::copy(entry, &mut file).map_err(|e| match e.kind() {
                     io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData => {
@@ -247,10 +227,7 @@ impl Extractor<'_> {
             }
             EntryType::Symlink => {
                 let target = link_target(entry, "symlink")?;
-                rustix::fs::symlinkat(target.as_os_str(), &dir, name)
-                    .map_err(io_err(&shown, "symlink"))?;
-                chown_at(&dir, name, m.uid, m.gid, &shown)?;
-                set_mtime(&dir, Some(name), m.mtime, &shown)?;
+                symlink(&dir, name, &target, &m, &shown)?;
             }
             EntryType::Link => {
                 let target = link_target(entry, "hardlink")?;

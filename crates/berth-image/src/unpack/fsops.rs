@@ -7,9 +7,9 @@
 use std::ffi::OsStr;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, Mode, Timespec, Timestamps};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 use tar::EntryType;
 
@@ -138,6 +138,34 @@ pub fn link_target<R: Read>(entry: &tar::Entry<'_, R>, what: &str) -> Result<Pat
         .ok_or_else(|| EntryError::Tar(io::Error::other(format!("{what} without a target"))))
 }
 
+/// Creates the directory `name` in `dir` (`0700` until the entry's mode is applied; one
+/// already there is kept) and opens it, never through a symlink.
+pub fn make_dir(dir: &OwnedFd, name: &OsStr, shown: &str) -> Result<OwnedFd, EntryError> {
+    match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700)) {
+        Ok(()) | Err(Errno::EXIST) => {}
+        Err(e) => return Err(io_err(shown, "mkdir")(e)),
+    }
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io_err(shown, "open directory"))
+}
+
+/// Creates the regular file `name` in `dir` for writing (`0600` until the entry's mode is
+/// applied). `O_EXCL|O_NOFOLLOW` never opens what is there, a planted symlink included:
+/// `EEXIST` says something is in the way.
+pub fn create_file(dir: &OwnedFd, name: &OsStr) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+}
+
 /// chown without following a symlink.
 pub fn chown_at(
     dir: &OwnedFd,
@@ -214,6 +242,20 @@ pub fn special_file(
     chown_at(dir, name, meta.uid, meta.gid, shown)?;
     rustix::fs::chmodat(dir, name, Mode::from_raw_mode(meta.mode), AtFlags::empty())
         .map_err(io_err(shown, "chmod"))?;
+    set_mtime(dir, Some(name), meta.mtime, shown)
+}
+
+/// Creates the symlink `name` in `dir` pointing at `target` (never resolved here), then its
+/// owner and mtime from `meta` (xattrs are the caller's choice). Nothing may be in the way.
+pub fn symlink(
+    dir: &OwnedFd,
+    name: &OsStr,
+    target: &Path,
+    meta: &Meta,
+    shown: &str,
+) -> Result<(), EntryError> {
+    rustix::fs::symlinkat(target.as_os_str(), dir, name).map_err(io_err(shown, "symlink"))?;
+    chown_at(dir, name, meta.uid, meta.gid, shown)?;
     set_mtime(dir, Some(name), meta.mtime, shown)
 }
 
