@@ -7,42 +7,18 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ok, registry, Daemon};
+use common::health::{health, unix_now, wait_health};
+use common::{docker_py, ok, Daemon};
 use serde_json::Value;
 
 fn setup(test: &str) -> Option<(Daemon, berth_testkit::registry::RegistryGuard, String)> {
     common::docker_setup(test, true)
 }
 
-/// `State.Health` of `name` as JSON (`null` without a healthcheck).
-fn health(d: &Daemon, name: &str) -> Value {
-    let r = d.docker(&["inspect", "-f", "{{json .State.Health}}", name]);
-    ok(d, &r);
-    serde_json::from_str(r.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {r:?}"))
-}
-
-/// Poll `State.Health.Status` until it is `want` (deadline 30 s).
+/// Polls `State.Health.Status` until it is `want` (deadline 30 s).
 #[track_caller]
 fn wait_status(d: &Daemon, name: &str, want: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let h = health(d, name);
-        if h["Status"] == want {
-            return h;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name} never became {want}: {h:#}\n--- daemon log ---\n{}",
-            common::tail(&d.log(), 30)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    wait_health(d, name, &format!("became {want}"), |h| h["Status"] == want)
 }
 
 /// `2026-11-28T11:30:30.123456789Z` (fraction optional, `Z` or `+hh:mm`).
@@ -80,6 +56,16 @@ fn ps_status(d: &Daemon, name: &str) -> String {
         .find_map(|l| l.strip_prefix(&format!("{name}\t")))
         .unwrap_or_else(|| panic!("{name} is not in docker ps: {}", r.stdout))
         .to_string()
+}
+
+/// `POST /v1.47/containers/create?name=NAME` with `body`, which must answer 201.
+#[track_caller]
+fn api_create(d: &Daemon, name: &str, body: &Value) {
+    let path = format!("/v1.47/containers/create?name={name}");
+    let (s, _, b) = d
+        .raw("POST", &path, Some(&body.to_string()))
+        .expect("reply");
+    assert_eq!(s, 201, "{b}");
 }
 
 /// `docker run -d --name NAME FLAGS... IMG sleep 60`; the container id.
@@ -337,14 +323,7 @@ fn api_state_health_matches_the_swagger() {
         "Cmd": ["sleep", "60"],
         "Healthcheck": {"Test": ["CMD", "sh", "-c", "echo probe"], "Interval": 200_000_000i64, "Retries": 1},
     });
-    let (s, _, b) = d
-        .raw(
-            "POST",
-            "/v1.47/containers/create?name=hapi",
-            Some(&body.to_string()),
-        )
-        .expect("reply");
-    assert_eq!(s, 201, "{b}");
+    api_create(&d, "hapi", &body);
     let (s, _, b) = d
         .raw("POST", "/v1.47/containers/hapi/start", None)
         .expect("reply");
@@ -397,14 +376,7 @@ fn api_state_health_matches_the_swagger() {
         "Cmd": ["sleep", "60"],
         "Healthcheck": {"Test": ["CMD", "nosuchprobe"], "Interval": 200_000_000i64, "Retries": 1},
     });
-    let (s, _, b) = d
-        .raw(
-            "POST",
-            "/v1.47/containers/create?name=hmissing",
-            Some(&body.to_string()),
-        )
-        .expect("reply");
-    assert_eq!(s, 201, "{b}");
+    api_create(&d, "hmissing", &body);
     ok(&d, &d.docker(&["start", "hmissing"]));
     let h = wait_status(&d, "hmissing", "unhealthy");
     let last = h["Log"].as_array().unwrap().last().unwrap().clone();
@@ -526,26 +498,11 @@ print("docker-py health ok")
 /// docker-py's `healthcheck=` and `Container.health` (another client's view of the shape).
 #[test]
 fn docker_py_health() {
-    if !berth_testkit::require_root("docker_py_health") {
+    if !berth_testkit::require_root("docker_py_health") || !docker_py::available("docker_py_health")
+    {
         return;
     }
-    let probe = std::process::Command::new("python3")
-        .args(["-c", "import docker"])
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipping docker_py_health: python3 with the docker package is not installed");
-        return;
-    }
-    let (_reg, img) = registry();
+    let (_reg, img) = common::registry();
     let d = Daemon::start();
-    let mut c = std::process::Command::new("python3");
-    c.args(["-c", PY_SCRIPT, &img]).env("BERTH_SOCK", &d.sock);
-    let r = common::run_cmd(c, None, Duration::from_secs(120));
-    assert_eq!(
-        r.code,
-        0,
-        "{r:?}\n--- daemon log ---\n{}",
-        common::tail(&d.log(), 30)
-    );
-    assert!(r.stdout.contains("docker-py health ok"), "{r:?}");
+    docker_py::run(&d, PY_SCRIPT, &[&img], "docker-py health ok");
 }

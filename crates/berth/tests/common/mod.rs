@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+pub mod docker_py;
+pub mod health;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
