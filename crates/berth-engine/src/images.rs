@@ -20,6 +20,8 @@ pub struct ImageConfig {
     pub labels: BTreeMap<String, String>,
     /// `SHELL`: what a container's `CMD-SHELL` healthcheck runs with (empty: `/bin/sh -c`).
     pub shell: Vec<String>,
+    /// `HEALTHCHECK` (durations in nanoseconds, 0 = default).
+    pub healthcheck: Option<crate::health::HealthCheck>,
 }
 
 /// One row of the image list.
@@ -160,6 +162,7 @@ pub(crate) fn image_config_of(c: &berth_image::ImageConfig) -> ImageConfig {
         stop_signal: cc.stop_signal.clone(),
         labels: cc.labels.clone().unwrap_or_default(),
         shell: cc.shell.clone().unwrap_or_default(),
+        healthcheck: crate::health::merge(None, cc.healthcheck.as_ref()),
     }
 }
 

@@ -147,6 +147,18 @@ fn health_check(h: berth_api::container::HealthConfig) -> berth_engine::HealthCh
     }
 }
 
+/// The engine's healthcheck as `Config.Healthcheck` (containers and images).
+pub fn health_config(h: &berth_engine::HealthCheck) -> berth_api::container::HealthConfig {
+    berth_api::container::HealthConfig {
+        test: Some(h.test.clone()),
+        interval: h.interval,
+        timeout: h.timeout,
+        retries: h.retries,
+        start_period: h.start_period,
+        start_interval: h.start_interval,
+    }
+}
+
 /// `State.Health` as Docker shows it (swagger `Health`: Status, FailingStreak, Log of
 /// `HealthcheckResult` {Start, End, ExitCode, Output}).
 pub fn health_json(h: &berth_engine::Health) -> serde_json::Value {
@@ -332,17 +344,7 @@ pub fn container_config(s: &ContainerSpec, id: &str) -> ContainerConfig {
         labels: Some(s.labels.clone()),
         stop_signal: s.stop_signal.clone(),
         stop_timeout: s.stop_timeout,
-        healthcheck: s
-            .healthcheck
-            .as_ref()
-            .map(|h| berth_api::container::HealthConfig {
-                test: Some(h.test.clone()),
-                interval: h.interval,
-                timeout: h.timeout,
-                retries: h.retries,
-                start_period: h.start_period,
-                start_interval: h.start_interval,
-            }),
+        healthcheck: s.healthcheck.as_ref().map(health_config),
         // omitempty, as moby's `Shell strslice.StrSlice`.
         shell: (!s.shell.is_empty()).then(|| s.shell.clone()),
         ..Default::default()

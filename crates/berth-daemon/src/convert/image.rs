@@ -53,6 +53,7 @@ pub fn inspect(d: &ImageDetails) -> ImageInspect {
             stop_signal: c.stop_signal.clone(),
             user: c.user.clone(),
             shell: (!c.shell.is_empty()).then(|| c.shell.clone()),
+            healthcheck: c.healthcheck.as_ref().map(super::container::health_config),
             ..Default::default()
         },
         architecture: d.architecture.clone(),

@@ -117,7 +117,7 @@ fn cmd_shell_runs_with_the_containers_shell() {
 }
 
 #[test]
-fn the_images_shell_is_the_containers_unless_it_sets_one() {
+fn the_images_shell_is_the_containers_unless_it_sets_one_and_both_show_in_image_config() {
     let img = crate::images::ImageConfig {
         shell: vec!["/bin/ash".into(), "-c".into()],
         ..Default::default()
@@ -133,12 +133,18 @@ fn the_images_shell_is_the_containers_unless_it_sets_one() {
     assert_eq!(spec.shell, vec!["/bin/bash", "-c"]);
     // From the image config as stored (`"Shell"` in the OCI config's `config`).
     let cfg: berth_image::ImageConfig = serde_json::from_str(
-        r#"{"architecture":"amd64","os":"linux","config":{"Shell":["/bin/zsh","-c"]},"rootfs":{"type":"layers","diff_ids":[]}}"#,
+        r#"{"architecture":"amd64","os":"linux","config":{"Shell":["/bin/zsh","-c"],
+            "Healthcheck":{"Test":["CMD-SHELL","check"],"Interval":2000000000}},
+            "rootfs":{"type":"layers","diff_ids":[]}}"#,
     )
     .unwrap();
+    let ic = crate::images::image_config_of(&cfg);
+    assert_eq!(ic.shell, vec!["/bin/zsh", "-c"]);
+    // The image's HEALTHCHECK, for image inspect.
+    let h = ic.healthcheck.unwrap();
     assert_eq!(
-        crate::images::image_config_of(&cfg).shell,
-        vec!["/bin/zsh", "-c"]
+        (h.test[1].as_str(), h.interval, h.retries),
+        ("check", 2 * S, 0)
     );
 }
 
