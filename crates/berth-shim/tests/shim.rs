@@ -419,9 +419,19 @@ fn shim_outlives_launcher_and_is_small() {
     c.start().unwrap();
     std::thread::sleep(Duration::from_millis(200));
     assert!(c.is_alive());
+    let busy = status_kb(l.shim_pid, "status", "RssFile:");
+    // A second after its last request the shim drops the mappings of the code it ran to set
+    // up and to serve it (berth_sys::memory::release_startup_pages): its file-backed resident
+    // set shrinks to what the idle loop runs.
+    std::thread::sleep(Duration::from_millis(1800));
+    let idle = status_kb(l.shim_pid, "status", "RssFile:");
     println!(
-        "  idle shim VmRSS: {} (this test binary as the shim)",
+        "  idle shim VmRSS: {} (this test binary as the shim; RssFile {busy} kB 0.2 s after START)",
         vm_rss_kb(l.shim_pid)
+    );
+    assert!(
+        idle + 256 <= busy,
+        "RssFile {busy} kB after START, {idle} kB idle: start-up code was not released"
     );
     if let Err(e) = c.kill(9) {
         panic!(
