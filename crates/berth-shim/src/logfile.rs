@@ -46,7 +46,94 @@ pub struct Entry {
 
 /// RFC 3339 with nanoseconds, UTC (Go's RFC3339Nano parses it).
 pub fn now_rfc3339_nano() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    let mut out = Vec::with_capacity(30);
+    push_rfc3339_nano(&mut out, std::time::SystemTime::now());
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Append `t` as `2026-11-28T05:30:00.123456789Z` (always nine digits, like chrono's
+/// `to_rfc3339_opts(Nanos, true)`).
+///
+/// By hand rather than with chrono, and [`push_entry`] rather than serde_json, because this is
+/// the one path a shim runs for every line of output for the container's whole life: chrono's
+/// and serde's formatting machinery spread over ~10 windows of 64 KB of text (the kernel maps
+/// code 64 KB around each fault), more than the whole idle shim. Tested against both.
+fn push_rfc3339_nano(out: &mut Vec<u8>, t: std::time::SystemTime) {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm, proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    push_digits(out, year, 4);
+    let parts: [(u8, u64, u32); 6] = [
+        (b'-', month, 2),
+        (b'-', day, 2),
+        (b'T', rem / 3600, 2),
+        (b':', rem / 60 % 60, 2),
+        (b':', rem % 60, 2),
+        (b'.', u64::from(d.subsec_nanos()), 9),
+    ];
+    for (sep, v, width) in parts {
+        out.push(sep);
+        push_digits(out, v, width);
+    }
+    out.push(b'Z');
+}
+
+/// `v` in decimal, zero-padded to `width` digits (its low `width` digits if longer).
+fn push_digits(out: &mut Vec<u8>, v: u64, width: u32) {
+    for k in (0..width).rev() {
+        out.push(b'0' + (v / 10u64.pow(k) % 10) as u8);
+    }
+}
+
+/// Append `bytes` as a JSON string: invalid UTF-8 becomes U+FFFD (as `from_utf8_lossy`),
+/// `"` `\\` and control characters are escaped (as serde_json does).
+fn push_json_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    for chunk in bytes.utf8_chunks() {
+        for &b in chunk.valid().as_bytes() {
+            match b {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                0x08 => out.extend_from_slice(b"\\b"),
+                0x0c => out.extend_from_slice(b"\\f"),
+                0..=0x1f => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    out.extend_from_slice(b"\\u00");
+                    out.push(HEX[usize::from(b >> 4)]);
+                    out.push(HEX[usize::from(b & 15)]);
+                }
+                _ => out.push(b),
+            }
+        }
+        if !chunk.invalid().is_empty() {
+            out.extend_from_slice("\u{fffd}".as_bytes());
+        }
+    }
+    out.push(b'"');
+}
+
+/// Append one json-file line: `{"log":…,"stream":…,"time":…}` and a newline.
+fn push_entry(out: &mut Vec<u8>, stream: Stream, bytes: &[u8], t: std::time::SystemTime) {
+    out.extend_from_slice(b"{\"log\":");
+    push_json_string(out, bytes);
+    out.extend_from_slice(b",\"stream\":\"");
+    out.extend_from_slice(stream.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"time\":\"");
+    push_rfc3339_nano(out, t);
+    out.extend_from_slice(b"\"}\n");
 }
 
 /// Writer of one container's json-file log.
@@ -118,13 +205,8 @@ impl LogWriter {
     }
 
     fn emit(&mut self, stream: Stream, bytes: &[u8]) -> io::Result<()> {
-        let entry = Entry {
-            log: String::from_utf8_lossy(bytes).into_owned(),
-            stream: stream.as_str().to_string(),
-            time: now_rfc3339_nano(),
-        };
-        let mut line = serde_json::to_vec(&entry).map_err(io::Error::other)?;
-        line.push(b'\n');
+        let mut line = Vec::with_capacity(bytes.len() + 80);
+        push_entry(&mut line, stream, bytes, std::time::SystemTime::now());
         if self.max_size > 0 && self.size > 0 && self.size + line.len() as u64 > self.max_size {
             self.rotate()?;
         }
@@ -206,6 +288,88 @@ pub fn read_tail(path: &Path, max_files: u32, cap: usize) -> Vec<Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A small deterministic generator (no `rand` in this crate).
+    fn lcg(state: &mut u64) -> u64 {
+        *state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        *state >> 17
+    }
+
+    #[test]
+    fn timestamps_match_chrono() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let mut cases: Vec<(u64, u32)> = vec![
+            (0, 0),
+            (951_782_400, 1),             // 2000-02-29
+            (1_709_164_799, 999_999_999), // 2024-02-28T23:59:59.999999999
+            (1_709_164_800, 0),           // 2024-02-29
+            (4_107_542_400, 5),           // 2100-03-01
+            (946_684_799, 999_999_999),   // 1999-12-31T23:59:59.999999999
+            (253_402_300_799, 123),       // 9999-12-31T23:59:59
+        ];
+        let mut st = 7u64;
+        for _ in 0..20_000 {
+            cases.push((
+                lcg(&mut st) % 253_402_300_800,
+                (lcg(&mut st) % 1_000_000_000) as u32,
+            ));
+        }
+        for (secs, nanos) in cases {
+            let mut ours = Vec::new();
+            push_rfc3339_nano(&mut ours, UNIX_EPOCH + Duration::new(secs, nanos));
+            let want = chrono::DateTime::from_timestamp(secs as i64, nanos)
+                .unwrap()
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+            assert_eq!(String::from_utf8(ours).unwrap(), want, "{secs}.{nanos}");
+        }
+    }
+
+    #[test]
+    fn json_strings_match_serde_on_any_bytes() {
+        let mut inputs: Vec<Vec<u8>> = vec![
+            (0..=255u8).collect(),
+            b"plain".to_vec(),
+            "héllo ✓ 😀".as_bytes().to_vec(),
+            vec![0xe2, 0x82],       // truncated sequence
+            vec![0xf0, 0x28, 0x8c], // invalid continuation
+            vec![0xed, 0xa0, 0x80], // a surrogate, invalid in UTF-8
+        ];
+        let mut st = 11u64;
+        for _ in 0..5_000 {
+            let len = (lcg(&mut st) % 40) as usize;
+            // Bias towards the interesting bytes: controls, quotes, backslashes, high bytes.
+            let pick = b"\x00\x1f\"\\\n\t\x7f\x80\xc3\xa9\xe2\x9c\x93\xf0\x9f\x98\x80az ";
+            inputs.push(
+                (0..len)
+                    .map(|_| match lcg(&mut st) % 3 {
+                        0 => (lcg(&mut st) % 256) as u8,
+                        _ => pick[(lcg(&mut st) % pick.len() as u64) as usize],
+                    })
+                    .collect(),
+            );
+        }
+        for bytes in inputs {
+            let mut ours = Vec::new();
+            push_json_string(&mut ours, &bytes);
+            let want = serde_json::to_string(&String::from_utf8_lossy(&bytes)).unwrap();
+            assert_eq!(String::from_utf8(ours).unwrap(), want, "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn entries_are_the_json_that_serde_reads() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::new(1_764_307_800, 42);
+        let mut line = Vec::new();
+        push_entry(&mut line, Stream::Stderr, b"a \"b\"\n", t);
+        assert_eq!(
+            String::from_utf8(line.clone()).unwrap(),
+            "{\"log\":\"a \\\"b\\\"\\n\",\"stream\":\"stderr\",\"time\":\"2025-11-28T05:30:00.000000042Z\"}\n"
+        );
+        let e: Entry = serde_json::from_slice(&line).unwrap();
+        assert_eq!((e.log.as_str(), e.stream.as_str()), ("a \"b\"\n", "stderr"));
+    }
 
     fn entries(p: &Path) -> Vec<Entry> {
         std::fs::read_to_string(p)
