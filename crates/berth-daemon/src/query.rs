@@ -9,8 +9,9 @@ use crate::error::ApiError;
 
 /// The query's pairs, every value in order. Single-valued reads take the FIRST value of a
 /// key, as Go's `url.Values.Get` (moby's `r.Form.Get`) does; [`Q::all`] gives every value of
-/// a repeated key (`changes=CMD+sh&changes=ENV+A=1`, `names=a&names=b`). Never rejects: a
-/// bad query is a missing value.
+/// a repeated key (`changes=CMD+sh&changes=ENV+A=1`, `names=a&names=b`). A query Go's
+/// `url.ParseQuery` refuses (a bad `%` escape, a `;` separator) is a 400 with Go's words,
+/// as moby's `httputils.ParseForm` answers.
 #[derive(Debug, Clone, Default)]
 pub struct Q(pub Vec<(String, String)>);
 
@@ -19,6 +20,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Q {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
+        check_query(q).map_err(ApiError::bad_request)?;
         Ok(Q::parse(q))
     }
 }
@@ -32,6 +34,29 @@ pub fn form_pairs(q: &str) -> Vec<(String, String)> {
             (pct_decode(k), pct_decode(v))
         })
         .collect()
+}
+
+/// The first error Go's `url.ParseQuery` reports for `q`, in its words.
+pub fn check_query(q: &str) -> Result<(), String> {
+    for kv in q.split('&').filter(|s| !s.is_empty()) {
+        if kv.contains(';') {
+            return Err("invalid semicolon separator in query".into());
+        }
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        for part in [k, v] {
+            let b = part.as_bytes();
+            if let Some(i) = (0..b.len()).find(|&i| {
+                b[i] == b'%'
+                    && (i + 2 >= b.len()
+                        || !b[i + 1].is_ascii_hexdigit()
+                        || !b[i + 2].is_ascii_hexdigit())
+            }) {
+                let bad: String = part[i..].chars().take(3).collect();
+                return Err(format!("invalid URL escape {bad:?}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn pct_decode(s: &str) -> String {
@@ -159,6 +184,7 @@ mod tests {
         assert!(!q.bool("missing"));
         assert_eq!(q.int("t").unwrap(), Some(5));
         assert_eq!(q.filters().unwrap().get("a"), ["b"]);
+        // Decoding is lenient; the extractor refuses such a query first (check_query).
         assert_eq!(q.str("x"), Some("%zz"));
         assert_eq!(
             parse_time("1700000000.5").unwrap().timestamp_subsec_nanos(),
@@ -177,6 +203,28 @@ mod tests {
         assert_eq!(q.all("names"), ["a", "b"]);
         assert!(q.all("missing").is_empty());
         assert!(q.str("missing").is_none());
+    }
+
+    #[test]
+    fn bad_queries_are_refused_in_gos_words() {
+        assert_eq!(check_query(""), Ok(()));
+        assert_eq!(check_query("a=%41&b=x+y&c&&d="), Ok(()));
+        assert_eq!(
+            check_query("force=1&x=%zz").unwrap_err(),
+            r#"invalid URL escape "%zz""#
+        );
+        assert_eq!(
+            check_query("x=ab%4").unwrap_err(),
+            r#"invalid URL escape "%4""#
+        );
+        assert_eq!(
+            check_query("%g1=1").unwrap_err(),
+            r#"invalid URL escape "%g1""#
+        );
+        assert_eq!(
+            check_query("a=1;b=2").unwrap_err(),
+            "invalid semicolon separator in query"
+        );
     }
 
     #[test]

@@ -153,6 +153,23 @@ async fn api_surface_without_containers() {
     assert_eq!(r.status, 404);
     let r = req(&sock, "GET", "/v1.47/exec/nosuch/json", None).await;
     assert_eq!(r.status, 404);
+    // A query Go's url.ParseQuery refuses is a 400 in its words (moby's ParseForm).
+    let r = req(
+        &sock,
+        "GET",
+        "/v1.47/containers/json?all=1&filters=%zz",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (400, r#"{"message":"invalid URL escape \"%zz\""}"#)
+    );
+    let r = req(&sock, "GET", "/v1.47/containers/json?all=1;limit=2", None).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (400, r#"{"message":"invalid semicolon separator in query"}"#)
+    );
     let r = req(
         &sock,
         "POST",
