@@ -4,9 +4,10 @@
 //! engine holds it so a `start`, `stop` or `rm` does not race the extraction). Fed straight
 //! from the socket, a client that stops sending mid-body (a stalled `docker cp`, a dead peer
 //! that never closes) would hold that lock for as long as it stalls, and `docker stop` or
-//! `docker rm -f` of the container would wait behind it. dockerd has no such wait: its
-//! stop does not queue behind an upload. Reading the whole body first moves the stall out
-//! of the lock: the extraction then reads local data only.
+//! `docker rm -f` of the container would wait behind it. (dockerd has the same wait: its
+//! `containerExtractToDir` holds `container.Lock()` while it reads the client's body, and
+//! stop and inspect take that lock too. berth does better on purpose.) Reading the whole
+//! body first moves the stall out of the lock: the extraction then reads local data only.
 //!
 //! Small bodies stay in memory; past [`IN_MEMORY`] bytes the body goes to an anonymous
 //! temporary file under the daemon's data root (unlinked: a crash leaves nothing behind).
