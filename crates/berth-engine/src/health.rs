@@ -453,7 +453,7 @@ impl Engine {
     /// One probe through the shim.
     async fn run_probe(
         &self,
-        c: &Container,
+        c: &Arc<Container>,
         argv: Vec<String>,
         timeout: Duration,
     ) -> Result<ProbeOutcome> {
@@ -490,26 +490,26 @@ impl Engine {
         let state_dir = self.state_dir(&rec.id);
         let exit_file = state_dir.join(format!("exec-{exec_id}.json"));
         self.emit_container(c, &start_action, &exec_attr);
-        #[derive(Deserialize)]
-        struct ExitFile {
-            exit_code: i32,
-        }
         let (pid, mut stream) = crate::shim_client::exec(&state_dir, &req.to_string())
             .await
             .map_err(|e| EngineError::internal(exec_failure(&e.message)))?;
-        // Dropped before the probe ends (the container stopped, the engine shut down): the
-        // probe process is killed, not left running in the container.
+        // Dropped before the probe ends (the container stopped or was paused, the engine
+        // shut down): the probe process is killed, not left running in the container, and
+        // its exec_die comes whenever the shim records its end.
+        let (weak, cc, id) = (self.weak(), c.clone(), exec_id.clone());
         let mut guard = RunningProbe {
             pid,
             exit_file: exit_file.clone(),
             done: false,
-        };
-        let exec_die = |code: i32| {
-            self.emit_container(
-                c,
-                "exec_die",
-                &[("execID", exec_id.clone()), ("exitCode", code.to_string())],
-            );
+            on_exit: Some(Box::new(move |code| {
+                if let Some(engine) = Engine::from_weak(&weak) {
+                    engine.emit_container(
+                        &cc,
+                        "exec_die",
+                        &[("execID", id), ("exitCode", code.to_string())],
+                    );
+                }
+            })),
         };
         let mut out = LimitedOutput::default();
         let mut demux = Demux::default();
@@ -536,12 +536,9 @@ impl Engine {
                 }
             })
             .await;
-            guard.done = true;
-            // The killed probe's end (137), when the shim saw it within the wait.
-            if let Ok(x) = crate::store::read_json::<ExitFile>(&exit_file) {
-                exec_die(x.exit_code);
-            }
-            let _ = std::fs::remove_file(&exit_file);
+            // The killed probe's end (137), when the shim saw it within the wait; else the
+            // guard's drop looks for it later.
+            guard.collect();
             let text = out.text();
             let msg = if text.is_empty() {
                 format!("Health check exceeded timeout ({})", go_duration(timeout))
@@ -556,18 +553,12 @@ impl Engine {
                 output: msg,
             });
         }
-        guard.done = true;
-        let code = crate::store::read_json::<ExitFile>(&exit_file).map(|x| x.exit_code);
-        let _ = std::fs::remove_file(&exit_file);
-        if let Ok(code) = code {
-            exec_die(code);
-        }
-        match code {
-            Ok(code) => Ok(ProbeOutcome {
+        match guard.collect() {
+            Some(code) => Ok(ProbeOutcome {
                 exit_code: i64::from(code),
                 output: out.text(),
             }),
-            Err(_) => Err(EngineError::internal(format!(
+            None => Err(EngineError::internal(format!(
                 "healthcheck for container {} has no exit code",
                 rec.id
             ))),
@@ -575,14 +566,41 @@ impl Engine {
     }
 }
 
+/// What the shim writes when an exec ends (`exec-<id>.json`).
+#[derive(Deserialize)]
+struct ExitFile {
+    exit_code: i32,
+}
+
+/// Takes the exit code the shim recorded for a probe, removing its file.
+fn take_exit(exit_file: &std::path::Path) -> Option<i32> {
+    let code = crate::store::read_json::<ExitFile>(exit_file)
+        .ok()?
+        .exit_code;
+    let _ = std::fs::remove_file(exit_file);
+    Some(code)
+}
+
 /// A probe process in the container, killed on drop unless it finished.
 struct RunningProbe {
     pid: i32,
     exit_file: std::path::PathBuf,
     done: bool,
+    /// Reports the probe's end (`exec_die`), once.
+    on_exit: Option<Box<dyn FnOnce(i32) + Send>>,
 }
 
 impl RunningProbe {
+    /// The exit code, when the shim recorded it: reported, its file removed, the probe done.
+    fn collect(&mut self) -> Option<i32> {
+        let code = take_exit(&self.exit_file)?;
+        self.done = true;
+        if let Some(f) = self.on_exit.take() {
+            f(code);
+        }
+        Some(code)
+    }
+
     /// SIGKILL the probe, only while the shim has not recorded its exit: after that the pid
     /// may be someone else's.
     fn kill(&self) {
@@ -606,9 +624,16 @@ impl Drop for RunningProbe {
         // dropped probes leave no files behind in the state directory.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let f = self.exit_file.clone();
+            let on_exit = self.on_exit.take();
             rt.spawn(async move {
                 for _ in 0..ABANDONED_EXIT_POLLS {
-                    if std::fs::remove_file(&f).is_ok() || !f.parent().is_some_and(|d| d.exists()) {
+                    if let Some(code) = take_exit(&f) {
+                        if let Some(report) = on_exit {
+                            report(code);
+                        }
+                        return;
+                    }
+                    if !f.parent().is_some_and(|d| d.exists()) {
                         return;
                     }
                     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -298,6 +298,64 @@ fn a_paused_container_is_not_probed() {
     });
     assert_eq!(h["Status"], "healthy", "{h:#}");
     assert_eq!(h["FailingStreak"], 0, "{h:#}");
+
+    // Paused mid-probe: the probe is killed (it dies at the thaw: exec_die 137) and its
+    // result is never recorded.
+    let since = unix_now_precise();
+    ok(
+        &d,
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "hmid",
+            "--health-cmd",
+            "sleep 3",
+            "--health-interval",
+            "200ms",
+            "--health-timeout",
+            "20s",
+            &img,
+            "sleep",
+            "60",
+        ]),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        let lines = events(&d, "hmid", &since);
+        if let Some(l) = lines.iter().find(|l| l.starts_with("exec_start: ")) {
+            break l.split('|').nth(1).unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "no probe started: {lines:#?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Well inside the 3 s probe, after its process started.
+    std::thread::sleep(Duration::from_millis(700));
+    ok(&d, &d.docker(&["pause", "hmid"]));
+    std::thread::sleep(Duration::from_millis(300));
+    ok(&d, &d.docker(&["unpause", "hmid"]));
+    let unpaused = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines = events(&d, "hmid", &since);
+        if lines.contains(&format!("exec_die|{id}|137")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exec_die 137 for the probe cut by the pause: {lines:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The next probe (a fresh 200 ms, then 3 s of sleep) cannot have ended within 3 s of
+    // the unpause: any result before that would be the cancelled one.
+    let h = health(&d, "hmid");
+    if unpaused.elapsed() < Duration::from_secs(3) {
+        assert!(
+            h["Log"].as_array().is_none_or(Vec::is_empty),
+            "the cancelled probe left a result: {h:#}"
+        );
+    }
 }
 
 #[test]
