@@ -502,6 +502,10 @@ impl Engine {
             exit_file: exit_file.clone(),
             done: false,
             on_exit: Some(Box::new(move |code| {
+                // Not after the container's `destroy`.
+                if cc.state_tx.borrow().removed {
+                    return;
+                }
                 if let Some(engine) = Engine::from_weak(&weak) {
                     engine.emit_container(
                         &cc,
