@@ -9,41 +9,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::health::{health, unix_now, wait_health};
 use common::{ok, Daemon};
 use serde_json::Value;
 
 fn setup(test: &str) -> Option<(Daemon, berth_testkit::registry::RegistryGuard, String)> {
     common::docker_setup(test, true)
-}
-
-fn health(d: &Daemon, name: &str) -> Value {
-    let r = d.docker(&["inspect", "-f", "{{json .State.Health}}", name]);
-    ok(d, &r);
-    serde_json::from_str(r.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {r:?}"))
-}
-
-/// Polls `State.Health` until `f` holds (deadline 30 s).
-#[track_caller]
-fn wait_health(d: &Daemon, name: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let h = health(d, name);
-        if f(&h) {
-            return h;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name}: never {what}: {h:#}\n--- daemon log ---\n{}",
-            common::tail(&d.log(), 30)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Now as `secs.nanos`, the precision `docker events --since` accepts.
