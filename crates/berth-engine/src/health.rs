@@ -490,31 +490,42 @@ impl Engine {
         let state_dir = self.state_dir(&rec.id);
         let exit_file = state_dir.join(format!("exec-{exec_id}.json"));
         self.emit_container(c, &start_action, &exec_attr);
-        let (pid, mut stream) = crate::shim_client::exec(&state_dir, &req.to_string())
-            .await
-            .map_err(|e| EngineError::internal(exec_failure(&e.message)))?;
         // Dropped before the probe ends (the container stopped or was paused, the engine
         // shut down): the probe process is killed, not left running in the container, and
         // its exec_die comes whenever the shim records its end.
         let (weak, cc, id) = (self.weak(), c.clone(), exec_id.clone());
-        let mut guard = RunningProbe {
-            pid,
-            exit_file: exit_file.clone(),
-            done: false,
-            on_exit: Some(Box::new(move |code| {
-                // Not after the container's `destroy`.
-                if cc.state_tx.borrow().removed {
-                    return;
-                }
-                if let Some(engine) = Engine::from_weak(&weak) {
-                    engine.emit_container(
-                        &cc,
-                        "exec_die",
-                        &[("execID", id), ("exitCode", code.to_string())],
-                    );
-                }
-            })),
-        };
+        let on_exit: Box<dyn FnOnce(i32) + Send> = Box::new(move |code| {
+            // Not after the container's `destroy`.
+            if cc.state_tx.borrow().removed {
+                return;
+            }
+            if let Some(engine) = Engine::from_weak(&weak) {
+                engine.emit_container(
+                    &cc,
+                    "exec_die",
+                    &[("execID", id), ("exitCode", code.to_string())],
+                );
+            }
+        });
+        // The start in a task of its own: dropped while the shim starts the process (a pause
+        // at that moment), the task still finishes, and its unclaimed guard then kills the
+        // probe and reports its end.
+        let request = req.to_string();
+        let guard_file = exit_file.clone();
+        let started = tokio::spawn(async move {
+            let (pid, stream) = crate::shim_client::exec(&state_dir, &request).await?;
+            let guard = RunningProbe {
+                pid,
+                exit_file: guard_file,
+                done: false,
+                on_exit: Some(on_exit),
+            };
+            Ok::<_, EngineError>((guard, stream))
+        });
+        let (mut guard, mut stream) = started
+            .await
+            .map_err(|e| EngineError::internal(format!("healthcheck probe start: {e}")))?
+            .map_err(|e| EngineError::internal(exec_failure(&e.message)))?;
         let mut out = LimitedOutput::default();
         let mut demux = Demux::default();
         let read_all = async {
