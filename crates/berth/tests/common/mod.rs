@@ -89,10 +89,18 @@ pub struct Daemon {
     /// Our default bridge and nft table, removed on drop.
     bridge: String,
     nft_table: String,
+    /// The daemon's executable ([`BERTH`] unless [`Daemon::start_from`]).
+    bin: PathBuf,
 }
 
 impl Daemon {
     pub fn start() -> Daemon {
+        Daemon::start_from(Path::new(BERTH))
+    }
+
+    /// A daemon run from another copy of berth (e.g. one with a different `berth-shim` beside
+    /// it); the CLI commands still run [`BERTH`].
+    pub fn start_from(bin: &Path) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("berth-e2e-")
             .tempdir()
@@ -154,6 +162,7 @@ impl Daemon {
             args,
             bridge,
             nft_table,
+            bin: bin.to_path_buf(),
         };
         d.spawn();
         d
@@ -165,7 +174,7 @@ impl Daemon {
             .append(true)
             .open(self.dir.path().join("daemon.log"))
             .expect("log file");
-        let child = Command::new(BERTH)
+        let child = Command::new(&self.bin)
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
