@@ -319,6 +319,7 @@ impl Engine {
                 },
             );
         }
+        let etc_dir = self.state_dir(id);
         let record = ContainerRecord {
             networks,
             id: id.to_string(),
@@ -331,9 +332,12 @@ impl Engine {
             state: ContainerState::default(),
             mounts,
             log_path: dir.join(format!("{id}-json.log")).display().to_string(),
-            hostname_path: dir.join("hostname").display().to_string(),
-            hosts_path: dir.join("hosts").display().to_string(),
-            resolv_conf_path: dir.join("resolv.conf").display().to_string(),
+            // In the exec root (a tmpfs), not the data root: they are written anew at every
+            // start, and three fewer inodes per container on the data root's filesystem cost
+            // ~0.5 ms per `run` where it has seen much churn (ext4's inode allocator).
+            hostname_path: etc_dir.join("hostname").display().to_string(),
+            hosts_path: etc_dir.join("hosts").display().to_string(),
+            resolv_conf_path: etc_dir.join("resolv.conf").display().to_string(),
             graph_driver: graph,
             cgroup_path: self.cgroup_path_of(id),
             ..Default::default()
