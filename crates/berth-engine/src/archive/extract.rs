@@ -16,7 +16,7 @@ use berth_image::unpack::{
     symlink, EntryError, Meta, MetaPolicy,
 };
 use std::ffi::OsString;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
@@ -24,6 +24,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use tar::EntryType;
 
+use super::compression::{decompress, into_decode_error, DecodeError};
 use super::resolve::IN_ROOT;
 
 /// Options of `PUT /containers/{id}/archive`.
@@ -48,6 +49,8 @@ pub enum ExtractError {
     Unsupported { path: String, kind: String },
     #[error("the archive is not a valid tar stream: {0}")]
     Tar(io::Error),
+    #[error(transparent)]
+    Decode(DecodeError),
     #[error("archive entry {path:?}: {op}: {source}")]
     Io {
         path: String,
@@ -67,20 +70,17 @@ fn io_err<'a>(path: &'a str, op: &'static str) -> impl FnOnce(Errno) -> ExtractE
 impl From<EntryError> for ExtractError {
     fn from(e: EntryError) -> Self {
         match e {
-            EntryError::Tar(e) => ExtractError::Tar(e),
+            EntryError::Tar(e) => tar_error(e),
             EntryError::Io { path, op, source } => ExtractError::Io { path, op, source },
         }
     }
 }
 
-/// Wraps gzip input in a decoder (Docker accepts compressed archives); plain otherwise.
-fn decompress<'a, R: Read + 'a>(input: R) -> io::Result<Box<dyn Read + 'a>> {
-    let mut br = BufReader::with_capacity(128 << 10, input);
-    let head = br.fill_buf()?;
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(br)))
-    } else {
-        Ok(Box::new(br))
+/// A read error of the archive: a [`DecodeError`] when its decompression failed.
+fn tar_error(e: io::Error) -> ExtractError {
+    match into_decode_error(e) {
+        Ok(d) => ExtractError::Decode(d),
+        Err(e) => ExtractError::Tar(e),
     }
 }
 
@@ -90,7 +90,7 @@ pub(crate) fn extract<R: Read>(
     input: R,
     opts: &ExtractOptions,
 ) -> Result<u64, ExtractError> {
-    let input = decompress(input).map_err(ExtractError::Tar)?;
+    let input = decompress(input).map_err(tar_error)?;
     let mut archive = tar::Archive::new(input);
     let mut x = Extractor {
         root: dest,
@@ -98,8 +98,8 @@ pub(crate) fn extract<R: Read>(
         dir_times: Vec::new(),
     };
     let mut n = 0;
-    for entry in archive.entries().map_err(ExtractError::Tar)? {
-        let mut entry = entry.map_err(ExtractError::Tar)?;
+    for entry in archive.entries().map_err(tar_error)? {
+        let mut entry = entry.map_err(tar_error)?;
         x.entry(&mut entry)?;
         n += 1;
     }
@@ -213,9 +213,7 @@ impl Extractor<'_> {
                 let fd = create_file(&dir, name).map_err(io_err(&shown, "create file"))?;
                 let mut file = std::fs::File::from(fd);
                 io::copy(entry, &mut file).map_err(|e| match e.kind() {
-                    io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData => {
-                        ExtractError::Tar(e)
-                    }
+                    io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData => tar_error(e),
                     _ => ExtractError::Io {
                         path: shown.clone(),
                         op: "write file",
@@ -420,6 +418,60 @@ mod tests {
         assert!(md.file_type().is_fifo());
         assert_eq!((md.mode() & 0o7777, md.mtime()), (0o640, 2_000_000));
         assert_eq!(std::fs::read(d.path().join("withxattr")).unwrap(), b"data");
+    }
+
+    #[test]
+    fn bzip2_and_xz_archives_extract_and_corrupt_ones_are_decode_errors() {
+        use std::io::Write;
+        let mut b = builder();
+        file(&mut b, "dir/big.bin", &vec![7u8; 300_000]);
+        file(&mut b, "dir/small.txt", b"hello");
+        let tarball = b.into_inner().unwrap();
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(&tarball).unwrap();
+        let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
+        xz.write_all(&tarball).unwrap();
+        for (name, packed) in [
+            ("bzip2", bz.finish().unwrap()),
+            ("xz", xz.finish().unwrap()),
+        ] {
+            let d = tempfile::tempdir().unwrap();
+            let n = extract(
+                &root(d.path()),
+                packed.as_slice(),
+                &ExtractOptions::default(),
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(n, 2);
+            assert_eq!(
+                std::fs::read(d.path().join("dir/small.txt")).unwrap(),
+                b"hello"
+            );
+            assert_eq!(
+                std::fs::read(d.path().join("dir/big.bin")).unwrap(),
+                vec![7u8; 300_000]
+            );
+            // Cut short: the stream ends inside the big file's content.
+            let e = extract(
+                &root(d.path()),
+                &packed[..packed.len() / 2],
+                &ExtractOptions::default(),
+            )
+            .unwrap_err();
+            assert!(matches!(e, ExtractError::Decode(_)), "{name}: {e}");
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("the archive is not a valid {name} stream")),
+                "{e}"
+            );
+            // Damaged in the middle.
+            let mut bad = packed.clone();
+            let mid = bad.len() / 2;
+            bad[mid..mid + 8].iter_mut().for_each(|b| *b ^= 0xff);
+            let e =
+                extract(&root(d.path()), bad.as_slice(), &ExtractOptions::default()).unwrap_err();
+            assert!(matches!(e, ExtractError::Decode(_)), "{name}: {e}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! read-only` (400).
 
 mod changes;
+mod compression;
 mod extract;
 mod pack;
 mod resolve;
@@ -21,6 +22,7 @@ mod view;
 mod walk;
 
 pub use changes::{Change, ChangeKind};
+pub use compression::DecodeError;
 pub use extract::{ExtractError, ExtractOptions};
 pub use resolve::{PathStat, GO_MODE_DIR, GO_MODE_SYMLINK};
 
