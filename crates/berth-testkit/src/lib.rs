@@ -14,6 +14,7 @@
 pub mod fakecgroup;
 pub mod harness;
 pub mod images;
+pub mod iptables;
 pub mod netns;
 pub mod oauth;
 pub mod registry;
