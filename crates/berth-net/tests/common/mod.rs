@@ -94,24 +94,16 @@ impl Drop for Cleanup {
             .stderr(std::process::Stdio::null())
             .output();
         if c.firewall == berth_net::FirewallBackend::Iptables {
-            remove_iptables_chains(&c.nft_table);
+            berth_testkit::iptables::remove_chains(&c.nft_table);
         }
     }
-}
-
-/// `iptables-save` output (empty when iptables is not installed).
-pub fn iptables_save() -> String {
-    std::process::Command::new("iptables-save")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default()
 }
 
 /// The `iptables-save` lines that mention the chains of the instance whose nft table name
 /// is `table` (short names only: chains are `<table>-PORTS`, `-POST`, `-FWD`).
 pub fn iptables_lines_of(table: &str) -> Vec<String> {
     let ours = format!("{table}-");
-    iptables_save()
+    berth_testkit::iptables::save()
         .lines()
         .filter(|l| {
             l.split_whitespace()
@@ -119,55 +111,6 @@ pub fn iptables_lines_of(table: &str) -> Vec<String> {
         })
         .map(str::to_string)
         .collect()
-}
-
-/// Remove jumps to and chains of `table`'s iptables rules (cleanup after a failed test).
-fn remove_iptables_chains(table: &str) {
-    let ours = format!("{table}-");
-    let saved = iptables_save();
-    let mut input = String::new();
-    for t in ["nat", "filter"] {
-        let head = format!("*{t}");
-        let sec: Vec<&str> = saved
-            .lines()
-            .skip_while(|l| *l != head)
-            .skip(1)
-            .take_while(|l| *l != "COMMIT")
-            .collect();
-        let mut lines: Vec<String> = sec
-            .iter()
-            .filter(|l| l.starts_with("-A ") && !l.starts_with(&format!("-A {ours}")))
-            .filter(|l| {
-                l.ends_with(&format!("-j {ours}PORTS")) || l.contains(&format!("-j {ours}"))
-            })
-            .map(|l| l.replacen("-A ", "-D ", 1))
-            .collect();
-        let chains: Vec<&str> = sec
-            .iter()
-            .filter_map(|l| l.strip_prefix(':'))
-            .filter_map(|l| l.split_whitespace().next())
-            .filter(|c| c.starts_with(&ours))
-            .collect();
-        lines.extend(chains.iter().map(|c| format!("-F {c}")));
-        lines.extend(chains.iter().map(|c| format!("-X {c}")));
-        if !lines.is_empty() {
-            input.push_str(&format!("*{t}\n{}\nCOMMIT\n", lines.join("\n")));
-        }
-    }
-    if input.is_empty() {
-        return;
-    }
-    if let Ok(mut child) = std::process::Command::new("iptables-restore")
-        .arg("--noflush")
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-    {
-        use std::io::Write as _;
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(input.as_bytes());
-        }
-        let _ = child.wait();
-    }
 }
 
 fn berth_net_nft() -> &'static str {
