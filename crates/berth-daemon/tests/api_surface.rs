@@ -1,6 +1,8 @@
 //! The daemon in-process on a temporary socket: version prefixes, headers, error statuses
 //! and messages for bad input, and requests that need no image or container.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -49,8 +51,12 @@ async fn req(sock: &Path, method: &str, path: &str, body: Option<&str>) -> Reply
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_surface_without_containers() {
+#[test]
+fn api_surface_without_containers() {
+    common::in_process(api_surface_without_containers_body());
+}
+
+async fn api_surface_without_containers_body() {
     let dir = tempfile::tempdir().expect("tempdir");
     let exec = tempfile::Builder::new()
         .prefix("bd")

@@ -3,6 +3,8 @@
 //! body is read to its end before the extraction takes the container's lifecycle lock),
 //! and a whole upload, small or spilled to a file, is still extracted.
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -54,8 +56,12 @@ fn tar_of(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
     b.finish()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_upload_does_not_hold_stop_or_rm() {
+#[test]
+fn a_stalled_upload_does_not_hold_stop_or_rm() {
+    common::in_process(a_stalled_upload_does_not_hold_stop_or_rm_body());
+}
+
+async fn a_stalled_upload_does_not_hold_stop_or_rm_body() {
     if !berth_testkit::require_root("a_stalled_upload_does_not_hold_stop_or_rm") {
         return;
     }
