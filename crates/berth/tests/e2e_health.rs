@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::health::{health, unix_now, wait_health};
+use common::health::{health, run_sleeper, unix_now, wait_health};
 use common::{docker_py, ok, Daemon};
 use serde_json::Value;
 
@@ -66,15 +66,6 @@ fn api_create(d: &Daemon, name: &str, body: &Value) {
         .raw("POST", &path, Some(&body.to_string()))
         .expect("reply");
     assert_eq!(s, 201, "{b}");
-}
-
-/// `docker run -d --name NAME FLAGS... IMG sleep 60`; the container id.
-#[track_caller]
-fn run_sleeper(d: &Daemon, name: &str, flags: &[&str], img: &str) -> String {
-    let mut args = vec!["run", "-d", "--name", name];
-    args.extend_from_slice(flags);
-    args.extend([img, "sleep", "60"]);
-    d.docker_ok(&args).trim().to_string()
 }
 
 /// `Config.Healthcheck` of `name` is `CMD-SHELL true` every second (`--health-cmd true`

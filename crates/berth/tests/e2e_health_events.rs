@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::health::{health, unix_now, wait_health};
+use common::health::{health, run_sleeper, unix_now, wait_health};
 use common::{ok, Daemon};
 use serde_json::Value;
 
@@ -45,6 +45,49 @@ fn events(d: &Daemon, name: &str, since: &str) -> Vec<String> {
     r.stdout.lines().map(str::to_string).collect()
 }
 
+/// Polls [`events`] until `done` holds (deadline `secs`); `what` names the wait.
+#[track_caller]
+fn wait_events(
+    d: &Daemon,
+    name: &str,
+    since: &str,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let lines = events(d, name, since);
+        if done(&lines) {
+            return lines;
+        }
+        assert!(Instant::now() < deadline, "{what}: {lines:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The exec `exec_create: {cmd}` → `exec_start: {cmd}` → `exec_die` with `code`, in that
+/// order with one exec id; returns the id.
+#[track_caller]
+fn exec_triple(lines: &[String], cmd: &str, code: &str) -> String {
+    let create = lines
+        .iter()
+        .position(|l| l.starts_with(&format!("exec_create: {cmd}|")))
+        .unwrap_or_else(|| panic!("no exec_create: {cmd}: {lines:#?}"));
+    let id = lines[create].split('|').nth(1).unwrap().to_string();
+    assert_eq!(id.len(), 64, "execID: {lines:#?}");
+    let start = lines
+        .iter()
+        .position(|l| *l == format!("exec_start: {cmd}|{id}|"))
+        .unwrap_or_else(|| panic!("no exec_start for {cmd}: {lines:#?}"));
+    let die = lines
+        .iter()
+        .position(|l| *l == format!("exec_die|{id}|{code}"))
+        .unwrap_or_else(|| panic!("no exec_die {code} for {cmd}: {lines:#?}"));
+    assert!(create < start && start < die, "{lines:#?}");
+    id
+}
+
 fn last_start(h: &Value) -> String {
     h["Log"]
         .as_array()
@@ -59,40 +102,12 @@ fn probes_are_execs_in_docker_events() {
         return;
     };
     let since = unix_now_precise();
-    ok(
-        &d,
-        &d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            "hev",
-            "--health-cmd",
-            "exit 0",
-            "--health-interval",
-            "1s",
-            &img,
-            "sleep",
-            "60",
-        ]),
-    );
+    let flags = ["--health-cmd", "exit 0", "--health-interval", "1s"];
+    run_sleeper(&d, "hev", &flags, &img);
     wait_health(&d, "hev", "healthy", |h| h["Status"] == "healthy");
     let lines = events(&d, "hev", &since);
     // The first probe's three events, in order, with one exec id.
-    let create = lines
-        .iter()
-        .position(|l| l.starts_with("exec_create: /bin/sh -c exit 0|"))
-        .unwrap_or_else(|| panic!("no exec_create: {lines:#?}"));
-    let id = lines[create].split('|').nth(1).unwrap().to_string();
-    assert_eq!(id.len(), 64, "execID: {lines:#?}");
-    let start = lines
-        .iter()
-        .position(|l| *l == format!("exec_start: /bin/sh -c exit 0|{id}|"))
-        .unwrap_or_else(|| panic!("no exec_start for {id}: {lines:#?}"));
-    let die = lines
-        .iter()
-        .position(|l| *l == format!("exec_die|{id}|0"))
-        .unwrap_or_else(|| panic!("no exec_die for {id}: {lines:#?}"));
-    assert!(create < start && start < die, "{lines:#?}");
+    exec_triple(&lines, "/bin/sh -c exit 0", "0");
     assert!(
         lines.iter().any(|l| l == "health_status: healthy||"),
         "{lines:#?}"
@@ -123,44 +138,32 @@ fn probes_are_execs_in_docker_events() {
 
     // A probe killed at its timeout dies with 137 (SIGKILL), as dockerd's.
     let since = unix_now_precise();
-    ok(
-        &d,
-        &d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            "hkill",
-            "--health-cmd",
-            "sleep 30",
-            "--health-interval",
-            "1s",
-            "--health-timeout",
-            "300ms",
-            &img,
-            "sleep",
-            "60",
-        ]),
-    );
+    let flags = [
+        "--health-cmd",
+        "sleep 30",
+        "--health-interval",
+        "1s",
+        "--health-timeout",
+        "300ms",
+    ];
+    run_sleeper(&d, "hkill", &flags, &img);
     wait_health(&d, "hkill", "a timed-out probe", |h| {
         h["Log"]
             .as_array()
             .is_some_and(|l| l.iter().any(|e| e["ExitCode"] == -1))
     });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let lines = events(&d, "hkill", &since);
-        if lines
-            .iter()
-            .any(|l| l.starts_with("exec_die|") && l.ends_with("|137"))
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no exec_die with exitCode 137: {lines:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_events(
+        &d,
+        "hkill",
+        &since,
+        10,
+        "no exec_die with exitCode 137",
+        |lines| {
+            lines
+                .iter()
+                .any(|l| l.starts_with("exec_die|") && l.ends_with("|137"))
+        },
+    );
 }
 
 #[test]
@@ -192,22 +195,8 @@ fn cmd_shell_runs_with_config_shell() {
     ok(&d, &r);
     assert_eq!(r.stdout.trim(), r#"["/bin/echo","via-shell"]"#);
     // Without one, Shell is omitted and CMD-SHELL runs with /bin/sh -c.
-    ok(
-        &d,
-        &d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            "hsh",
-            "--health-cmd",
-            "echo $0",
-            "--health-interval",
-            "500ms",
-            &img,
-            "sleep",
-            "60",
-        ]),
-    );
+    let flags = ["--health-cmd", "echo $0", "--health-interval", "500ms"];
+    run_sleeper(&d, "hsh", &flags, &img);
     let h = wait_health(&d, "hsh", "probed", |h| {
         h["Log"].as_array().is_some_and(|l| !l.is_empty())
     });
@@ -222,22 +211,8 @@ fn a_paused_container_is_not_probed() {
     let Some((d, _reg, img)) = setup("a_paused_container_is_not_probed") else {
         return;
     };
-    ok(
-        &d,
-        &d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            "hpause",
-            "--health-cmd",
-            "true",
-            "--health-interval",
-            "500ms",
-            &img,
-            "sleep",
-            "60",
-        ]),
-    );
+    let flags = ["--health-cmd", "true", "--health-interval", "500ms"];
+    run_sleeper(&d, "hpause", &flags, &img);
     wait_health(&d, "hpause", "healthy", |h| h["Status"] == "healthy");
     ok(&d, &d.docker(&["pause", "hpause"]));
     // A probe finishing as the pause lands may still be recorded: settle first.
@@ -273,51 +248,30 @@ fn a_paused_container_is_not_probed() {
     // Paused mid-probe: the probe is killed (it dies at the thaw: exec_die 137) and its
     // result is never recorded.
     let since = unix_now_precise();
-    ok(
-        &d,
-        &d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            "hmid",
-            "--health-cmd",
-            "sleep 3",
-            "--health-interval",
-            "200ms",
-            "--health-timeout",
-            "20s",
-            &img,
-            "sleep",
-            "60",
-        ]),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let id = loop {
-        let lines = events(&d, "hmid", &since);
-        if let Some(l) = lines.iter().find(|l| l.starts_with("exec_start: ")) {
-            break l.split('|').nth(1).unwrap().to_string();
-        }
-        assert!(Instant::now() < deadline, "no probe started: {lines:#?}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let flags = [
+        "--health-cmd",
+        "sleep 3",
+        "--health-interval",
+        "200ms",
+        "--health-timeout",
+        "20s",
+    ];
+    run_sleeper(&d, "hmid", &flags, &img);
+    let started = |l: &String| l.starts_with("exec_start: ");
+    let lines = wait_events(&d, "hmid", &since, 20, "no probe started", |lines| {
+        lines.iter().any(started)
+    });
+    let id = lines.iter().find(|l| started(l)).unwrap();
+    let id = id.split('|').nth(1).unwrap().to_string();
     // Well inside the 3 s probe, after its process started.
     std::thread::sleep(Duration::from_millis(700));
     ok(&d, &d.docker(&["pause", "hmid"]));
     std::thread::sleep(Duration::from_millis(300));
     ok(&d, &d.docker(&["unpause", "hmid"]));
     let unpaused = Instant::now();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let lines = events(&d, "hmid", &since);
-        if lines.contains(&format!("exec_die|{id}|137")) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no exec_die 137 for the probe cut by the pause: {lines:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let died = format!("exec_die|{id}|137");
+    let what = "no exec_die 137 for the probe cut by the pause";
+    wait_events(&d, "hmid", &since, 10, what, |lines| lines.contains(&died));
     // The next probe (a fresh 200 ms, then 3 s of sleep) cannot have ended within 3 s of
     // the unpause: any result before that would be the cancelled one.
     let h = health(&d, "hmid");
@@ -346,30 +300,11 @@ fn docker_exec_has_exec_die_too() {
         &d,
         &d.docker(&["exec", "-d", "hexec", "sh", "-c", "exit 4"]),
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let lines = loop {
-        let lines = events(&d, "hexec", &since);
-        if lines.iter().filter(|l| l.starts_with("exec_die|")).count() >= 3 {
-            break lines;
-        }
-        assert!(Instant::now() < deadline, "{lines:#?}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let lines = wait_events(&d, "hexec", &since, 10, "three exec_die", |lines| {
+        lines.iter().filter(|l| l.starts_with("exec_die|")).count() >= 3
+    });
     // Per exec: create, start, die with its code; moby's `<entrypoint> <args>` (so `true `).
     for (cmd, code) in [("true ", "0"), ("sh -c exit 3", "3"), ("sh -c exit 4", "4")] {
-        let create = lines
-            .iter()
-            .position(|l| l.starts_with(&format!("exec_create: {cmd}|")))
-            .unwrap_or_else(|| panic!("no exec_create: {cmd}: {lines:#?}"));
-        let id = lines[create].split('|').nth(1).unwrap();
-        let start = lines
-            .iter()
-            .position(|l| *l == format!("exec_start: {cmd}|{id}|"))
-            .unwrap_or_else(|| panic!("no exec_start for {cmd}: {lines:#?}"));
-        let die = lines
-            .iter()
-            .position(|l| *l == format!("exec_die|{id}|{code}"))
-            .unwrap_or_else(|| panic!("no exec_die {code} for {cmd}: {lines:#?}"));
-        assert!(create < start && start < die, "{lines:#?}");
+        exec_triple(&lines, cmd, code);
     }
 }

@@ -33,6 +33,15 @@ pub fn wait_health(d: &Daemon, name: &str, what: &str, f: impl Fn(&Value) -> boo
     }
 }
 
+/// `docker run -d --name NAME FLAGS... IMG sleep 60`; the container's id.
+#[track_caller]
+pub fn run_sleeper(d: &Daemon, name: &str, flags: &[&str], img: &str) -> String {
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend_from_slice(flags);
+    args.extend([img, "sleep", "60"]);
+    d.docker_ok(&args).trim().to_string()
+}
+
 /// Seconds since the epoch (`docker events --since/--until`).
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
