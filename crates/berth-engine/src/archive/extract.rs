@@ -104,8 +104,16 @@ pub(crate) fn extract<R: Read>(
         n += 1;
     }
     x.finish();
+    // The tar ends before its compression does (the record padding, the stream's checksum):
+    // read a little further so a damaged end is reported, bounded, as the whole rest of a
+    // hostile stream would only cost time (Docker reads nothing past the tar's end).
+    let mut rest = archive.into_inner().take(TRAILER_LIMIT);
+    io::copy(&mut rest, &mut io::sink()).map_err(tar_error)?;
     Ok(n)
 }
+
+/// How far past the tar's end [`extract`] reads (GNU tar pads to 10 KiB records).
+const TRAILER_LIMIT: u64 = 1 << 20;
 
 struct Extractor<'a> {
     root: &'a OwnedFd,
@@ -464,6 +472,14 @@ mod tests {
                     .starts_with(&format!("the archive is not a valid {name} stream")),
                 "{e}"
             );
+            // Only its end missing (the stream's checksum, after the tar's last block).
+            let e = extract(
+                &root(d.path()),
+                &packed[..packed.len() - 4],
+                &ExtractOptions::default(),
+            )
+            .unwrap_err();
+            assert!(matches!(e, ExtractError::Decode(_)), "{name}: {e}");
             // Damaged in the middle.
             let mut bad = packed.clone();
             let mid = bad.len() / 2;
