@@ -300,6 +300,16 @@ impl Daemon {
     ) -> Option<(u16, String, String)> {
         raw_request(&self.sock, method, path, body)
     }
+
+    /// [`Daemon::raw`] with a binary body (a tar, compressed or not).
+    pub fn raw_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Option<(u16, String, String)> {
+        raw_request_bytes(&self.sock, method, path, body)
+    }
 }
 
 /// A raw request (no client library, so malformed input reaches the daemon as sent).
@@ -309,14 +319,24 @@ pub fn raw_request(
     path: &str,
     body: Option<&str>,
 ) -> Option<(u16, String, String)> {
+    raw_request_bytes(sock, method, path, body.unwrap_or("").as_bytes())
+}
+
+/// [`raw_request`] with any bytes as the body.
+pub fn raw_request_bytes(
+    sock: &Path,
+    method: &str,
+    path: &str,
+    b: &[u8],
+) -> Option<(u16, String, String)> {
     let mut s = UnixStream::connect(sock).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let b = body.unwrap_or("");
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: api.moby.localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+        "{method} {path} HTTP/1.1\r\nHost: api.moby.localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         b.len()
     );
     s.write_all(req.as_bytes()).ok()?;
+    s.write_all(b).ok()?;
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out).into_owned();
@@ -390,63 +410,9 @@ impl Drop for Daemon {
             .args(["delete", "table", "ip", &self.nft_table])
             .stderr(Stdio::null())
             .status();
-        remove_iptables_chains(&self.nft_table);
-    }
-}
-
-/// With `BERTH_FIREWALL=iptables` the daemon keeps its rules in the iptables chains
-/// `<nft table>-PORTS`, `-POST` and `-FWD` (left in place at exit, like its nft table, for
-/// a restart to restore): remove the jumps to them and the chains.
-fn remove_iptables_chains(table: &str) {
-    let Ok(out) = Command::new("iptables-save").output() else {
-        return;
-    };
-    let saved = String::from_utf8_lossy(&out.stdout);
-    let ours: Vec<String> = ["PORTS", "POST", "FWD"]
-        .iter()
-        .map(|s| format!("{table}-{s}"))
-        .collect();
-    let mut input = String::new();
-    for t in ["nat", "filter"] {
-        let head = format!("*{t}");
-        let sec: Vec<&str> = saved
-            .lines()
-            .skip_while(|l| *l != head)
-            .skip(1)
-            .take_while(|l| *l != "COMMIT")
-            .collect();
-        let mut lines: Vec<String> = sec
-            .iter()
-            .filter(|l| {
-                ["PREROUTING", "OUTPUT", "POSTROUTING", "FORWARD"]
-                    .iter()
-                    .any(|b| ours.iter().any(|c| **l == format!("-A {b} -j {c}")))
-            })
-            .map(|l| l.replacen("-A ", "-D ", 1))
-            .collect();
-        let chains: Vec<&String> = ours
-            .iter()
-            .filter(|c| sec.iter().any(|l| l.starts_with(&format!(":{c} "))))
-            .collect();
-        lines.extend(chains.iter().map(|c| format!("-F {c}")));
-        lines.extend(chains.iter().map(|c| format!("-X {c}")));
-        if !lines.is_empty() {
-            input.push_str(&format!("*{t}\n{}\nCOMMIT\n", lines.join("\n")));
-        }
-    }
-    if input.is_empty() {
-        return;
-    }
-    if let Ok(mut c) = Command::new("iptables-restore")
-        .arg("--noflush")
-        .stdin(Stdio::piped())
-        .spawn()
-    {
-        if let Some(mut stdin) = c.stdin.take() {
-            use std::io::Write as _;
-            let _ = stdin.write_all(input.as_bytes());
-        }
-        let _ = c.wait();
+        // With `BERTH_FIREWALL=iptables` the daemon keeps its rules in iptables chains
+        // (left in place at exit, like its nft table, for a restart to restore).
+        berth_testkit::iptables::remove_chains(&self.nft_table);
     }
 }
 
