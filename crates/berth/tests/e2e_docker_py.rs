@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{registry, Daemon};
+use common::{docker_py, registry, Daemon};
 
 const SCRIPT: &str = r#"
 import os, sys, docker
@@ -38,28 +36,12 @@ print("docker-py ok")
 
 #[test]
 fn docker_py_against_berth() {
-    if !berth_testkit::require_root("docker_py_against_berth") {
-        return;
-    }
-    let probe = std::process::Command::new("python3")
-        .args(["-c", "import docker"])
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!(
-            "skipping docker_py_against_berth: python3 with the docker package is not installed"
-        );
+    if !berth_testkit::require_root("docker_py_against_berth")
+        || !docker_py::available("docker_py_against_berth")
+    {
         return;
     }
     let (_reg, img) = registry();
     let d = Daemon::start();
-    let mut c = std::process::Command::new("python3");
-    c.args(["-c", SCRIPT, &img]).env("BERTH_SOCK", &d.sock);
-    let r = common::run_cmd(c, None, Duration::from_secs(120));
-    assert_eq!(
-        r.code,
-        0,
-        "{r:?}\n--- daemon log ---\n{}",
-        common::tail(&d.log(), 30)
-    );
-    assert!(r.stdout.contains("docker-py ok"), "{r:?}");
+    docker_py::run(&d, SCRIPT, &[&img], "docker-py ok");
 }

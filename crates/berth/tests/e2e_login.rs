@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use berth_testkit::images::{self, Format};
 use berth_testkit::registry::{Fault, Proxy, RegistryGuard, TokenAuth};
-use common::{run_cmd, Daemon, Run};
+use common::{docker_py, run_cmd, Daemon, Run};
 
 const USER: &str = "alice";
 const PASS: &str = "s3cret";
@@ -330,31 +330,19 @@ print("docker-py login ok")
 
 #[test]
 fn docker_py_login() {
-    if !berth_testkit::require_root("docker_py_login") {
-        return;
-    }
-    let probe = Command::new("python3")
-        .args(["-c", "import docker"])
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipping docker_py_login: python3 with the docker package is not installed");
+    if !berth_testkit::require_root("docker_py_login") || !docker_py::available("docker_py_login") {
         return;
     }
     let p = private_registry();
     let d = Daemon::start();
     let cfg = tempfile::tempdir().unwrap();
-    let mut c = Command::new("python3");
-    c.args(["-c", PY, &p.addr, &p.image, USER, PASS])
-        .env("BERTH_SOCK", &d.sock)
-        .env("DOCKER_CONFIG", cfg.path());
-    let r = run_cmd(c, None, Duration::from_secs(120));
-    assert_eq!(
-        r.code,
-        0,
-        "{r:?}\n--- daemon log ---\n{}",
-        common::tail(&d.log(), 30)
+    docker_py::run_with_env(
+        &d,
+        PY,
+        &[&p.addr, &p.image, USER, PASS],
+        &[("DOCKER_CONFIG", cfg.path().as_os_str())],
+        "docker-py login ok",
     );
-    assert!(r.stdout.contains("docker-py login ok"), "{r:?}");
 }
 
 /// `POST /auth` with a JSON body: (status, body).

@@ -1,5 +1,6 @@
 //! docker-py (the Python SDK) against the daemon: another client's view of the API.
 
+use std::ffi::OsStr;
 use std::process::Command;
 use std::time::Duration;
 
@@ -21,8 +22,15 @@ pub fn available(test: &str) -> bool {
 /// print `marker`.
 #[track_caller]
 pub fn run(d: &Daemon, script: &str, args: &[&str], marker: &str) {
+    run_with_env(d, script, args, &[], marker);
+}
+
+/// [`run`] with more environment variables (`DOCKER_CONFIG` for a login).
+#[track_caller]
+pub fn run_with_env(d: &Daemon, script: &str, args: &[&str], env: &[(&str, &OsStr)], marker: &str) {
     let mut c = Command::new("python3");
     c.args(["-c", script]).args(args).env("BERTH_SOCK", &d.sock);
+    c.envs(env.iter().copied());
     let r = run_cmd(c, None, Duration::from_secs(120));
     assert_eq!(
         r.code,
