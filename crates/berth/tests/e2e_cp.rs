@@ -20,6 +20,19 @@ fn setup(test: &str) -> Option<(Daemon, berth_testkit::registry::RegistryGuard, 
     Some((d, reg, img))
 }
 
+/// [`setup`], and a container `name` running `sleep 1000`.
+fn setup_running(
+    test: &str,
+    name: &str,
+) -> Option<(Daemon, berth_testkit::registry::RegistryGuard)> {
+    let (d, reg, img) = setup(test)?;
+    ok(
+        &d,
+        &d.docker(&["run", "-d", "--name", name, &img, "sleep", "1000"]),
+    );
+    Some((d, reg))
+}
+
 /// A local tree: `src/a.txt`, `src/sub/b.txt`.
 fn local_tree(dir: &Path) {
     std::fs::create_dir_all(dir.join("src/sub")).unwrap();
@@ -343,13 +356,9 @@ fn berth_cp_scenario() {
 /// is refused with the decoder's reason.
 #[test]
 fn compressed_uploads() {
-    let Some((d, _reg, img)) = setup("compressed_uploads") else {
+    let Some((d, _reg)) = setup_running("compressed_uploads", "packed") else {
         return;
     };
-    ok(
-        &d,
-        &d.docker(&["run", "-d", "--name", "packed", &img, "sleep", "1000"]),
-    );
     let tmp = tempfile::tempdir().unwrap();
     local_tree(tmp.path());
     let src = tmp.path().join("src").display().to_string();
@@ -594,13 +603,9 @@ fn raw_entry(out: &mut Vec<u8>, name: &str, kind: u8, link: &str, data: &[u8]) {
 
 #[test]
 fn hostile_tar_stays_in_the_container() {
-    let Some((d, _reg, img)) = setup("hostile_tar_stays_in_the_container") else {
+    let Some((d, _reg)) = setup_running("hostile_tar_stays_in_the_container", "victim") else {
         return;
     };
-    ok(
-        &d,
-        &d.docker(&["run", "-d", "--name", "victim", &img, "sleep", "1000"]),
-    );
     let tag = format!("berth-hostile-{}", std::process::id());
     // `..` climbing out: refused, nothing written anywhere.
     let mut t = Vec::new();
