@@ -129,4 +129,56 @@ COMMIT
         );
         assert_eq!(removal_script(saved, "nosuch"), "");
     }
+
+    /// Root tier: real chains with real jumps (an empty chain jumped to returns at once, so
+    /// the rules change no traffic while they exist) are all gone after `remove_chains`.
+    #[test]
+    fn remove_chains_on_the_real_tables() {
+        if !crate::require_root("remove_chains_on_the_real_tables")
+            || Command::new("iptables").arg("-V").output().is_err()
+        {
+            return;
+        }
+        let table = crate::unique::name("bti");
+        let [ports, post, fwd] = chains_of(&table);
+        // Removed also when an assertion fails.
+        struct Guard(String);
+        impl Drop for Guard {
+            fn drop(&mut self) {
+                remove_chains(&self.0);
+            }
+        }
+        let _guard = Guard(table.clone());
+        let ipt = |args: &[&str]| {
+            let st = Command::new("iptables").args(args).status().unwrap();
+            assert!(st.success(), "iptables {args:?}");
+        };
+        ipt(&["-t", "nat", "-N", &ports]);
+        ipt(&["-t", "nat", "-N", &post]);
+        ipt(&["-t", "filter", "-N", &fwd]);
+        ipt(&[
+            "-t",
+            "nat",
+            "-A",
+            "OUTPUT",
+            "-d",
+            "127.0.0.1/32",
+            "-j",
+            &ports,
+        ]);
+        ipt(&["-t", "nat", "-A", "POSTROUTING", "-j", &post]);
+        ipt(&["-t", "filter", "-I", "FORWARD", "1", "-j", &fwd]);
+        ipt(&[
+            "-t", "nat", "-A", &ports, "-p", "tcp", "--dport", "1", "-j", "RETURN",
+        ]);
+        let mentions = || {
+            save()
+                .lines()
+                .filter(|l| l.contains(&format!("{table}-")))
+                .count()
+        };
+        assert_eq!(mentions(), 7, "{}", save());
+        remove_chains(&table);
+        assert_eq!(mentions(), 0, "{}", save());
+    }
 }
