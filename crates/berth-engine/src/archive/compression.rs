@@ -69,20 +69,20 @@ pub enum DecodeError {
     MemLimit { limit: u64 },
 }
 
-/// The [`DecodeError`] an I/O error of [`decompress`]'s reader carries, if it is one.
-pub(crate) fn decode_error(e: &io::Error) -> Option<&DecodeError> {
-    e.get_ref()?.downcast_ref::<DecodeError>()
-}
-
 /// Takes the [`DecodeError`] out of an I/O error of [`decompress`]'s reader, or gives the
 /// error back.
 pub(crate) fn into_decode_error(e: io::Error) -> Result<DecodeError, io::Error> {
-    if decode_error(&e).is_none() {
+    take_inner::<DecodeError>(e)
+}
+
+/// The error of type `T` that `e` wraps, or `e` itself.
+fn take_inner<T: std::error::Error + Send + Sync + 'static>(e: io::Error) -> Result<T, io::Error> {
+    if !e.get_ref().is_some_and(|i| i.is::<T>()) {
         return Err(e);
     }
     let kind = e.kind();
-    match e.into_inner().map(|b| b.downcast::<DecodeError>()) {
-        Some(Ok(d)) => Ok(*d),
+    match e.into_inner().map(|b| b.downcast::<T>()) {
+        Some(Ok(t)) => Ok(*t),
         Some(Err(other)) => Err(io::Error::new(kind, other)),
         None => Err(io::Error::from(kind)),
     }
@@ -160,11 +160,11 @@ impl Read for Decoder<'_> {
 
 impl Decoder<'_> {
     fn classify(&self, e: io::Error) -> io::Error {
+        let e = match take_inner::<InputError>(e) {
+            Ok(input) => return input.0,
+            Err(e) => e,
+        };
         let inner = e.get_ref();
-        if inner.is_some_and(|i| i.is::<InputError>()) {
-            let boxed = e.into_inner().expect("checked above");
-            return boxed.downcast::<InputError>().expect("checked above").0;
-        }
         let memlimit = inner
             .and_then(|i| i.downcast_ref::<liblzma::stream::Error>())
             .is_some_and(|x| matches!(x, liblzma::stream::Error::MemLimit));
@@ -192,6 +192,11 @@ mod tests {
     use std::io::Write;
 
     const DATA: &[u8] = b"the quick brown fox jumps over the lazy dog\n";
+
+    /// The [`DecodeError`] an I/O error of [`decompress`]'s reader carries, if it is one.
+    fn decode_error(e: &io::Error) -> Option<&DecodeError> {
+        e.get_ref()?.downcast_ref::<DecodeError>()
+    }
 
     fn gzip(data: &[u8]) -> Vec<u8> {
         let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
