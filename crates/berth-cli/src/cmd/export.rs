@@ -6,7 +6,7 @@ use berth_client::Client;
 
 use crate::{CmdResult, Failure};
 
-/// `berth export`.
+// `berth export`.
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
     /// Write to a file, instead of STDOUT
@@ -15,7 +15,7 @@ pub struct ExportArgs {
     pub container: String,
 }
 
-/// `berth diff`.
+// `berth diff`.
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
     pub container: String,

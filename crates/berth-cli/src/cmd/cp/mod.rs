@@ -23,7 +23,7 @@ use crate::{CmdResult, Failure};
 mod local;
 use local::{extract_local, local_dest, local_source, local_tar, ChanReader, Counting};
 
-/// `berth cp`.
+// `berth cp`.
 #[derive(Debug, clap::Args)]
 pub struct CpArgs {
     /// Archive mode (copy all uid/gid information)
