@@ -112,10 +112,8 @@ fn berth_cli_scenario() {
     ok(&d, &h);
     assert_eq!(h.stdout.trim(), &id[..12]);
     let cmd = format!("{} exec -it web sh -c 'tty; echo pty-ok'", common::BERTH);
-    let mut sc = std::process::Command::new("script");
-    sc.args(["-qec", &cmd, "/dev/null"])
-        .env("BERTH_HOST", &d.host);
-    let t = common::run_cmd(sc, None, Duration::from_secs(60));
+    let envs = [("BERTH_HOST", d.host.as_ref())];
+    let t = common::run_in_pty(&cmd, &envs, Duration::from_secs(60));
     assert_eq!(t.code, 0, "{t:?}");
     assert!(
         t.stdout.contains("/dev/pts/") && t.stdout.contains("pty-ok"),

@@ -140,11 +140,12 @@ fn docker_detached_web_lifecycle() {
     assert_eq!(e.code, 7, "{e:?}");
     // exec -it with a real PTY, through script(1).
     let cmd = format!("{} exec -it web sh -c 'tty; echo pty-ok'", common::DOCKER);
-    let mut sc = std::process::Command::new("script");
-    sc.args(["-qec", &cmd, "/dev/null"])
-        .env("DOCKER_HOST", &d.host)
-        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"));
-    let t = common::run_cmd(sc, None, Duration::from_secs(60));
+    let config = d.dir.path().join("docker-config");
+    let envs = [
+        ("DOCKER_HOST", d.host.as_ref()),
+        ("DOCKER_CONFIG", config.as_os_str()),
+    ];
+    let t = common::run_in_pty(&cmd, &envs, Duration::from_secs(60));
     assert_eq!(t.code, 0, "{t:?}");
     assert!(t.stdout.contains("/dev/pts/"), "{t:?}");
     assert!(t.stdout.contains("pty-ok"), "{t:?}");

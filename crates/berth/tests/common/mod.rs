@@ -52,6 +52,31 @@ pub fn run_cmd(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> Run
             let _ = si.write_all(&data);
         });
     }
+    wait_with_timeout(child, timeout)
+}
+
+/// Runs `cmd_line` (a shell command line) on a pseudo-terminal through `script`, with `envs`.
+/// Its stdin is a pipe held open until it ends: at EOF on its stdin `script` sends the
+/// terminal an end-of-file, and an attached TTY session ends with its client's stdin
+/// (dockerd's rule, and berth's), so a `/dev/null` stdin raced with the command's output.
+pub fn run_in_pty(cmd_line: &str, envs: &[(&str, &std::ffi::OsStr)], timeout: Duration) -> Run {
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", cmd_line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn script");
+    let stdin = child.stdin.take();
+    let r = wait_with_timeout(child, timeout);
+    drop(stdin);
+    r
+}
+
+/// Waits for `child`'s output, killing it (by its PID) after `timeout`.
+fn wait_with_timeout(child: Child, timeout: Duration) -> Run {
     let pid = child.id();
     let deadline = Instant::now() + timeout;
     let (tx, rx) = std::sync::mpsc::channel();
