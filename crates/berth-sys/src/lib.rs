@@ -17,6 +17,8 @@
 
 pub mod fd;
 pub mod file;
+#[cfg(feature = "libm-exports")]
+pub mod libm_exports;
 pub mod memory;
 pub mod mounts;
 pub mod process;
