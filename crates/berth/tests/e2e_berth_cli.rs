@@ -143,22 +143,7 @@ fn berth_cli_scenario() {
     ok(&d, &d.berth(&["rm", "-f", "web"]));
     assert_eq!(d.berth(&["inspect", "web"]).code, 1);
 
-    let hog = d.berth(&[
-        "run",
-        "--name",
-        "hog",
-        "-m",
-        "32m",
-        &img,
-        "dd",
-        "if=/dev/zero",
-        "of=/dev/null",
-        "bs=128M",
-        "count=1",
-    ]);
-    assert_eq!(hog.code, 137, "{hog:?}");
-    let oom = d.berth(&["inspect", "-f", "{{.State.OOMKilled}}", "hog"]);
-    assert_eq!(oom.stdout.trim(), "true", "{oom:?}");
+    common::assert_memory_hog_is_oom_killed(&d, &img);
 
     ok(&d, &d.berth(&["volume", "create", "keep"]));
     let ls = d.berth(&["volume", "ls"]);

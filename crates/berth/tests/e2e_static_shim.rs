@@ -116,22 +116,7 @@ fn containers_run_under_the_static_shim() {
     ok(&d, &tty);
     assert!(tty.stdout.starts_with("/dev/pts/"), "{tty:?}");
 
-    let hog = d.berth(&[
-        "run",
-        "--name",
-        "hog",
-        "-m",
-        "32m",
-        &img,
-        "dd",
-        "if=/dev/zero",
-        "of=/dev/null",
-        "bs=128M",
-        "count=1",
-    ]);
-    assert_eq!(hog.code, 137, "{hog:?}");
-    let oom = d.berth(&["inspect", "-f", "{{.State.OOMKilled}}", "hog"]);
-    assert_eq!(oom.stdout.trim(), "true", "{oom:?}");
+    common::assert_memory_hog_is_oom_killed(&d, &img);
 
     // Idle for 2 s: the shim has dropped its start-up code (its size is for the record only;
     // bench/run.sh measures it).

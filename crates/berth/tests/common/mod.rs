@@ -530,6 +530,28 @@ pub fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// `run --name hog -m 32m IMG dd ...` of 128 MiB through berth's CLI: it must exit 137 and
+/// inspect must say `OOMKilled: true`.
+#[track_caller]
+pub fn assert_memory_hog_is_oom_killed(d: &Daemon, img: &str) {
+    let hog = d.berth(&[
+        "run",
+        "--name",
+        "hog",
+        "-m",
+        "32m",
+        img,
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=128M",
+        "count=1",
+    ]);
+    assert_eq!(hog.code, 137, "{hog:?}");
+    let oom = d.berth(&["inspect", "-f", "{{.State.OOMKilled}}", "hog"]);
+    assert_eq!(oom.stdout.trim(), "true", "{oom:?}");
+}
+
 /// Polls `f` until it returns true or `timeout` passes.
 pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
