@@ -62,24 +62,8 @@ async fn api_surface_without_containers_body() {
         .prefix("bd")
         .tempdir_in("/tmp")
         .expect("exec root");
-    let sock = dir.path().join("d.sock");
-    // Parsed like the command line, so new flags with defaults never break this test.
-    let args = <berth_daemon::DaemonArgs as clap::Parser>::try_parse_from([
-        "berth daemon".to_string(),
-        format!("--data-root={}", dir.path().join("data").display()),
-        format!("--exec-root={}", exec.path().display()),
-        format!("--host=unix://{}", sock.display()),
-        format!("--cgroup-parent=/berth-api-test-{}", std::process::id()),
-        "--bridge=none".to_string(),
-        "--log-level=warn".to_string(),
-    ])
-    .expect("daemon flags");
-    let state = match berth_daemon::open_state(&args).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("skipping: the engine cannot open here: {e}");
-            return;
-        }
+    let Some((sock, state)) = common::open_state(dir.path(), exec.path()).await else {
+        return;
     };
     let listener = berth_daemon::server::bind(&sock).expect("bind");
     let mode = std::fs::metadata(&sock)

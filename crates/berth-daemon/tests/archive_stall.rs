@@ -70,23 +70,8 @@ async fn a_stalled_upload_does_not_hold_stop_or_rm_body() {
         .prefix("bd")
         .tempdir_in("/tmp")
         .expect("exec root");
-    let sock = dir.path().join("d.sock");
-    let args = <berth_daemon::DaemonArgs as clap::Parser>::try_parse_from([
-        "berth daemon".to_string(),
-        format!("--data-root={}", dir.path().join("data").display()),
-        format!("--exec-root={}", exec.path().display()),
-        format!("--host=unix://{}", sock.display()),
-        format!("--cgroup-parent=/{}", berth_testkit::unique::name("bstall")),
-        "--bridge=none".to_string(),
-        "--log-level=warn".to_string(),
-    ])
-    .expect("daemon flags");
-    let state = match berth_daemon::open_state(&args).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("skipping: the engine cannot open here: {e}");
-            return;
-        }
+    let Some((sock, state)) = common::open_state(dir.path(), exec.path()).await else {
+        return;
     };
     let listener = berth_daemon::server::bind(&sock).expect("bind");
     let server = tokio::spawn(berth_daemon::server::serve(listener, state));

@@ -16,3 +16,31 @@ pub fn in_process<F: Future>(test: F) -> F::Output {
         .expect("tokio runtime")
         .block_on(test)
 }
+
+/// An in-process daemon's state, from flags parsed like the command line (so new flags with
+/// defaults never break a test), with its data root under `dir`, its exec root `exec`, its socket
+/// `dir/d.sock`, a unique cgroup parent and no bridge. `None` (the test says why and is skipped)
+/// when the engine cannot open on this machine.
+pub async fn open_state(
+    dir: &std::path::Path,
+    exec: &std::path::Path,
+) -> Option<(std::path::PathBuf, berth_daemon::AppState)> {
+    let sock = dir.join("d.sock");
+    let args = <berth_daemon::DaemonArgs as clap::Parser>::try_parse_from([
+        "berth daemon".to_string(),
+        format!("--data-root={}", dir.join("data").display()),
+        format!("--exec-root={}", exec.display()),
+        format!("--host=unix://{}", sock.display()),
+        format!("--cgroup-parent=/{}", berth_testkit::unique::name("bdtest")),
+        "--bridge=none".to_string(),
+        "--log-level=warn".to_string(),
+    ])
+    .expect("daemon flags");
+    match berth_daemon::open_state(&args).await {
+        Ok(s) => Some((sock, s)),
+        Err(e) => {
+            eprintln!("skipping: the engine cannot open here: {e}");
+            None
+        }
+    }
+}
