@@ -57,12 +57,13 @@ fn api_surface_without_containers() {
 }
 
 async fn api_surface_without_containers_body() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let exec = tempfile::Builder::new()
-        .prefix("bd")
-        .tempdir_in("/tmp")
-        .expect("exec root");
-    let Some((sock, state)) = common::open_state(dir.path(), exec.path()).await else {
+    let Some(common::Opened {
+        dir: _dir,
+        exec: _exec,
+        sock,
+        state,
+    }) = common::open_state().await
+    else {
         return;
     };
     let listener = berth_daemon::server::bind(&sock).expect("bind");

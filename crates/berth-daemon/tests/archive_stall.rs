@@ -65,12 +65,13 @@ async fn a_stalled_upload_does_not_hold_stop_or_rm_body() {
     if !berth_testkit::require_root("a_stalled_upload_does_not_hold_stop_or_rm") {
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let exec = tempfile::Builder::new()
-        .prefix("bd")
-        .tempdir_in("/tmp")
-        .expect("exec root");
-    let Some((sock, state)) = common::open_state(dir.path(), exec.path()).await else {
+    let Some(common::Opened {
+        dir: _dir,
+        exec: _exec,
+        sock,
+        state,
+    }) = common::open_state().await
+    else {
         return;
     };
     let listener = berth_daemon::server::bind(&sock).expect("bind");

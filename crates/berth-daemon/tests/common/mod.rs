@@ -17,19 +17,29 @@ pub fn in_process<F: Future>(test: F) -> F::Output {
         .block_on(test)
 }
 
+/// An in-process daemon's state and where it lives.
+pub struct Opened {
+    /// The data root's parent and the socket's directory (`d.sock`).
+    pub dir: tempfile::TempDir,
+    pub exec: tempfile::TempDir,
+    pub sock: std::path::PathBuf,
+    pub state: berth_daemon::AppState,
+}
+
 /// An in-process daemon's state, from flags parsed like the command line (so new flags with
-/// defaults never break a test), with its data root under `dir`, its exec root `exec`, its socket
-/// `dir/d.sock`, a unique cgroup parent and no bridge. `None` (the test says why and is skipped)
-/// when the engine cannot open on this machine.
-pub async fn open_state(
-    dir: &std::path::Path,
-    exec: &std::path::Path,
-) -> Option<(std::path::PathBuf, berth_daemon::AppState)> {
-    let sock = dir.join("d.sock");
+/// defaults never break a test): fresh data and exec roots, a unique cgroup parent and no
+/// bridge. `None` (the test says why and is skipped) when the engine cannot open here.
+pub async fn open_state() -> Option<Opened> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exec = tempfile::Builder::new()
+        .prefix("bd")
+        .tempdir_in("/tmp")
+        .expect("exec root");
+    let sock = dir.path().join("d.sock");
     let args = <berth_daemon::DaemonArgs as clap::Parser>::try_parse_from([
         "berth daemon".to_string(),
-        format!("--data-root={}", dir.join("data").display()),
-        format!("--exec-root={}", exec.display()),
+        format!("--data-root={}", dir.path().join("data").display()),
+        format!("--exec-root={}", exec.path().display()),
         format!("--host=unix://{}", sock.display()),
         format!("--cgroup-parent=/{}", berth_testkit::unique::name("bdtest")),
         "--bridge=none".to_string(),
@@ -37,7 +47,12 @@ pub async fn open_state(
     ])
     .expect("daemon flags");
     match berth_daemon::open_state(&args).await {
-        Ok(s) => Some((sock, s)),
+        Ok(state) => Some(Opened {
+            dir,
+            exec,
+            sock,
+            state,
+        }),
         Err(e) => {
             eprintln!("skipping: the engine cannot open here: {e}");
             None
