@@ -6,8 +6,6 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 struct Reply {
     status: u16,
     head: String,
@@ -15,27 +13,10 @@ struct Reply {
 }
 
 async fn req(sock: &Path, method: &str, path: &str, body: Option<&str>) -> Reply {
-    let mut s = tokio::net::UnixStream::connect(sock)
-        .await
-        .expect("connect");
-    let b = body.unwrap_or("");
-    let r = format!(
-        "{method} {path} HTTP/1.1\r\nHost: api.moby.localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
-        b.len()
-    );
-    s.write_all(r.as_bytes()).await.expect("write");
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
-        .await
-        .expect("reply in time")
-        .expect("read");
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let b = body.unwrap_or("").as_bytes();
+    let limit = Duration::from_secs(10);
+    let (status, head, rest) =
+        common::raw_request(sock, method, path, "application/json", b, limit).await;
     let body = if head.to_lowercase().contains("transfer-encoding: chunked") {
         // One chunk is enough for these small replies.
         rest.split_once("\r\n")
@@ -57,20 +38,16 @@ fn api_surface_without_containers() {
 }
 
 async fn api_surface_without_containers_body() {
-    let Some(common::Opened {
-        dir: _dir,
-        exec: _exec,
-        sock,
-        state,
-    }) = common::open_state().await
-    else {
+    // `opened` keeps its roots alive to the end of the test.
+    let Some(opened) = common::open_state().await else {
         return;
     };
+    let sock = opened.sock.clone();
     let listener = berth_daemon::server::bind(&sock).expect("bind");
     let mode = std::fs::metadata(&sock)
         .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
     assert_eq!(mode.ok(), Some(0o660));
-    let server = tokio::spawn(berth_daemon::server::serve(listener, state));
+    let server = tokio::spawn(berth_daemon::server::serve(listener, opened.state));
 
     let r = req(&sock, "GET", "/_ping", None).await;
     assert_eq!((r.status, r.body.as_str()), (200, "OK"));

@@ -26,26 +26,7 @@ async fn req_head(
     ctype: &str,
     body: &[u8],
 ) -> (u16, String, String) {
-    let mut s = UnixStream::connect(sock).await.expect("connect");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: api.moby.localhost\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).await.expect("write head");
-    s.write_all(body).await.expect("write body");
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out))
-        .await
-        .unwrap_or_else(|_| panic!("no reply to {method} {path} within 20 s"))
-        .expect("read");
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_string(), rest.to_string())
+    common::raw_request(sock, method, path, ctype, body, Duration::from_secs(20)).await
 }
 
 fn tar_of(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
@@ -65,17 +46,13 @@ async fn a_stalled_upload_does_not_hold_stop_or_rm_body() {
     if !berth_testkit::require_root("a_stalled_upload_does_not_hold_stop_or_rm") {
         return;
     }
-    let Some(common::Opened {
-        dir: _dir,
-        exec: _exec,
-        sock,
-        state,
-    }) = common::open_state().await
-    else {
+    // `opened` keeps its roots alive to the end of the test.
+    let Some(opened) = common::open_state().await else {
         return;
     };
+    let sock = opened.sock.clone();
     let listener = berth_daemon::server::bind(&sock).expect("bind");
-    let server = tokio::spawn(berth_daemon::server::serve(listener, state));
+    let server = tokio::spawn(berth_daemon::server::serve(listener, opened.state));
 
     // An image (imported from a one-file tar) and two containers made from it, never started.
     let image = tar_of(&[("x", b"#!/bin/false\n".to_vec())]);

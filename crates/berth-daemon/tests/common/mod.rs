@@ -19,9 +19,9 @@ pub fn in_process<F: Future>(test: F) -> F::Output {
 
 /// An in-process daemon's state and where it lives.
 pub struct Opened {
-    /// The data root's parent and the socket's directory (`d.sock`).
-    pub dir: tempfile::TempDir,
-    pub exec: tempfile::TempDir,
+    /// The data root's parent (also the socket's directory) and the exec root, removed when
+    /// this is dropped.
+    _roots: (tempfile::TempDir, tempfile::TempDir),
     pub sock: std::path::PathBuf,
     pub state: berth_daemon::AppState,
 }
@@ -48,8 +48,7 @@ pub async fn open_state() -> Option<Opened> {
     .expect("daemon flags");
     match berth_daemon::open_state(&args).await {
         Ok(state) => Some(Opened {
-            dir,
-            exec,
+            _roots: (dir, exec),
             sock,
             state,
         }),
@@ -58,4 +57,40 @@ pub async fn open_state() -> Option<Opened> {
             None
         }
     }
+}
+
+/// One HTTP/1.1 request over the daemon's socket with `Connection: close`; (status, head,
+/// the rest). Bounded: a daemon that does not answer within `limit` fails the test instead of
+/// hanging it.
+pub async fn raw_request(
+    sock: &std::path::Path,
+    method: &str,
+    path: &str,
+    ctype: &str,
+    body: &[u8],
+    limit: std::time::Duration,
+) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::UnixStream::connect(sock)
+        .await
+        .expect("connect");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: api.moby.localhost\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.expect("write head");
+    s.write_all(body).await.expect("write body");
+    let mut out = Vec::new();
+    tokio::time::timeout(limit, s.read_to_end(&mut out))
+        .await
+        .unwrap_or_else(|_| panic!("no reply to {method} {path} within {limit:?}"))
+        .expect("read");
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), rest.to_string())
 }
