@@ -417,14 +417,10 @@ fn write_etc_files(rec: &ContainerRecord, hostname: &str, etc: &EtcPaths) -> Res
         (&etc.hostname, format!("{hostname}\n")),
         (&etc.resolv_conf, resolv),
     ] {
-        let written = std::fs::write(p, &data).or_else(|e| match (e.kind(), p.parent()) {
-            // The exec root's directory of the container is gone after a reboot (a tmpfs).
-            (std::io::ErrorKind::NotFound, Some(dir)) => {
-                std::fs::create_dir_all(dir).and_then(|()| std::fs::write(p, &data))
-            }
-            _ => Err(e),
-        });
-        written.map_err(|e| EngineError::io(format!("write {}", p.display()), e))?;
+        // In the exec root's directory of the container, which `start_steps` has made (with
+        // the rootfs mount point) before this.
+        std::fs::write(p, data)
+            .map_err(|e| EngineError::io(format!("write {}", p.display()), e))?;
     }
     Ok(())
 }

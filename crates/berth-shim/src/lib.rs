@@ -40,6 +40,11 @@ pub mod records;
 pub mod server;
 pub mod zygote;
 
+/// How long a shim or the zygote stays idle after its last one-off work (set-up, a request,
+/// a fork) before it drops the page mappings of the code that work ran
+/// ([`berth_sys::memory::release_startup_pages`]).
+pub(crate) const RELEASE_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A hash of the sources this shim was built from (see `build.rs`). `berth shim --build-id`
 /// and `berth-shim --build-id` print it: the engine uses the small binary only when they match.
 pub const BUILD_ID: &str = env!("BERTH_SHIM_BUILD_ID");

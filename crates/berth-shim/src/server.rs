@@ -33,9 +33,6 @@ pub const MAX_STDIN_BACKLOG: usize = 1 << 20;
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 /// How long the exiting shim tries to deliver the last bytes to clients.
 const FLUSH_AT_EXIT: Duration = Duration::from_secs(2);
-/// How long after its last request the shim lets go of the code it ran for it (see
-/// [`Server::release_due`]).
-const RELEASE_CODE_AFTER: Duration = Duration::from_secs(1);
 
 /// Reads a cgroup's OOM-kill counter (`None` when unreadable).
 pub type OomReader = Box<dyn Fn() -> Option<u64>>;
@@ -65,12 +62,12 @@ pub struct Server<B: Backend> {
     /// Reads the cgroup's OOM-kill counter: (baseline at create, reader).
     pub oom: Option<(u64, OomReader)>,
     /// When to drop the page mappings of the shim's code
-    /// ([`berth_sys::memory::release_startup_pages`]): [`RELEASE_CODE_AFTER`] after the last
-    /// request. Set-up, the runtime helper's fork and each request run code that the shim's
+    /// ([`berth_sys::memory::release_startup_pages`]): [`crate::RELEASE_AFTER_IDLE`] after the
+    /// last request. Set-up, the runtime helper's fork and each request run code that the shim's
     /// steady state (copying output to the log) never runs again; with the kernel's 64 KB
     /// fault-around it kept ~1.7 MB of text resident per shim. Dropped, it stays in the page
     /// cache, shared with every other shim, and faults back in if a request needs it.
-    release_due: Option<Instant>,
+    release: berth_sys::memory::IdleRelease,
     /// One read buffer for output and client bytes, allocated once: as two 32 KB arrays on the
     /// stack it was zeroed on every read and kept 64 KB of stack resident.
     scratch: Vec<u8>,
@@ -152,7 +149,12 @@ impl<B: Backend> Server<B> {
             listener,
             sigfd,
             oom: None,
-            release_due: Some(Instant::now() + RELEASE_CODE_AFTER),
+            release: {
+                // Set-up just ran: due one idle period from now, like after a request.
+                let mut r = berth_sys::memory::IdleRelease::new(crate::RELEASE_AFTER_IDLE);
+                r.touch();
+                r
+            },
             scratch: vec![0u8; READ_CHUNK],
         }
     }
@@ -163,11 +165,8 @@ impl<B: Backend> Server<B> {
         loop {
             self.poll_once();
             self.finish_execs();
-            if self.release_due.is_some_and(|at| Instant::now() >= at) {
-                self.release_due = None;
-                if let Err(e) = berth_sys::memory::release_startup_pages() {
-                    eprintln!("berth shim {}: release start-up pages: {e}", self.id);
-                }
+            if let Some(Err(e)) = self.release.release_if_due() {
+                eprintln!("berth shim {}: release start-up pages: {e}", self.id);
             }
             if let Some((code, at)) = self.init_exit {
                 let drained = !self.sources.iter().any(|s| s.owner == Owner::Init);
@@ -189,8 +188,7 @@ impl<B: Backend> Server<B> {
             let left = DRAIN_AFTER_EXIT.saturating_sub(at.elapsed()) + Duration::from_millis(5);
             t = Some(t.map_or(left, |x| x.min(left)));
         }
-        if let Some(at) = self.release_due {
-            let left = at.saturating_duration_since(Instant::now());
+        if let Some(left) = self.release.due_in() {
             t = Some(t.map_or(left, |x| x.min(left)));
         }
         t
@@ -208,13 +206,8 @@ impl<B: Backend> Server<B> {
         }
         // Clients closed since the last round (e.g. by finish_execs) must not be polled.
         self.clients.retain(|c| !c.dead);
-        // Sized up front and nothing cloned when there is no exec: the idle loop should run
-        // as little code as it can (see `release_due`).
-        let exec_ids: Vec<String> = if self.execs.is_empty() {
-            Vec::new()
-        } else {
-            self.execs.keys().cloned().collect()
-        };
+        // Sized up front: the idle loop should run as little code as it can (see `release`).
+        let exec_ids: Vec<String> = self.execs.keys().cloned().collect();
         let n = 3 + self.sources.len() + exec_ids.len() + self.clients.len();
         let mut keys = Vec::with_capacity(n);
         let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(n);
@@ -531,7 +524,7 @@ impl<B: Backend> Server<B> {
     }
 
     fn handle(&mut self, i: usize, line: &str) {
-        self.release_due = Some(Instant::now() + RELEASE_CODE_AFTER);
+        self.release.touch();
         let req = match Request::parse(line) {
             Ok(r) => r,
             Err(e) => {

@@ -25,13 +25,10 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The longest request line accepted (a shim's argv is a few hundred bytes).
 const MAX_REQUEST: u64 = 64 * 1024;
-
-/// How long after a fork the zygote lets go of the code it ran for it.
-const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
 /// `berth shim zygote --socket PATH`: serve until stdin closes. Returns the exit code.
 pub fn main(args: &[String]) -> i32 {
@@ -54,14 +51,11 @@ pub fn main(args: &[String]) -> i32 {
     // without cgroups fails later, per container, with the real error.
     let _ = berth_cgroups::Layout::host();
     let stdin = std::io::stdin();
-    // Like a shim (see `Server::release_due`): the code of the zygote's set-up and of each
+    // Like a shim (see `Server::release`): the code of the zygote's set-up and of each
     // fork's request is dropped from its page tables once it is idle; its loop is all it keeps.
-    let mut release_due = Some(Instant::now());
+    let mut release = berth_sys::memory::IdleRelease::new(crate::RELEASE_AFTER_IDLE);
     loop {
-        if release_due.is_some_and(|at| Instant::now() >= at) {
-            release_due = None;
-            let _ = berth_sys::memory::release_startup_pages();
-        }
+        let _ = release.release_if_due();
         let mut fds = [
             PollFd::new(&listener, PollFlags::IN),
             PollFd::new(&stdin, PollFlags::IN),
@@ -82,7 +76,7 @@ pub fn main(args: &[String]) -> i32 {
         if conn_ready {
             if let Ok((conn, _)) = listener.accept() {
                 serve_one(conn);
-                release_due = Some(Instant::now() + RELEASE_AFTER);
+                release.touch();
             }
         }
     }

@@ -158,6 +158,44 @@ pub fn release_startup_pages() -> std::io::Result<usize> {
     }
 }
 
+/// When a long-lived, single-threaded loop should call [`release_startup_pages`]: once it has
+/// been idle for `after` since its last piece of one-off work, and at once at the start.
+#[derive(Debug)]
+pub struct IdleRelease {
+    after: std::time::Duration,
+    due: Option<std::time::Instant>,
+}
+
+impl IdleRelease {
+    /// Due now: the set-up that ran before the loop is one-off work too.
+    pub fn new(after: std::time::Duration) -> IdleRelease {
+        IdleRelease {
+            after,
+            due: Some(std::time::Instant::now()),
+        }
+    }
+
+    /// One-off work just ran (a request, a fork): release `after` from now.
+    pub fn touch(&mut self) {
+        self.due = Some(std::time::Instant::now() + self.after);
+    }
+
+    /// How long the loop may sleep before it is due (`None`: nothing pending).
+    pub fn due_in(&self) -> Option<std::time::Duration> {
+        self.due
+            .map(|at| at.saturating_duration_since(std::time::Instant::now()))
+    }
+
+    /// Release if due; the bytes released, or `None` when it was not due.
+    pub fn release_if_due(&mut self) -> Option<std::io::Result<usize>> {
+        let due = self.due.is_some_and(|at| std::time::Instant::now() >= at);
+        due.then(|| {
+            self.due = None;
+            release_startup_pages()
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// Rss (kB) of the mapping that holds `addr`, from /proc/self/smaps.
@@ -180,6 +218,19 @@ mod tests {
             }
         }
         panic!("no mapping holds {addr:#x}");
+    }
+
+    #[test]
+    fn idle_release_is_due_at_once_then_after_each_touch() {
+        let after = std::time::Duration::from_secs(60);
+        let mut r = super::IdleRelease::new(after);
+        assert_eq!(r.due_in(), Some(std::time::Duration::ZERO));
+        assert!(r.release_if_due().is_some_and(|x| x.is_ok()));
+        assert_eq!(r.due_in(), None);
+        assert!(r.release_if_due().is_none());
+        r.touch();
+        assert!(r.due_in().is_some_and(|d| d > after / 2));
+        assert!(r.release_if_due().is_none());
     }
 
     #[test]
