@@ -664,8 +664,7 @@ const ABANDONED_EXIT_POLLS: u32 = 600;
 /// Whether the loop started at `generation` is still the container's: it is running and has
 /// not exited (or been removed) since.
 fn current(c: &Container, generation: u64) -> bool {
-    let s = c.state_tx.borrow();
-    s.running && !s.removed && s.exits == generation
+    !gone(&c.state_tx.borrow(), generation)
 }
 
 /// Whether the loop has nothing more to do for this container: it stopped, was removed or

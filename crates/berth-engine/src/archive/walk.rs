@@ -39,13 +39,13 @@ pub(crate) fn walk<T>(
     for name in sorted_names(dir)? {
         let st = match rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
-            Err(Errno::NOENT) => continue,
+            Err(e) if changed_under_us(e) => continue,
             Err(e) => return Err(e.into()),
         };
         let sub = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
             match open_dir(dir, &name) {
                 Ok(fd) => Some(fd),
-                Err(Errno::NOENT) => continue,
+                Err(e) if changed_under_us(e) => continue,
                 Err(e) => return Err(e.into()),
             }
         } else {
@@ -62,6 +62,13 @@ pub(crate) fn walk<T>(
         }
     }
     Ok(())
+}
+
+/// An entry of a running container's tree that went away (`NOENT`), or stopped being a
+/// directory, between the listing and the stat or open (`NOTDIR`, `LOOP`: it was swapped for
+/// a file or a symlink): skipped, as a vanished one.
+fn changed_under_us(e: Errno) -> bool {
+    matches!(e, Errno::NOENT | Errno::NOTDIR | Errno::LOOP)
 }
 
 /// Opens the directory `name` in `dir` for reading, never through a symlink.
