@@ -121,16 +121,10 @@ impl Engine {
         if r.exit_code.is_some() || r.pid == 0 {
             return;
         }
-        let path = self
-            .state_dir(&r.container_id)
-            .join(format!("exec-{}.json", r.id));
-        #[derive(serde::Deserialize)]
-        struct ExitFile {
-            exit_code: i32,
-        }
-        if let Ok(x) = crate::store::read_json::<ExitFile>(&path) {
+        let file = crate::shim_client::exec_exit_file(&self.state_dir(&r.container_id), &r.id);
+        if let Some(code) = crate::shim_client::read_exec_exit(&file) {
             e.update(|r| {
-                r.exit_code = Some(x.exit_code);
+                r.exit_code = Some(code);
                 r.running = false;
             });
         }

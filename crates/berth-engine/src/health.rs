@@ -488,7 +488,7 @@ impl Engine {
             "stdin": false,
         });
         let state_dir = self.state_dir(&rec.id);
-        let exit_file = state_dir.join(format!("exec-{exec_id}.json"));
+        let exit_file = crate::shim_client::exec_exit_file(&state_dir, &exec_id);
         self.emit_container(c, &start_action, &exec_attr);
         // Dropped before the probe ends (the container stopped or was paused, the engine
         // shut down): the probe process is killed, not left running in the container, and
@@ -581,17 +581,9 @@ impl Engine {
     }
 }
 
-/// What the shim writes when an exec ends (`exec-<id>.json`).
-#[derive(Deserialize)]
-struct ExitFile {
-    exit_code: i32,
-}
-
-/// Takes the exit code the shim recorded for a probe, removing its file.
+/// Takes the exit code the shim recorded for a probe (`exec-<id>.json`), removing its file.
 fn take_exit(exit_file: &std::path::Path) -> Option<i32> {
-    let code = crate::store::read_json::<ExitFile>(exit_file)
-        .ok()?
-        .exit_code;
+    let code = crate::shim_client::read_exec_exit(exit_file)?;
     let _ = std::fs::remove_file(exit_file);
     Some(code)
 }

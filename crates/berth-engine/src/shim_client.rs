@@ -460,6 +460,22 @@ pub fn read_exit_record(state_dir: &Path) -> Option<ExitRecord> {
     crate::store::read_json(&state_dir.join(EXIT_JSON)).ok()
 }
 
+/// The file where the shim records how an exec ended (berth-shim's `records::exec_json`).
+pub fn exec_exit_file(state_dir: &Path, exec_id: &str) -> PathBuf {
+    state_dir.join(format!("exec-{exec_id}.json"))
+}
+
+/// The exit code the shim recorded for an exec, if it has ended.
+pub fn read_exec_exit(file: &Path) -> Option<i32> {
+    #[derive(serde::Deserialize)]
+    struct ExecExit {
+        exit_code: i32,
+    }
+    crate::store::read_json::<ExecExit>(file)
+        .ok()
+        .map(|x| x.exit_code)
+}
+
 /// Whether a process with this pid exists.
 pub fn pid_alive(pid: i32) -> bool {
     pid > 0 && PathBuf::from(format!("/proc/{pid}")).exists()
